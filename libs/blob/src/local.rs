@@ -1,0 +1,197 @@
+//! Blobs as files under a directory. Writes go to a temporary file that is
+//! renamed into place, so readers never see half a blob.
+
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use crate::{
+    BlobBody, BlobError, BlobMeta, BlobStore, ByteRange, ByteStream, UrlSigner, validate_key,
+};
+
+const TMP_DIR: &str = ".tmp";
+
+pub struct LocalStore {
+    root: PathBuf,
+    signer: UrlSigner,
+}
+
+impl LocalStore {
+    /// A store under `root` (created if missing). Presigned URLs point at the
+    /// server's `/blobs/` route through `signer`.
+    pub async fn open(root: impl Into<PathBuf>, signer: UrlSigner) -> Result<Self, BlobError> {
+        let root = root.into();
+        tokio::fs::create_dir_all(root.join(TMP_DIR)).await?;
+        Ok(Self { root, signer })
+    }
+
+    pub fn signer(&self) -> &UrlSigner {
+        &self.signer
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, BlobError> {
+        validate_key(key)?;
+        if key == TMP_DIR || key.starts_with(".tmp/") {
+            return Err(BlobError::InvalidKey(key.to_owned()));
+        }
+        Ok(self.root.join(key))
+    }
+}
+
+fn not_found(key: &str, e: io::Error) -> BlobError {
+    if e.kind() == io::ErrorKind::NotFound {
+        BlobError::NotFound(key.to_owned())
+    } else {
+        BlobError::Io(e)
+    }
+}
+
+#[async_trait]
+impl BlobStore for LocalStore {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn put(&self, key: &str, mut body: ByteStream) -> Result<BlobMeta, BlobError> {
+        let path = self.path(key)?;
+        let tmp = self
+            .root
+            .join(TMP_DIR)
+            .join(uuid::Uuid::new_v4().to_string());
+        let written = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            let mut size = 0u64;
+            while let Some(chunk) = body.try_next().await? {
+                size += chunk.len() as u64;
+                file.write_all(&chunk).await?;
+            }
+            file.sync_all().await?;
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            tokio::fs::rename(&tmp, &path).await?;
+            Ok::<_, io::Error>(size)
+        }
+        .await;
+        match written {
+            Ok(size) => Ok(BlobMeta {
+                key: key.to_owned(),
+                size,
+            }),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobBody, BlobError> {
+        let path = self.path(key)?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| not_found(key, e))?;
+        let size = file.metadata().await?.len();
+        let span = match range {
+            Some(range) => range.resolve(size)?,
+            None => (0, size),
+        };
+        if span.0 > 0 {
+            file.seek(SeekFrom::Start(span.0)).await?;
+        }
+        Ok(BlobBody {
+            meta: BlobMeta {
+                key: key.to_owned(),
+                size,
+            },
+            span,
+            stream: Box::pin(ReaderStream::with_capacity(file.take(span.1), 64 * 1024)),
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<BlobMeta>, BlobError> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(BlobMeta {
+                key: key.to_owned(),
+                size: m.len(),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            walk(&root, &root, &prefix, &mut found)?;
+            found.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(found)
+        })
+        .await
+        .map_err(|e| BlobError::Io(io::Error::other(e)))?
+    }
+
+    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<url::Url, BlobError> {
+        validate_key(key)?;
+        let expires =
+            chrono::Utc::now().timestamp() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        Ok(self.signer.sign(key, expires))
+    }
+
+    async fn check(&self) -> Result<(), BlobError> {
+        let probe = self.root.join(TMP_DIR).join(".probe");
+        tokio::fs::write(&probe, b"ok").await?;
+        tokio::fs::remove_file(&probe).await?;
+        Ok(())
+    }
+}
+
+fn walk(root: &Path, dir: &Path, prefix: &str, found: &mut Vec<BlobMeta>) -> io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        let Ok(relative) = path.strip_prefix(root) else {
+            continue;
+        };
+        let key = relative.to_string_lossy().replace('\\', "/");
+        if key == TMP_DIR {
+            continue;
+        }
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            // Only descend where keys below could still match the prefix.
+            let dir_key = format!("{key}/");
+            if dir_key.starts_with(prefix) || prefix.starts_with(&dir_key) {
+                walk(root, &path, prefix, found)?;
+            }
+        } else if file_type.is_file() && key.starts_with(prefix) {
+            found.push(BlobMeta {
+                key,
+                size: entry.metadata()?.len(),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! Blobs in an S3 bucket (AWS or any S3-compatible server).
+//!
+//! Uploads stream: a body that fits in one part is sent with one PUT, a larger
+//! one as a multipart upload of `PART_SIZE` parts, so memory stays at one part
+//! whatever the blob's size.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream as S3Body;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::{Bytes, BytesMut};
+use futures::TryStreamExt;
+use pinhole_config::{ChecksumMode, S3Settings};
+use secrecy::ExposeSecret;
+
+use crate::{BlobBody, BlobError, BlobMeta, BlobStore, ByteRange, ByteStream, validate_key};
+
+/// Multipart part size: S3 wants at least 5 MiB for every part but the last.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+fn s3<E: std::error::Error>(e: E) -> BlobError {
+    // The SDK's Display is terse ("service error"); the chain says why.
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    BlobError::S3(message)
+}
+
+impl S3Store {
+    /// A client for the bucket in `settings`. No request is made yet.
+    pub fn new(settings: &S3Settings) -> Self {
+        let mut config = aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .region(Region::new(settings.region.clone()))
+            .force_path_style(settings.path_style)
+            .request_checksum_calculation(match settings.checksum {
+                ChecksumMode::WhenSupported => RequestChecksumCalculation::WhenSupported,
+                ChecksumMode::WhenRequired => RequestChecksumCalculation::WhenRequired,
+            })
+            .response_checksum_validation(match settings.checksum {
+                ChecksumMode::WhenSupported => ResponseChecksumValidation::WhenSupported,
+                ChecksumMode::WhenRequired => ResponseChecksumValidation::WhenRequired,
+            });
+        if let Some(endpoint) = &settings.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        if let (Some(id), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
+            config = config.credentials_provider(Credentials::new(
+                id,
+                secret.expose_secret(),
+                None,
+                None,
+                "pinhole-settings",
+            ));
+        }
+        Self {
+            client: Client::from_conf(config.build()),
+            bucket: settings.bucket.clone(),
+            prefix: settings.prefix.clone(),
+        }
+    }
+
+    /// Creates the bucket if it does not exist (for dev stacks and tests).
+    pub async fn ensure_bucket(&self) -> Result<(), BlobError> {
+        if self
+            .client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        match self
+            .client
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(|e| {
+                    e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+                }) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(s3(e)),
+        }
+    }
+
+    fn full_key(&self, key: &str) -> Result<String, BlobError> {
+        validate_key(key)?;
+        Ok(if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}/{key}", self.prefix)
+        })
+    }
+
+    fn strip(&self, full: &str) -> String {
+        if self.prefix.is_empty() {
+            full.to_owned()
+        } else {
+            full.strip_prefix(&self.prefix)
+                .and_then(|k| k.strip_prefix('/'))
+                .unwrap_or(full)
+                .to_owned()
+        }
+    }
+
+    async fn multipart(
+        &self,
+        full: &str,
+        first: Bytes,
+        body: &mut ByteStream,
+    ) -> Result<u64, BlobError> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full)
+            .send()
+            .await
+            .map_err(s3)?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| BlobError::S3("no upload id in CreateMultipartUpload".into()))?
+            .to_owned();
+        let uploaded = async {
+            let mut parts = Vec::new();
+            let mut size = 0u64;
+            let mut next = Some(first);
+            while let Some(part) = next.take() {
+                size += part.len() as u64;
+                let number = i32::try_from(parts.len() + 1).unwrap_or(i32::MAX);
+                let done = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(full)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(S3Body::from(part))
+                    .send()
+                    .await
+                    .map_err(s3)?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(done.e_tag().map(str::to_owned))
+                        .build(),
+                );
+                next = fill(body).await?;
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(full)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(s3)?;
+            Ok::<_, BlobError>(size)
+        }
+        .await;
+        if uploaded.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(full)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        uploaded
+    }
+}
+
+/// Reads up to one part from `body`; `None` at the end of the stream.
+async fn fill(body: &mut ByteStream) -> Result<Option<Bytes>, BlobError> {
+    let mut buffer = BytesMut::new();
+    while buffer.len() < PART_SIZE {
+        match body.try_next().await? {
+            Some(chunk) => buffer.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    Ok((!buffer.is_empty()).then(|| buffer.freeze()))
+}
+
+#[async_trait]
+impl BlobStore for S3Store {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn put(&self, key: &str, mut body: ByteStream) -> Result<BlobMeta, BlobError> {
+        let full = self.full_key(key)?;
+        let first = fill(&mut body).await?.unwrap_or_default();
+        let size = if first.len() < PART_SIZE {
+            let size = first.len() as u64;
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .body(S3Body::from(first))
+                .send()
+                .await
+                .map_err(s3)?;
+            size
+        } else {
+            self.multipart(&full, first, &mut body).await?
+        };
+        Ok(BlobMeta {
+            key: key.to_owned(),
+            size,
+        })
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobBody, BlobError> {
+        let full = self.full_key(key)?;
+        let meta = self
+            .head(key)
+            .await?
+            .ok_or_else(|| BlobError::NotFound(key.to_owned()))?;
+        let span = match range {
+            Some(range) => range.resolve(meta.size)?,
+            None => (0, meta.size),
+        };
+        let mut request = self.client.get_object().bucket(&self.bucket).key(&full);
+        if span != (0, meta.size) {
+            request = request.range(format!("bytes={}-{}", span.0, span.0 + span.1 - 1));
+        }
+        let output = request.send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|e| e.is_no_such_key()) {
+                BlobError::NotFound(key.to_owned())
+            } else {
+                s3(e)
+            }
+        })?;
+        let stream = futures::stream::try_unfold(output.body, |mut body| async move {
+            match body.try_next().await {
+                Ok(Some(chunk)) => Ok(Some((chunk, body))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(std::io::Error::other(e)),
+            }
+        });
+        Ok(BlobBody {
+            meta,
+            span,
+            stream: Box::pin(stream),
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<BlobMeta>, BlobError> {
+        let full = self.full_key(key)?;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
+            Ok(head) => Ok(Some(BlobMeta {
+                key: key.to_owned(),
+                size: u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0),
+            })),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(e) => Err(s3(e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        let full = self.full_key(key)?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(s3)?;
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError> {
+        let full_prefix = if self.prefix.is_empty() {
+            prefix.to_owned()
+        } else {
+            format!("{}/{prefix}", self.prefix)
+        };
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(full_prefix)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            for object in page.map_err(s3)?.contents() {
+                if let Some(key) = object.key() {
+                    found.push(BlobMeta {
+                        key: self.strip(key),
+                        size: u64::try_from(object.size().unwrap_or(0)).unwrap_or(0),
+                    });
+                }
+            }
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
+    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<url::Url, BlobError> {
+        let full = self.full_key(key)?;
+        let config = PresigningConfig::expires_in(ttl).map_err(s3)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .presigned(config)
+            .await
+            .map_err(s3)?;
+        url::Url::parse(request.uri()).map_err(|e| BlobError::S3(e.to_string()))
+    }
+
+    async fn check(&self) -> Result<(), BlobError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(s3)?;
+        Ok(())
+    }
+}

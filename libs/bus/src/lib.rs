@@ -1,0 +1,135 @@
+//! The event bus: topics split into partitions, records ordered per key,
+//! consumer groups with committed offsets, redelivery of what was not
+//! committed.
+//!
+//! Two implementations keep those promises: [`EmbeddedLog`], a durable log in
+//! a SQLite file for the all-in-one server, and [`KafkaBus`] for any
+//! Kafka-protocol broker.
+
+mod embedded;
+mod kafka;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use embedded::{EmbeddedLog, EmbeddedOptions};
+pub use kafka::{KafkaBus, KafkaOptions};
+
+/// A failure of the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("event log storage: {0}")]
+    Storage(String),
+    #[error("kafka: {0}")]
+    Kafka(String),
+    #[error("unknown topic `{0}`")]
+    UnknownTopic(String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// A record read from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+/// A record to publish.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub topic: &'a str,
+    pub key: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+/// Where a published record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A topic and its partition count.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicSpec<'a> {
+    pub name: &'a str,
+    pub partitions: u32,
+}
+
+#[async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// `embedded` or `kafka`.
+    fn kind(&self) -> &'static str;
+
+    /// Creates the topics that do not exist yet; existing ones are left as
+    /// they are.
+    async fn ensure_topics(&self, topics: &[TopicSpec<'_>]) -> Result<(), BusError>;
+
+    /// Publishes the messages and returns once the bus has acknowledged all
+    /// of them. Messages with the same topic and key keep their order.
+    async fn publish(&self, messages: &[Message<'_>]) -> Result<Vec<Position>, BusError>;
+
+    /// Joins consumer group `group` on `topics`. Group members share the
+    /// partitions; a new member starts after the group's committed offsets
+    /// (or at the beginning of the topic).
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Whether the bus answers.
+    async fn check(&self) -> Result<(), BusError>;
+}
+
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next record for this member, waiting at most `timeout`.
+    async fn next(&mut self, timeout: Duration) -> Result<Option<Record>, BusError>;
+
+    /// Commits `record` and everything before it in its partition: the group
+    /// will not see them again.
+    async fn commit(&mut self, record: &Record) -> Result<(), BusError>;
+
+    /// Leaves the group at once so that others take over its partitions.
+    /// Uncommitted records are delivered again to whoever takes over.
+    async fn close(self: Box<Self>) -> Result<(), BusError>;
+}
+
+/// A shared handle to whichever bus is configured.
+pub type SharedBus = Arc<dyn EventBus>;
+
+/// The partition for `key` among `partitions`: FNV-1a, stable across
+/// processes and versions.
+pub(crate) fn partition_for(key: &[u8], partitions: u32) -> i32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // The modulus is at most 256, so the result fits.
+    i32::try_from(hash % u64::from(partitions.max(1))).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_for;
+
+    #[test]
+    fn keys_spread_over_partitions_and_stay_put() {
+        let mut seen = [0usize; 4];
+        for i in 0..400 {
+            let key = format!("image-{i}");
+            let p = partition_for(key.as_bytes(), 4);
+            assert_eq!(p, partition_for(key.as_bytes(), 4));
+            seen[usize::try_from(p).expect("non-negative")] += 1;
+        }
+        assert!(seen.iter().all(|n| *n > 50), "{seen:?}");
+    }
+}

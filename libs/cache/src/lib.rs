@@ -1,0 +1,165 @@
+//! The cache: short-lived values by key, in process ([`MemoryCache`]) or in
+//! Redis ([`RedisCache`]). A cache may forget anything at any time; callers
+//! always have a way to rebuild a value.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redis::AsyncCommands;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+#[async_trait]
+pub trait Cache: Send + Sync + 'static {
+    /// `memory` or `redis`.
+    fn kind(&self) -> &'static str;
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError>;
+    /// Stores `value` under `key` for `ttl`.
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError>;
+    async fn delete(&self, key: &str) -> Result<(), CacheError>;
+    /// Whether the cache answers.
+    async fn check(&self) -> Result<(), CacheError>;
+}
+
+/// A shared handle to whichever cache is configured.
+pub type SharedCache = Arc<dyn Cache>;
+
+#[derive(Clone)]
+struct Entry {
+    value: Bytes,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl moka::Expiry<String, Entry> for PerEntryTtl {
+    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+/// An in-process cache bounded by the total size of its values.
+pub struct MemoryCache {
+    entries: moka::future::Cache<String, Entry>,
+}
+
+impl MemoryCache {
+    pub fn new(max_bytes: u64) -> Self {
+        let entries = moka::future::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|key: &String, entry: &Entry| {
+                u32::try_from(key.len() + entry.value.len()).unwrap_or(u32::MAX)
+            })
+            .expire_after(PerEntryTtl)
+            .build();
+        Self { entries }
+    }
+}
+
+#[async_trait]
+impl Cache for MemoryCache {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        Ok(self.entries.get(key).await.map(|e| e.value))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        self.entries
+            .insert(key.to_owned(), Entry { value, ttl })
+            .await;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        self.entries.invalidate(key).await;
+        Ok(())
+    }
+
+    async fn check(&self) -> Result<(), CacheError> {
+        Ok(())
+    }
+}
+
+/// Redis, with every key under a prefix so that several deployments (or
+/// tests) can share one server.
+pub struct RedisCache {
+    connection: redis::aio::ConnectionManager,
+    prefix: String,
+}
+
+impl RedisCache {
+    /// Connects to `url`; fails when the server does not answer.
+    pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self, CacheError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(3)))
+            .set_number_of_retries(2);
+        let connection = client.get_connection_manager_with_config(config).await?;
+        Ok(Self {
+            connection,
+            prefix: prefix.into(),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        let mut connection = self.connection.clone();
+        let value: Option<Vec<u8>> = connection.get(self.key(key)).await?;
+        Ok(value.map(Bytes::from))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let _: () = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value.as_ref())
+            .arg("PX")
+            .arg(millis)
+            .query_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        let _: i64 = connection.del(self.key(key)).await?;
+        Ok(())
+    }
+
+    async fn check(&self) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        let _: String = redis::cmd("PING").query_async(&mut connection).await?;
+        Ok(())
+    }
+}

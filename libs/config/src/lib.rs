@@ -1,0 +1,361 @@
+//! Pinhole settings.
+//!
+//! Settings come from defaults in code, then an optional TOML file, then
+//! `PINHOLE_*` environment variables (`__` separates nested keys). They are
+//! validated once at start-up into [`Settings`], whose fields are typed: the
+//! rest of the program never sees an unchecked string.
+
+mod mask;
+mod urls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+pub use mask::mask_url;
+pub use urls::{BlobUrl, BusUrl, CacheUrl, ChecksumMode, DatabaseUrl, KafkaSettings, S3Settings};
+
+/// The prefix of every environment variable Pinhole reads.
+pub const ENV_PREFIX: &str = "PINHOLE_";
+
+/// A setting that could not be accepted. `Display` names the setting, its
+/// environment variable and the accepted form, in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid setting `{key}` ({env}): {problem}; expected {expected}")]
+    Invalid {
+        key: &'static str,
+        env: String,
+        problem: String,
+        expected: &'static str,
+    },
+    #[error(
+        "unknown setting `{key}` (from {source_name}); known settings: {known}",
+        known = KNOWN_KEYS.join(", ")
+    )]
+    Unknown { key: String, source_name: String },
+    #[error("config file {path}: {problem}")]
+    File { path: PathBuf, problem: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ConfigError {
+    fn invalid(key: &'static str, problem: impl Into<String>, expected: &'static str) -> Self {
+        Self::Invalid {
+            key,
+            env: env_name(key),
+            problem: problem.into(),
+            expected,
+        }
+    }
+}
+
+/// The environment variable that sets `key`.
+pub fn env_name(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key.to_ascii_uppercase().replace('.', "__")
+    )
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "cache_url",
+    "bus_url",
+    "blob_url",
+    "public_url",
+    "log_format",
+    "signing_key",
+    "bus_partitions",
+];
+
+/// Settings as written by a person: every field optional or defaulted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSettings {
+    listen: String,
+    data_dir: PathBuf,
+    database_url: Option<String>,
+    cache_url: String,
+    bus_url: String,
+    blob_url: Option<String>,
+    public_url: Option<String>,
+    log_format: String,
+    signing_key: Option<String>,
+    bus_partitions: u32,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./pinhole-data"),
+            database_url: None,
+            cache_url: "memory".into(),
+            bus_url: "embedded".into(),
+            blob_url: None,
+            public_url: None,
+            log_format: "text".into(),
+            signing_key: None,
+            bus_partitions: 4,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+    pub cache: CacheUrl,
+    pub bus: BusUrl,
+    pub blob: BlobUrl,
+    /// The address clients use to reach this server; presigned local blob
+    /// URLs are built on it.
+    pub public_url: url::Url,
+    pub log_format: LogFormat,
+    /// Key for signing URLs. `None` means: derive one and keep it in the data
+    /// directory (done by the server at start-up).
+    pub signing_key: Option<SecretString>,
+    /// Partitions per topic on the embedded event log.
+    pub bus_partitions: u32,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (when given), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(RawSettings::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::File {
+                    path: path.to_owned(),
+                    problem: "no such file".into(),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let raw: RawSettings = figment.extract().map_err(from_figment)?;
+        raw.validate()
+    }
+
+    /// All-embedded settings under `data_dir`, listening on an ephemeral port:
+    /// what tests and `pinhole serve` with no configuration start from.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        let raw = RawSettings {
+            listen: "127.0.0.1:0".into(),
+            data_dir: data_dir.into(),
+            ..RawSettings::default()
+        };
+        match raw.validate() {
+            Ok(settings) => settings,
+            // The defaults are constants checked by this crate's tests.
+            Err(e) => unreachable!("default settings are invalid: {e}"),
+        }
+    }
+}
+
+impl RawSettings {
+    fn validate(self) -> Result<Settings, ConfigError> {
+        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+            ConfigError::invalid(
+                "listen",
+                format!("`{}` is not a socket address", self.listen),
+                "IP:PORT, e.g. 127.0.0.1:8080",
+            )
+        })?;
+        let data_dir = self.data_dir;
+        let database = match &self.database_url {
+            None => DatabaseUrl::sqlite_in(&data_dir),
+            Some(s) => DatabaseUrl::parse(s).map_err(|p| {
+                ConfigError::invalid(
+                    "database_url",
+                    p,
+                    "sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
+                )
+            })?,
+        };
+        let cache = CacheUrl::parse(&self.cache_url).map_err(|p| {
+            ConfigError::invalid("cache_url", p, "`memory` or redis://HOST[:PORT][/DB]")
+        })?;
+        let bus = BusUrl::parse(&self.bus_url, &data_dir).map_err(|p| {
+            ConfigError::invalid(
+                "bus_url",
+                p,
+                "`embedded` or kafka://HOST:PORT[,HOST:PORT...]",
+            )
+        })?;
+        let blob = match &self.blob_url {
+            None => BlobUrl::Local(data_dir.join("blobs")),
+            Some(s) => BlobUrl::parse(s).map_err(|p| {
+                ConfigError::invalid(
+                    "blob_url",
+                    p,
+                    "a directory (file:///PATH or PATH) or s3://BUCKET?endpoint=URL&region=REGION",
+                )
+            })?,
+        };
+        let public_url = match &self.public_url {
+            Some(s) => s.parse::<url::Url>().map_err(|e| {
+                ConfigError::invalid(
+                    "public_url",
+                    format!("`{s}`: {e}"),
+                    "an absolute http(s) URL, e.g. https://photos.example.com",
+                )
+            })?,
+            None => {
+                let host = if listen.ip().is_unspecified() {
+                    "127.0.0.1".to_owned()
+                } else {
+                    listen.ip().to_string()
+                };
+                let host = if listen.is_ipv6() && !listen.ip().is_unspecified() {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                url::Url::parse(&format!("http://{host}:{}", listen.port())).map_err(|e| {
+                    ConfigError::invalid("public_url", e.to_string(), "an absolute http(s) URL")
+                })?
+            }
+        };
+        if !matches!(public_url.scheme(), "http" | "https") {
+            return Err(ConfigError::invalid(
+                "public_url",
+                format!("scheme `{}` is not served", public_url.scheme()),
+                "an absolute http(s) URL",
+            ));
+        }
+        let log_format = match self.log_format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::invalid(
+                    "log_format",
+                    format!("`{other}` is not a log format"),
+                    "`text` or `json`",
+                ));
+            }
+        };
+        let signing_key = match self.signing_key {
+            Some(k) if k.len() < 32 => {
+                return Err(ConfigError::invalid(
+                    "signing_key",
+                    format!("it is {} characters long", k.len()),
+                    "a random string of at least 32 characters",
+                ));
+            }
+            other => other.map(SecretString::from),
+        };
+        if !(1..=256).contains(&self.bus_partitions) {
+            return Err(ConfigError::invalid(
+                "bus_partitions",
+                format!("{} is out of range", self.bus_partitions),
+                "a number from 1 to 256",
+            ));
+        }
+        Ok(Settings {
+            listen,
+            data_dir,
+            database,
+            cache,
+            bus,
+            blob,
+            public_url,
+            log_format,
+            signing_key,
+            bus_partitions: self.bus_partitions,
+        })
+    }
+}
+
+fn from_figment(err: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let source_name = err
+        .metadata
+        .as_ref()
+        .map(|m| m.name.to_string())
+        .unwrap_or_else(|| "settings".into());
+    match &err.kind {
+        Kind::UnknownField(field, _) => ConfigError::Unknown {
+            key: field.clone(),
+            source_name: if source_name.contains("environment") {
+                env_name(field)
+            } else {
+                source_name
+            },
+        },
+        _ => {
+            let key = err.path.join(".");
+            if key.is_empty() {
+                ConfigError::Other(format!("{source_name}: {err}"))
+            } else {
+                ConfigError::Other(format!(
+                    "invalid setting `{key}` ({}): {}",
+                    env_name(&key),
+                    err.kind
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_live_under_the_data_dir() {
+        let s = Settings::embedded("/tmp/x");
+        assert_eq!(
+            s.database,
+            DatabaseUrl::Sqlite(PathBuf::from("/tmp/x/pinhole.db"))
+        );
+        assert_eq!(s.bus, BusUrl::Embedded(PathBuf::from("/tmp/x/events.db")));
+        assert_eq!(s.blob, BlobUrl::Local(PathBuf::from("/tmp/x/blobs")));
+        assert_eq!(s.cache, CacheUrl::Memory);
+    }
+
+    #[test]
+    fn default_raw_settings_validate() {
+        let s = RawSettings::default()
+            .validate()
+            .expect("defaults are valid");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_url.as_str(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_and_the_form() {
+        let raw = RawSettings {
+            bus_url: "amqp://x".into(),
+            ..RawSettings::default()
+        };
+        let msg = raw.validate().expect_err("amqp is not a bus").to_string();
+        assert!(msg.contains("bus_url"), "{msg}");
+        assert!(msg.contains("PINHOLE_BUS_URL"), "{msg}");
+        assert!(msg.contains("kafka://"), "{msg}");
+
+        let raw = RawSettings {
+            listen: "nowhere".into(),
+            ..RawSettings::default()
+        };
+        let msg = raw.validate().expect_err("not an address").to_string();
+        assert!(msg.contains("PINHOLE_LISTEN"), "{msg}");
+    }
+}

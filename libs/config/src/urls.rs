@@ -1,0 +1,376 @@
+//! The backend URLs: which implementation of each backend to use, and where.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+
+use crate::mask_url;
+
+/// Where the relational database lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub(crate) fn sqlite_in(data_dir: &Path) -> Self {
+        Self::Sqlite(data_dir.join("pinhole.db"))
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        if let Some(rest) = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+        {
+            let path = rest.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err(format!("`{s}` names no file"));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            let url = url::Url::parse(s).map_err(|e| format!("`{}`: {e}", mask_url(s)))?;
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(format!("`{}` names no host", mask_url(s)));
+            }
+            return Ok(Self::Postgres(s.to_owned()));
+        }
+        Err(format!("`{}` is not a supported database", mask_url(s)))
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The connection string for sea-orm (SQLite files are created if missing).
+    pub fn connection_string(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}?mode=rwc", path.display()),
+            Self::Postgres(url) => url.clone(),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => f.write_str(&mask_url(url)),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Where cached values live.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CacheUrl {
+    Memory,
+    Redis(String),
+}
+
+impl CacheUrl {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "memory" | "memory://" => Ok(Self::Memory),
+            _ if s.starts_with("redis://") || s.starts_with("rediss://") => {
+                url::Url::parse(s).map_err(|e| format!("`{}`: {e}", mask_url(s)))?;
+                Ok(Self::Redis(s.to_owned()))
+            }
+            _ => Err(format!("`{}` is not a supported cache", mask_url(s))),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis(_) => "redis",
+        }
+    }
+}
+
+impl fmt::Display for CacheUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory"),
+            Self::Redis(url) => f.write_str(&mask_url(url)),
+        }
+    }
+}
+
+impl fmt::Debug for CacheUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Where events flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusUrl {
+    /// The embedded durable log, in this SQLite file.
+    Embedded(PathBuf),
+    Kafka(KafkaSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    /// `host:port,host:port`, as librdkafka's `bootstrap.servers` wants it.
+    pub brokers: String,
+}
+
+impl BusUrl {
+    pub(crate) fn parse(s: &str, data_dir: &Path) -> Result<Self, String> {
+        if s == "embedded" || s == "embedded://" {
+            return Ok(Self::Embedded(data_dir.join("events.db")));
+        }
+        if let Some(path) = s.strip_prefix("embedded://") {
+            return Ok(Self::Embedded(PathBuf::from(path)));
+        }
+        let Some(rest) = s.strip_prefix("kafka://") else {
+            return Err(format!("`{s}` is not a supported event bus"));
+        };
+        let brokers = rest.split(['?', '/']).next().unwrap_or_default();
+        if brokers.is_empty() {
+            return Err(format!("`{s}` names no broker"));
+        }
+        for broker in brokers.split(',') {
+            let valid = broker
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !valid {
+                return Err(format!("broker `{broker}` in `{s}` is not HOST:PORT"));
+            }
+        }
+        Ok(Self::Kafka(KafkaSettings {
+            brokers: brokers.to_owned(),
+        }))
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Embedded(_) => "embedded",
+            Self::Kafka(_) => "kafka",
+        }
+    }
+}
+
+impl fmt::Display for BusUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Embedded(path) => write!(f, "embedded://{}", path.display()),
+            Self::Kafka(k) => write!(f, "kafka://{}", k.brokers),
+        }
+    }
+}
+
+/// Where blobs (originals, derivatives, Parquet files) live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobUrl {
+    Local(PathBuf),
+    S3(S3Settings),
+}
+
+/// When the S3 client computes request checksums. Some S3-compatible servers
+/// reject the CRC checksums that AWS sends by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumMode {
+    WhenSupported,
+    WhenRequired,
+}
+
+#[derive(Clone)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// Custom endpoint for S3-compatible servers; `None` means AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub path_style: bool,
+    pub checksum: ChecksumMode,
+    /// Key prefix inside the bucket (no leading or trailing slash).
+    pub prefix: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<SecretString>,
+}
+
+impl PartialEq for S3Settings {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for S3Settings {}
+
+impl fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for S3Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}", self.bucket)?;
+        if !self.prefix.is_empty() {
+            write!(f, "/{}", self.prefix)?;
+        }
+        write!(f, "?region={}", self.region)?;
+        if let Some(endpoint) = &self.endpoint {
+            write!(f, "&endpoint={endpoint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl BlobUrl {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(format!("`{s}` names no directory"));
+            }
+            return Ok(Self::Local(PathBuf::from(path)));
+        }
+        if !s.starts_with("s3://") {
+            if s.contains("://") {
+                return Err(format!("`{}` is not a supported blob store", mask_url(s)));
+            }
+            return Ok(Self::Local(PathBuf::from(s)));
+        }
+        let url = url::Url::parse(s).map_err(|e| format!("`{}`: {e}", mask_url(s)))?;
+        let bucket = url.host_str().unwrap_or_default().to_owned();
+        if bucket.is_empty() {
+            return Err(format!("`{}` names no bucket", mask_url(s)));
+        }
+        let mut settings = S3Settings {
+            bucket,
+            endpoint: None,
+            region: "us-east-1".into(),
+            path_style: false,
+            checksum: ChecksumMode::WhenSupported,
+            prefix: url.path().trim_matches('/').to_owned(),
+            access_key_id: (!url.username().is_empty()).then(|| url.username().to_owned()),
+            secret_access_key: url.password().map(|p| SecretString::from(p.to_owned())),
+        };
+        let mut path_style = None;
+        for (k, v) in url.query_pairs() {
+            match k.as_ref() {
+                "endpoint" => {
+                    let endpoint = url::Url::parse(&v)
+                        .map_err(|e| format!("endpoint `{v}` is not a URL: {e}"))?;
+                    settings.endpoint = Some(endpoint.as_str().trim_end_matches('/').to_owned());
+                }
+                "region" => settings.region = v.into_owned(),
+                "path_style" | "force_path_style" => {
+                    path_style = Some(
+                        parse_bool(&v)
+                            .ok_or_else(|| format!("path_style `{v}` is not true or false"))?,
+                    );
+                }
+                "checksum" => {
+                    settings.checksum = match v.as_ref() {
+                        "when_supported" => ChecksumMode::WhenSupported,
+                        "when_required" => ChecksumMode::WhenRequired,
+                        _ => {
+                            return Err(format!(
+                                "checksum `{v}` is not `when_supported` or `when_required`"
+                            ));
+                        }
+                    }
+                }
+                "access_key_id" => settings.access_key_id = Some(v.into_owned()),
+                "secret_access_key" => {
+                    settings.secret_access_key = Some(SecretString::from(v.into_owned()));
+                }
+                other => return Err(format!("unknown S3 option `{other}`")),
+            }
+        }
+        // S3-compatible servers on a custom endpoint nearly always want
+        // path-style addressing; AWS itself wants virtual hosts.
+        settings.path_style = path_style.unwrap_or(settings.endpoint.is_some());
+        Ok(Self::S3(settings))
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Local(_) => "local",
+            Self::S3(_) => "s3",
+        }
+    }
+}
+
+impl fmt::Display for BlobUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(path) => write!(f, "file://{}", path.display()),
+            Self::S3(s3) => fmt::Display::fmt(s3, f),
+        }
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn s3_urls_carry_endpoint_region_and_credentials() {
+        let BlobUrl::S3(s3) = BlobUrl::parse(
+            "s3://k:s3cret@photos/prod?endpoint=http://127.0.0.1:9000&region=eu-west-1&checksum=when_required",
+        )
+        .expect("valid") else {
+            panic!("not s3");
+        };
+        assert_eq!(s3.bucket, "photos");
+        assert_eq!(s3.prefix, "prod");
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(s3.region, "eu-west-1");
+        assert!(s3.path_style);
+        assert_eq!(s3.checksum, ChecksumMode::WhenRequired);
+        assert_eq!(s3.access_key_id.as_deref(), Some("k"));
+        assert_eq!(
+            s3.secret_access_key
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            Some("s3cret".to_owned())
+        );
+        assert!(!s3.to_string().contains("s3cret"));
+    }
+
+    #[test]
+    fn kafka_urls_list_brokers() {
+        let bus =
+            BusUrl::parse("kafka://127.0.0.1:9092,10.0.0.2:9093", Path::new("/d")).expect("valid");
+        assert_eq!(
+            bus,
+            BusUrl::Kafka(KafkaSettings {
+                brokers: "127.0.0.1:9092,10.0.0.2:9093".into()
+            })
+        );
+        assert!(BusUrl::parse("kafka://nohost", Path::new("/d")).is_err());
+        assert!(BusUrl::parse("kafka://", Path::new("/d")).is_err());
+    }
+
+    #[test]
+    fn database_urls_are_masked_when_shown() {
+        let db = DatabaseUrl::parse("postgres://u:pw@h/db").expect("valid");
+        assert_eq!(db.to_string(), "postgres://u:****@h/db");
+        assert_eq!(format!("{db:?}"), "postgres://u:****@h/db");
+        assert!(DatabaseUrl::parse("mysql://h/db").is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! What every role is given: settings and backends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pinhole_blob::{SharedBlobs, UrlSigner};
+use pinhole_bus::SharedBus;
+use pinhole_cache::SharedCache;
+use pinhole_config::Settings;
+use pinhole_db::Outbox;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The four backends, whichever implementation each one is.
+#[derive(Clone)]
+pub struct Backends {
+    pub db: DatabaseConnection,
+    pub cache: SharedCache,
+    pub bus: SharedBus,
+    pub blobs: SharedBlobs,
+}
+
+/// One backend's health.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackendStatus {
+    /// `database`, `cache`, `bus` or `blobs`.
+    pub name: &'static str,
+    /// The implementation, e.g. `sqlite`, `postgres`, `redis`, `kafka`, `s3`.
+    pub kind: &'static str,
+    /// `ok` or `error`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn probe<E: std::fmt::Display>(
+    name: &'static str,
+    kind: &'static str,
+    check: impl Future<Output = Result<(), E>>,
+) -> BackendStatus {
+    let error = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
+    };
+    BackendStatus {
+        name,
+        kind,
+        status: if error.is_none() { "ok" } else { "error" },
+        error,
+    }
+}
+
+impl Backends {
+    /// Asks every backend whether it answers, all at once.
+    pub async fn readiness(&self) -> Vec<BackendStatus> {
+        let db_kind = match self.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => "postgres",
+            sea_orm::DatabaseBackend::Sqlite => "sqlite",
+            sea_orm::DatabaseBackend::MySql => "mysql",
+        };
+        let (db, cache, bus, blobs) = tokio::join!(
+            probe("database", db_kind, self.db.ping()),
+            probe("cache", self.cache.kind(), self.cache.check()),
+            probe("bus", self.bus.kind(), self.bus.check()),
+            probe("blobs", self.blobs.kind(), self.blobs.check()),
+        );
+        vec![db, cache, bus, blobs]
+    }
+}
+
+/// Settings, backends and the outbox, shared by every role in the process.
+#[derive(Clone)]
+pub struct AppContext {
+    pub settings: Arc<Settings>,
+    pub backends: Backends,
+    pub outbox: Outbox,
+    /// Signs links to blobs served by this server (the local blob store).
+    pub signer: UrlSigner,
+}

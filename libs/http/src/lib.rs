@@ -1,0 +1,18 @@
+//! The HTTP kit every role shares: the API error type, the application
+//! context (settings and backends), health, readiness and metrics routes,
+//! signed blob links, and the layers around every request.
+
+mod blobs;
+mod context;
+mod error;
+mod health;
+mod layers;
+
+pub use blobs::blob_router;
+pub use context::{AppContext, BackendStatus, Backends};
+pub use error::{ApiError, ErrorBody};
+pub use health::{HealthBody, ReadyBody, health_router, metrics_handle};
+pub use layers::apply_layers;
+
+/// Path of the OpenAPI document.
+pub const OPENAPI_PATH: &str = "/api/openapi.json";

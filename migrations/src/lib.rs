@@ -1,0 +1,15 @@
+//! Pinhole's database schema, one migration per change, applied in order by
+//! `pinhole migrate` and at every start of `pinhole serve`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_outbox;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_outbox::Migration)]
+    }
+}

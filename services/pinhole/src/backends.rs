@@ -1,0 +1,123 @@
+//! Opening each backend the settings name, with one-line errors that say
+//! which backend and where (credentials masked).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use pinhole_blob::{BlobStore, LocalStore, S3Store, UrlSigner};
+use pinhole_bus::{EmbeddedLog, EmbeddedOptions, EventBus, KafkaBus, KafkaOptions};
+use pinhole_cache::{Cache, MemoryCache, RedisCache};
+use pinhole_config::{BlobUrl, BusUrl, CacheUrl, Settings};
+use pinhole_http::Backends;
+use secrecy::SecretString;
+
+/// In-process cache size.
+const MEMORY_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{backend} at {url} is unreachable: {reason}")]
+    Backend {
+        backend: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("signing key {0}: {1}")]
+    SigningKey(String, std::io::Error),
+}
+
+fn unreachable(backend: &'static str, url: &impl ToString, reason: impl ToString) -> StartError {
+    StartError::Backend {
+        backend,
+        url: url.to_string(),
+        reason: first_line(&reason.to_string()),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().trim().to_owned()
+}
+
+/// The key that signs blob links: from the settings, or kept in the data
+/// directory (made on first start).
+pub async fn signing_key(settings: &Settings) -> Result<SecretString, StartError> {
+    if let Some(key) = &settings.signing_key {
+        return Ok(key.clone());
+    }
+    let path = settings.data_dir.join("signing.key");
+    let err = |e| StartError::SigningKey(path.display().to_string(), e);
+    match tokio::fs::read_to_string(&path).await {
+        Ok(key) if key.trim().len() >= 32 => return Ok(SecretString::from(key.trim().to_owned())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    tokio::fs::create_dir_all(&settings.data_dir)
+        .await
+        .map_err(err)?;
+    let key = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    tokio::fs::write(&path, &key).await.map_err(err)?;
+    Ok(SecretString::from(key))
+}
+
+/// Opens the four backends and checks that each answers.
+pub async fn connect_backends(
+    settings: &Settings,
+    signer: &UrlSigner,
+) -> Result<Backends, StartError> {
+    let db = pinhole_db::connect(&settings.database)
+        .await
+        .map_err(|e| unreachable("database", &settings.database, e))?;
+
+    let cache: Arc<dyn Cache> = match &settings.cache {
+        CacheUrl::Memory => Arc::new(MemoryCache::new(MEMORY_CACHE_BYTES)),
+        CacheUrl::Redis(url) => Arc::new(
+            RedisCache::connect(url, "pinhole:")
+                .await
+                .map_err(|e| unreachable("cache", &settings.cache, e))?,
+        ),
+    };
+
+    let bus: Arc<dyn EventBus> = match &settings.bus {
+        BusUrl::Embedded(path) => Arc::new(
+            EmbeddedLog::open(path, EmbeddedOptions::default())
+                .await
+                .map_err(|e| unreachable("bus", &settings.bus, e))?,
+        ),
+        BusUrl::Kafka(kafka) => Arc::new(
+            KafkaBus::new(KafkaOptions::new(&kafka.brokers))
+                .map_err(|e| unreachable("bus", &settings.bus, e))?,
+        ),
+    };
+    bus.check()
+        .await
+        .map_err(|e| unreachable("bus", &settings.bus, e))?;
+
+    let blobs: Arc<dyn BlobStore> = match &settings.blob {
+        BlobUrl::Local(dir) => Arc::new(
+            LocalStore::open(dir, signer.clone())
+                .await
+                .map_err(|e| unreachable("blobs", &settings.blob, e))?,
+        ),
+        BlobUrl::S3(s3) => Arc::new(S3Store::new(s3)),
+    };
+    blobs
+        .check()
+        .await
+        .map_err(|e| unreachable("blobs", &settings.blob, e))?;
+
+    Ok(Backends {
+        db,
+        cache,
+        bus,
+        blobs,
+    })
+}

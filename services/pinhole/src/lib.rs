@@ -1,0 +1,246 @@
+//! The `pinhole` server: connects the backends named by the settings, runs
+//! the migrations, and serves the chosen roles on one listener.
+
+mod backends;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use pinhole_bus::TopicSpec;
+use pinhole_config::Settings;
+use pinhole_db::{Outbox, OutboxRelay, RelayOptions};
+use pinhole_http::{ApiError, AppContext, apply_layers, blob_router, health_router};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use backends::{StartError, connect_backends, signing_key};
+
+/// Every role, in the order they are mounted.
+pub const ROLES: &[&str] = &[
+    pinhole_users::ROLE,
+    pinhole_images::ROLE,
+    pinhole_thumbnails::ROLE,
+    pinhole_search::ROLE,
+    pinhole_sns_sync::ROLE,
+    pinhole_gateway::ROLE,
+    pinhole_warehouse::ROLE,
+];
+
+/// Parses `all` or a comma-separated list of roles.
+pub fn parse_roles(s: &str) -> Result<Vec<&'static str>, String> {
+    if s.trim() == "all" {
+        return Ok(ROLES.to_vec());
+    }
+    let mut roles = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(role) = ROLES.iter().find(|r| **r == name) else {
+            return Err(format!(
+                "unknown role `{name}`; roles are: all, {}",
+                ROLES.join(", ")
+            ));
+        };
+        if !roles.contains(role) {
+            roles.push(*role);
+        }
+    }
+    if roles.is_empty() {
+        return Err(format!(
+            "no role given; roles are: all, {}",
+            ROLES.join(", ")
+        ));
+    }
+    Ok(roles)
+}
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "Pinhole",
+    description = "A social photo-sharing backend: uploads, thumbnails, search, feeds, cross-posting and view analytics."
+))]
+struct ApiDoc;
+
+/// The OpenAPI document of every mounted route.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "ops",
+    responses((status = 200, description = "OpenAPI 3 document", body = Object)))]
+async fn openapi_json(
+    State(doc): State<Arc<OnceLock<utoipa::openapi::OpenApi>>>,
+) -> Json<serde_json::Value> {
+    Json(
+        doc.get()
+            .and_then(|d| serde_json::to_value(d).ok())
+            .unwrap_or_default(),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route-not-found",
+        "there is no such route",
+    )
+}
+
+/// The whole HTTP application for `roles`.
+pub fn app(ctx: &AppContext, roles: &[&str]) -> axum::Router {
+    // Install the recorder before the first request is counted.
+    pinhole_http::metrics_handle();
+    let doc = Arc::new(OnceLock::new());
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health_router(ctx, roles))
+        .merge(blob_router(ctx))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(openapi_json))
+                .with_state(Arc::clone(&doc)),
+        );
+    for role in roles {
+        let router = match *role {
+            pinhole_users::ROLE => pinhole_users::router(ctx),
+            pinhole_images::ROLE => pinhole_images::router(ctx),
+            pinhole_thumbnails::ROLE => pinhole_thumbnails::router(ctx),
+            pinhole_search::ROLE => pinhole_search::router(ctx),
+            pinhole_sns_sync::ROLE => pinhole_sns_sync::router(ctx),
+            pinhole_gateway::ROLE => pinhole_gateway::router(ctx),
+            _ => continue,
+        };
+        api = api.merge(router);
+    }
+    let (router, openapi) = api.split_for_parts();
+    let _ = doc.set(openapi);
+    apply_layers(router.fallback(not_found), Duration::from_secs(60))
+}
+
+/// A running server.
+pub struct Server {
+    /// Where it listens (the real port when the settings asked for port 0).
+    pub addr: SocketAddr,
+    pub ctx: AppContext,
+    shutdown: Option<oneshot::Sender<()>>,
+    serving: JoinHandle<std::io::Result<()>>,
+    relay: JoinHandle<()>,
+}
+
+impl Server {
+    /// `http://ADDR`, for clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, finishes in-flight requests, stops the relay.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.relay.abort();
+        match self.serving.await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+
+    /// Serves until `signal` completes, then stops gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+        signal.await;
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+}
+
+/// Connects the backends, migrates, creates the topics and starts serving
+/// `roles` on `settings.listen`.
+pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartError> {
+    let signer =
+        pinhole_blob::UrlSigner::new(settings.public_url.clone(), signing_key(&settings).await?);
+    let backends = connect_backends(&settings, &signer).await?;
+    pinhole_db::migrate(&backends.db)
+        .await
+        .map_err(|e| StartError::Migrate(e.to_string()))?;
+    let topics: Vec<TopicSpec<'_>> = pinhole_events::topics::ALL
+        .iter()
+        .map(|name| TopicSpec {
+            name,
+            partitions: settings.bus_partitions,
+        })
+        .collect();
+    backends
+        .bus
+        .ensure_topics(&topics)
+        .await
+        .map_err(|e| StartError::Backend {
+            backend: "bus",
+            url: settings.bus.to_string(),
+            reason: e.to_string(),
+        })?;
+    let outbox = Outbox::new();
+    let ctx = AppContext {
+        settings: Arc::new(settings),
+        backends,
+        outbox: outbox.clone(),
+        signer,
+    };
+    let listener = TcpListener::bind(ctx.settings.listen)
+        .await
+        .map_err(|e| StartError::Listen(ctx.settings.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(ctx.settings.listen, e))?;
+    let router = app(&ctx, roles);
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let relay = tokio::spawn(
+        OutboxRelay::new(
+            ctx.backends.db.clone(),
+            Arc::clone(&ctx.backends.bus),
+            outbox,
+            RelayOptions::default(),
+        )
+        .run(),
+    );
+    tracing::info!(
+        %addr,
+        roles = %roles.join(","),
+        database = %ctx.settings.database,
+        cache = %ctx.settings.cache,
+        bus = %ctx.settings.bus,
+        blobs = %ctx.settings.blob,
+        "pinhole is serving"
+    );
+    Ok(Server {
+        addr,
+        ctx,
+        shutdown: Some(shutdown),
+        serving,
+        relay,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_from_all_or_a_list() {
+        assert_eq!(parse_roles("all").expect("all"), ROLES);
+        assert_eq!(
+            parse_roles("gateway, images").expect("two"),
+            vec!["gateway", "images"]
+        );
+        let err = parse_roles("gateway,photos").expect_err("unknown");
+        assert!(err.contains("photos") && err.contains("sns-sync"), "{err}");
+        assert!(parse_roles(",").is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! `pinhole`: the one binary of the Pinhole photo-sharing backend.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pinhole_config::{LogFormat, Settings};
+use tracing_subscriber::EnvFilter;
+
+const SETTINGS_HELP: &str = "\
+Settings come from defaults, then the --config TOML file, then PINHOLE_* environment variables:
+  PINHOLE_LISTEN         address to serve on            (default 127.0.0.1:8080)
+  PINHOLE_DATA_DIR       where embedded backends keep their files (default ./pinhole-data)
+  PINHOLE_DATABASE_URL   sqlite://PATH or postgres://USER@HOST/DB (default SQLite in the data dir)
+  PINHOLE_CACHE_URL      memory or redis://HOST:PORT     (default memory)
+  PINHOLE_BUS_URL        embedded or kafka://HOST:PORT   (default embedded)
+  PINHOLE_BLOB_URL       a directory or s3://BUCKET?endpoint=URL&region=R (default DATA_DIR/blobs)
+  PINHOLE_PUBLIC_URL     the URL clients reach this server at (default http://LISTEN)
+  PINHOLE_LOG_FORMAT     text or json                    (default text)
+  PINHOLE_SIGNING_KEY    secret for signed links (default: made once, kept in the data dir)
+  PINHOLE_BUS_PARTITIONS partitions per topic on the embedded log (default 4)
+In the TOML file, use the same names in lower case without the prefix: listen = \"0.0.0.0:8080\".";
+
+/// Pinhole: a social photo-sharing backend.
+///
+/// One binary runs every role (users, images, thumbnails, search, sns-sync,
+/// gateway, warehouse) together on embedded backends, or any subset of them
+/// on Postgres, Redis, Kafka and S3.
+#[derive(Debug, Parser)]
+#[command(name = "pinhole", version, after_help = SETTINGS_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API and run the roles' workers.
+    ///
+    /// With no settings at all, every role runs in this one process on
+    /// embedded backends under ./pinhole-data (SQLite, local disk, an
+    /// embedded event log, an in-process cache). Pending database
+    /// migrations are applied first.
+    Serve {
+        /// `all`, or a comma-separated list of roles: users, images,
+        /// thumbnails, search, sns-sync, gateway, warehouse.
+        #[arg(long, default_value = "all", value_parser = parse_roles)]
+        roles: Roles,
+        /// A TOML file of settings (see below).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Apply pending database migrations, then exit.
+    Migrate {
+        /// A TOML file of settings (see below).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Roles(Vec<&'static str>);
+
+fn parse_roles(s: &str) -> Result<Roles, String> {
+    pinhole::parse_roles(s).map(Roles)
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,aws=warn,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn load_settings(config: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
+    Settings::load(config).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve { roles, config } => {
+            let settings = match load_settings(config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            init_tracing(settings.log_format);
+            let server = match pinhole::start(settings, &roles.0).await {
+                Ok(server) => server,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match server.run_until(shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: serving failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Migrate { config } => {
+            let settings = match load_settings(config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            init_tracing(settings.log_format);
+            let db = match pinhole_db::connect(&settings.database).await {
+                Ok(db) => db,
+                Err(e) => {
+                    eprintln!(
+                        "error: database at {} is unreachable: {}",
+                        settings.database,
+                        e.to_string().lines().next().unwrap_or_default()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            match pinhole_db::migrate(&db).await {
+                Ok(()) => {
+                    println!("migrations applied to {}", settings.database);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: database migration failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}

@@ -1,0 +1,14 @@
+//! The `search` role: the tantivy index: full text, tags, authors, geo radius and box, dates, related images.
+//!
+//! Its routes are mounted by `pinhole serve` when the role is selected.
+
+use pinhole_http::AppContext;
+use utoipa_axum::router::OpenApiRouter;
+
+/// The role's name in `pinhole serve --roles`.
+pub const ROLE: &str = "search";
+
+/// The role's HTTP routes.
+pub fn router(ctx: &AppContext) -> OpenApiRouter {
+    OpenApiRouter::new().with_state(ctx.clone())
+}

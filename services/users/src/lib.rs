@@ -1,0 +1,14 @@
+//! The `users` role: accounts, credentials, sessions and tokens, profiles, follows and blocks.
+//!
+//! Its routes are mounted by `pinhole serve` when the role is selected.
+
+use pinhole_http::AppContext;
+use utoipa_axum::router::OpenApiRouter;
+
+/// The role's name in `pinhole serve --roles`.
+pub const ROLE: &str = "users";
+
+/// The role's HTTP routes.
+pub fn router(ctx: &AppContext) -> OpenApiRouter {
+    OpenApiRouter::new().with_state(ctx.clone())
+}

@@ -1,0 +1,1 @@
+//! Cross-role tests live beside this file; see Cargo.toml for the list.
