@@ -73,6 +73,8 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Publishes the messages and returns once the bus has acknowledged all
     /// of them. Messages with the same topic and key keep their order.
+    /// The embedded log refuses topics that were never created; a Kafka
+    /// broker may create them, as its `auto.create.topics.enable` says.
     async fn publish(&self, messages: &[Message<'_>]) -> Result<Vec<Position>, BusError>;
 
     /// Joins consumer group `group` on `topics`. Group members share the
