@@ -1,0 +1,96 @@
+//! The cache conformance suite, in process and against a real Redis.
+//! Test names say which backend ran.
+
+use std::time::Duration;
+
+use anyhow::ensure;
+use bytes::Bytes;
+use pinhole_cache::{Cache, MemoryCache, RedisCache};
+use pinhole_testkit::{unique, wait_for};
+
+async fn memory() -> anyhow::Result<Box<dyn Cache>> {
+    Ok(Box::new(MemoryCache::new(1024 * 1024)))
+}
+
+async fn redis() -> anyhow::Result<Box<dyn Cache>> {
+    // A prefix of its own keeps tests apart on the shared server.
+    let prefix = format!("{}:", unique("test"));
+    Ok(Box::new(
+        RedisCache::connect(&pinhole_testkit::redis_url(), prefix).await?,
+    ))
+}
+
+async fn set_get_delete(cache: Box<dyn Cache>) -> anyhow::Result<()> {
+    cache.check().await?;
+    ensure!(cache.get("page:1").await?.is_none());
+    let binary = Bytes::from_static(&[0, 159, 146, 150, 255]);
+    cache
+        .set("page:1", binary.clone(), Duration::from_secs(60))
+        .await?;
+    ensure!(cache.get("page:1").await? == Some(binary));
+    cache
+        .set(
+            "page:1",
+            Bytes::from_static(b"new"),
+            Duration::from_secs(60),
+        )
+        .await?;
+    ensure!(cache.get("page:1").await?.as_deref() == Some(&b"new"[..]));
+    cache.delete("page:1").await?;
+    ensure!(cache.get("page:1").await?.is_none());
+    // Deleting what is not there is fine.
+    cache.delete("page:1").await?;
+    Ok(())
+}
+
+async fn entries_expire(cache: Box<dyn Cache>) -> anyhow::Result<()> {
+    cache
+        .set(
+            "short",
+            Bytes::from_static(b"v"),
+            Duration::from_millis(300),
+        )
+        .await?;
+    cache
+        .set("long", Bytes::from_static(b"v"), Duration::from_secs(60))
+        .await?;
+    ensure!(cache.get("short").await?.is_some());
+    wait_for(
+        Duration::from_secs(5),
+        "the short entry to expire",
+        || async { matches!(cache.get("short").await, Ok(None)).then_some(()) },
+    )
+    .await?;
+    ensure!(
+        cache.get("long").await?.is_some(),
+        "others keep their own ttl"
+    );
+    Ok(())
+}
+
+macro_rules! conformance {
+    ($open:ident, $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() -> anyhow::Result<()> {
+                super::$name(super::$open().await?).await
+            }
+        )*
+    };
+}
+
+mod memory {
+    conformance!(memory, set_get_delete, entries_expire);
+}
+
+mod redis {
+    conformance!(redis, set_get_delete, entries_expire);
+}
+
+#[tokio::test]
+async fn redis_unreachable_is_an_error_not_a_hang() {
+    let started = std::time::Instant::now();
+    let result = RedisCache::connect("redis://127.0.0.1:1", "x:").await;
+    assert!(result.is_err());
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
