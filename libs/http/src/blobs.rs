@@ -7,9 +7,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pinhole_blob::{BlobError, PresignError};
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::{ApiError, AppContext};
 
@@ -80,9 +79,15 @@ async fn get_blob(
         .into_response())
 }
 
+/// Keys hold slashes, so the route is a wildcard, which utoipa-axum cannot
+/// derive; the operation is documented as `/blobs/{key}`.
+#[derive(OpenApi)]
+#[openapi(paths(get_blob))]
+struct BlobDoc;
+
 /// Serves signed blob links.
 pub fn blob_router(ctx: &AppContext) -> OpenApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(get_blob))
+    OpenApiRouter::with_openapi(BlobDoc::openapi())
+        .route("/blobs/{*key}", axum::routing::get(get_blob))
         .with_state(ctx.clone())
 }
