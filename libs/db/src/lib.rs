@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use pinhole_config::DatabaseUrl;
 use pinhole_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
+use sea_orm::sqlx::{self, ConnectOptions as _, Connection as _};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlxSqliteConnector};
 
 pub use outbox::{Outbox, OutboxRelay, RelayOptions};
@@ -38,6 +40,17 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, DbErr> {
             Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
         }
         DatabaseUrl::Postgres(url) => {
+            // One direct connection first: a pool that cannot connect only
+            // says that it timed out, this says why (refused, auth, no db).
+            let refused = |e: String| DbErr::Conn(sea_orm::RuntimeErr::Internal(e));
+            let direct: PgConnectOptions = url
+                .parse()
+                .map_err(|e: sqlx::Error| refused(e.to_string()))?;
+            let probe = tokio::time::timeout(Duration::from_secs(5), direct.connect())
+                .await
+                .map_err(|_| refused("no answer within 5s".into()))?
+                .map_err(|e| refused(e.to_string()))?;
+            let _ = probe.close().await;
             let mut options = ConnectOptions::new(url.clone());
             options
                 .max_connections(20)

@@ -1,0 +1,212 @@
+//! The `pinhole` binary as a person runs it: help, bad settings, unreachable
+//! backends, and `serve` on an empty directory.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use anyhow::ensure;
+use pinhole_testkit::wait_for;
+
+/// `pinhole ARGS` in `dir` with only the `PINHOLE_*` variables in `env`.
+fn pinhole(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pinhole"));
+    command.args(args).current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("PINHOLE_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    command
+}
+
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Output> {
+    Ok(pinhole(dir, args, env).output()?)
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn help_explains_every_command_and_setting() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let top = run(dir.path(), &["--help"], &[])?;
+    ensure!(top.status.success());
+    let text = String::from_utf8(top.stdout)?;
+    for word in [
+        "serve",
+        "migrate",
+        "PINHOLE_DATABASE_URL",
+        "PINHOLE_BLOB_URL",
+    ] {
+        ensure!(text.contains(word), "--help mentions {word}:\n{text}");
+    }
+    let serve = String::from_utf8(run(dir.path(), &["serve", "--help"], &[])?.stdout)?;
+    for word in ["--roles", "--config", "sns-sync", "embedded"] {
+        ensure!(
+            serve.contains(word),
+            "serve --help mentions {word}:\n{serve}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_settings_exit_2_naming_the_setting_and_its_form() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cases: &[(&[(&str, &str)], &[&str])] = &[
+        (
+            &[("PINHOLE_COLOUR", "blue")],
+            &["PINHOLE_COLOUR", "known settings"],
+        ),
+        (
+            &[("PINHOLE_BUS_URL", "amqp://x")],
+            &["PINHOLE_BUS_URL", "kafka://"],
+        ),
+        (
+            &[("PINHOLE_LISTEN", "everywhere")],
+            &["PINHOLE_LISTEN", "IP:PORT"],
+        ),
+        (
+            &[("PINHOLE_CACHE_URL", "memcached://x")],
+            &["PINHOLE_CACHE_URL", "redis://"],
+        ),
+        (
+            &[("PINHOLE_DATABASE_URL", "mysql://u:pw@h/db")],
+            &["PINHOLE_DATABASE_URL", "postgres://"],
+        ),
+        (
+            &[("PINHOLE_BLOB_URL", "s3://b?colour=red")],
+            &["PINHOLE_BLOB_URL", "s3://"],
+        ),
+        (
+            &[("PINHOLE_BUS_PARTITIONS", "lots")],
+            &["PINHOLE_BUS_PARTITIONS"],
+        ),
+    ];
+    for (env, expected) in cases {
+        let output = run(dir.path(), &["serve"], env)?;
+        let message = stderr(&output);
+        ensure!(
+            output.status.code() == Some(2),
+            "{env:?}: {:?} {message}",
+            output.status
+        );
+        for word in *expected {
+            ensure!(message.contains(word), "{env:?}: `{message}` lacks {word}");
+        }
+        ensure!(
+            !message.contains("pw@"),
+            "credentials never printed: {message}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_config_files_and_roles_exit_2() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("typo.toml"), "lisen = \"127.0.0.1:1\"\n")?;
+    let output = run(dir.path(), &["serve", "--config", "typo.toml"], &[])?;
+    ensure!(
+        output.status.code() == Some(2) && stderr(&output).contains("lisen"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = run(dir.path(), &["serve", "--config", "missing.toml"], &[])?;
+    ensure!(output.status.code() == Some(2) && stderr(&output).contains("missing.toml"));
+
+    let output = run(dir.path(), &["serve", "--roles", "gateway,photos"], &[])?;
+    ensure!(output.status.code() == Some(2), "{:?}", output.status);
+    ensure!(stderr(&output).contains("photos") && stderr(&output).contains("thumbnails"));
+    Ok(())
+}
+
+#[test]
+fn unreachable_backends_are_one_line_naming_backend_and_url() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cases = [
+        (
+            "PINHOLE_DATABASE_URL",
+            "postgres://app:hunter2@127.0.0.1:1/pinhole",
+            "database",
+        ),
+        ("PINHOLE_CACHE_URL", "redis://:hunter2@127.0.0.1:1", "cache"),
+        ("PINHOLE_BUS_URL", "kafka://127.0.0.1:1", "bus"),
+        (
+            "PINHOLE_BLOB_URL",
+            "s3://photos?endpoint=http://127.0.0.1:1&access_key_id=k&secret_access_key=hunter2",
+            "blobs",
+        ),
+    ];
+    for (name, url, backend) in cases {
+        let output = run(
+            dir.path(),
+            &["serve"],
+            &[(name, url), ("PINHOLE_LISTEN", "127.0.0.1:0")],
+        )?;
+        let message = stderr(&output);
+        ensure!(
+            output.status.code() == Some(1),
+            "{name}: {:?} {message}",
+            output.status
+        );
+        ensure!(
+            message.trim().lines().count() == 1,
+            "{name}: one line, got: {message}"
+        );
+        ensure!(
+            message.contains(backend) && message.contains("127.0.0.1:1"),
+            "{message}"
+        );
+        ensure!(
+            !message.contains("hunter2"),
+            "{name}: credentials masked: {message}"
+        );
+        ensure!(!message.contains("panicked"), "{message}");
+    }
+    Ok(())
+}
+
+#[test]
+fn migrate_applies_the_schema() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let output = run(dir.path(), &["migrate"], &[("PINHOLE_DATA_DIR", "data")])?;
+    ensure!(output.status.success(), "{}", stderr(&output));
+    ensure!(String::from_utf8(output.stdout)?.contains("migrations applied"));
+    ensure!(dir.path().join("data/pinhole.db").exists());
+    Ok(())
+}
+
+#[tokio::test]
+async fn serve_with_no_settings_answers_from_an_empty_directory() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // The only thing set is the port, so that tests can run side by side.
+    let port = pinhole_testkit::free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = pinhole(dir.path(), &["serve"], &[("PINHOLE_LISTEN", &listen)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let url = format!("http://{listen}/healthz");
+    let answered = wait_for(
+        Duration::from_secs(30),
+        "pinhole serve to answer",
+        || async {
+            let response = reqwest::get(&url).await.ok()?;
+            (response.status() == 200).then_some(())
+        },
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    answered?;
+    ensure!(
+        dir.path().join("pinhole-data/pinhole.db").exists(),
+        "data lands in ./pinhole-data"
+    );
+    Ok(())
+}
