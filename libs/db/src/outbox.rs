@@ -125,7 +125,7 @@ pub struct OutboxRelay {
 }
 
 /// Any number; the advisory lock only has to be the same in every relay.
-const RELAY_LOCK: i64 = 0x7069_6e68_6f6c_65;
+const RELAY_LOCK: i64 = 0x0070_696e_686f_6c65; // "pinhole"
 
 impl OutboxRelay {
     pub fn new(

@@ -101,6 +101,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn infra_creates_every_topic() {
+        let infra: Vec<&str> = include_str!("../../../infra/topics.txt")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert_eq!(
+            infra,
+            topics::ALL,
+            "infra/topics.txt and topics::ALL differ"
+        );
+    }
+
+    #[test]
     fn envelope_round_trips_as_cloudevents_json() {
         let e = Envelope::new(
             "/pinhole/users",
