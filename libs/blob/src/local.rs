@@ -43,6 +43,22 @@ impl LocalStore {
     }
 }
 
+/// A file being written: removed if the write fails or is abandoned (the
+/// request was cancelled). After the rename there is nothing left to remove.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        match std::fs::remove_file(&self.0) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %self.0.display(), error = %e, "temporary blob left behind")
+            }
+        }
+    }
+}
+
 fn not_found(key: &str, e: io::Error) -> BlobError {
     if e.kind() == io::ErrorKind::NotFound {
         BlobError::NotFound(key.to_owned())
@@ -59,12 +75,13 @@ impl BlobStore for LocalStore {
 
     async fn put(&self, key: &str, mut body: ByteStream) -> Result<BlobMeta, BlobError> {
         let path = self.path(key)?;
-        let tmp = self
-            .root
-            .join(TMP_DIR)
-            .join(uuid::Uuid::new_v4().to_string());
+        let tmp = TempFile(
+            self.root
+                .join(TMP_DIR)
+                .join(uuid::Uuid::new_v4().to_string()),
+        );
         let written = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
+            let mut file = tokio::fs::File::create(&tmp.0).await?;
             let mut size = 0u64;
             while let Some(chunk) = body.try_next().await? {
                 size += chunk.len() as u64;
@@ -74,20 +91,14 @@ impl BlobStore for LocalStore {
             if let Some(dir) = path.parent() {
                 tokio::fs::create_dir_all(dir).await?;
             }
-            tokio::fs::rename(&tmp, &path).await?;
+            tokio::fs::rename(&tmp.0, &path).await?;
             Ok::<_, io::Error>(size)
         }
-        .await;
-        match written {
-            Ok(size) => Ok(BlobMeta {
-                key: key.to_owned(),
-                size,
-            }),
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                Err(e.into())
-            }
-        }
+        .await?;
+        Ok(BlobMeta {
+            key: key.to_owned(),
+            size: written,
+        })
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobBody, BlobError> {

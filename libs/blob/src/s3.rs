@@ -76,6 +76,15 @@ impl S3Store {
         }
     }
 
+    /// The SDK client, for operations the trait does not cover.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
     /// Creates the bucket if it does not exist (for dev stacks and tests).
     pub async fn ensure_bucket(&self) -> Result<(), BlobError> {
         if self
@@ -145,6 +154,14 @@ impl S3Store {
             .upload_id()
             .ok_or_else(|| BlobError::S3("no upload id in CreateMultipartUpload".into()))?
             .to_owned();
+        // Aborts the upload if it fails or is abandoned half-way, so that no
+        // orphan parts stay billed.
+        let mut guard = AbortOnDrop {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: full.to_owned(),
+            upload_id: Some(upload_id.clone()),
+        };
         let uploaded = async {
             let mut parts = Vec::new();
             let mut size = 0u64;
@@ -186,18 +203,39 @@ impl S3Store {
                 .map_err(s3)?;
             Ok::<_, BlobError>(size)
         }
-        .await;
-        if uploaded.is_err() {
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(full)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-        }
-        uploaded
+        .await?;
+        guard.upload_id = None;
+        Ok(uploaded)
+    }
+}
+
+struct AbortOnDrop {
+    client: Client,
+    bucket: String,
+    key: String,
+    /// `None` once the upload completed.
+    upload_id: Option<String>,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        let Some(upload_id) = self.upload_id.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let request = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(upload_id);
+        runtime.spawn(async move {
+            if let Err(e) = request.send().await {
+                tracing::warn!(error = %e, "aborting a multipart upload failed");
+            }
+        });
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::ensure;
+use futures::StreamExt;
 use pinhole_blob::{
     BlobError, BlobStore, ByteRange, LocalStore, PresignError, S3Store, UrlSigner, put_bytes,
 };
@@ -185,6 +186,58 @@ async fn presigned_get(h: Harness) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A body that gives `good` bytes, then fails (a client that went away).
+fn broken_body(good: usize) -> pinhole_blob::ByteStream {
+    let chunks = (0..good / 65_536)
+        .map(|_| Ok(bytes::Bytes::from(vec![7u8; 65_536])))
+        .chain(std::iter::once(Err(std::io::Error::other(
+            "client went away",
+        ))));
+    Box::pin(futures::stream::iter(chunks))
+}
+
+/// An upload that fails or is abandoned half-way leaves nothing behind:
+/// no blob, no temporary file, no unfinished multipart upload.
+async fn failed_uploads_leave_nothing(h: Harness) -> anyhow::Result<()> {
+    let store = store_of(&h).await?;
+    // Past one multipart part on S3.
+    let failed = store
+        .put("u/broken.bin", broken_body(9 * 1024 * 1024))
+        .await;
+    ensure!(failed.is_err());
+    // Abandoned: the body never ends and the request is dropped.
+    let pending = futures::stream::iter([Ok(bytes::Bytes::from(vec![1u8; 9 * 1024 * 1024]))])
+        .chain(futures::stream::pending());
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(500),
+        store.put("u/abandoned.bin", Box::pin(pending)),
+    )
+    .await;
+    ensure!(abandoned.is_err(), "the upload was still running");
+    ensure!(store.list("").await?.is_empty());
+    match &h {
+        Harness::Local(dir) => {
+            let leftovers = std::fs::read_dir(dir.path().join("blobs/.tmp"))?.count();
+            ensure!(leftovers == 0, "{leftovers} temporary files left");
+        }
+        Harness::S3(bucket) => {
+            let store = S3Store::new(&pinhole_testkit::s3_settings(bucket));
+            pinhole_testkit::wait_for(Duration::from_secs(10), "uploads to be aborted", || async {
+                let uploads = store
+                    .client()
+                    .list_multipart_uploads()
+                    .bucket(store.bucket())
+                    .send()
+                    .await
+                    .ok()?;
+                uploads.uploads().is_empty().then_some(())
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 async fn store_of(h: &Harness) -> anyhow::Result<Arc<dyn BlobStore>> {
     h.store().await
 }
@@ -207,7 +260,8 @@ mod local {
         put_get_head_delete_list,
         ranged_get,
         bad_keys_are_refused,
-        presigned_get
+        presigned_get,
+        failed_uploads_leave_nothing,
     );
 }
 
@@ -218,6 +272,7 @@ mod s3 {
         put_get_head_delete_list,
         ranged_get,
         bad_keys_are_refused,
-        presigned_get
+        presigned_get,
+        failed_uploads_leave_nothing,
     );
 }

@@ -6,16 +6,24 @@
 //!   partitions of a topic are dealt round-robin over the live members that
 //!   subscribe to it, in member-id order, so every member computes the same
 //!   assignment without a coordinator;
+//! - `partition_owners` holds, per group, which member reads each partition
+//!   and until when its lease runs. A member takes a partition only once the
+//!   previous owner has released it or its lease has run out, so no two
+//!   members ever read one partition at the same time, and a member that
+//!   lost a partition can no longer commit in it;
 //! - `group_offsets` holds each group's committed position per partition.
 //!
-//! A consumer that stops without committing leaves its records uncommitted;
-//! whoever takes over its partitions starts from the committed offsets and so
-//! sees them again. Several processes may share one file.
+//! Each consumer renews its membership and leases from a background task, as
+//! Kafka clients heartbeat from a thread, for as long as it keeps polling
+//! (`max_poll_interval`). A consumer that stops without committing leaves its
+//! records uncommitted; whoever takes over its partitions starts from the
+//! committed offsets and so sees them again. Several processes may share one
+//! file.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -24,6 +32,7 @@ use sea_orm::sqlx::sqlite::{
 };
 use sea_orm::sqlx::{self, Row, SqlitePool};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::{
     BusError, EventBus, Message, Position, Record, Subscription, TopicSpec, partition_for,
@@ -53,6 +62,14 @@ const SCHEMA: &[&str] = &[
         heartbeat_ms INTEGER NOT NULL,
         PRIMARY KEY (grp, member)
     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS partition_owners (
+        grp TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        member TEXT NOT NULL,
+        lease_ms INTEGER NOT NULL,
+        PRIMARY KEY (grp, topic, partition)
+    ) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS group_offsets (
         grp TEXT NOT NULL,
         topic TEXT NOT NULL,
@@ -69,9 +86,12 @@ const SWEEP_EVERY: u64 = 1024;
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
-    /// A member that has not been heard from for this long is dropped from
-    /// its group and its partitions go to the others.
+    /// A member not heard from for this long is dropped from its group, and
+    /// its partition leases run out.
     pub session_timeout: Duration,
+    /// A consumer that has not asked for a record for this long stops
+    /// renewing its membership, so that its partitions go to the others.
+    pub max_poll_interval: Duration,
     /// How often an idle consumer looks for records written by another
     /// process (writes from this process wake it at once).
     pub poll_interval: Duration,
@@ -83,9 +103,16 @@ impl Default for EmbeddedOptions {
     fn default() -> Self {
         Self {
             session_timeout: Duration::from_secs(10),
+            max_poll_interval: Duration::from_secs(300),
             poll_interval: Duration::from_millis(200),
             retention: Duration::from_secs(7 * 24 * 3600),
         }
+    }
+}
+
+impl EmbeddedOptions {
+    fn heartbeat_interval(&self) -> Duration {
+        (self.session_timeout / 4).min(Duration::from_secs(1))
     }
 }
 
@@ -169,59 +196,34 @@ impl EmbeddedLog {
         }
     }
 
-    async fn sweep(&self) -> Result<(), BusError> {
+    /// Deletes records past retention. Failing to is not the publisher's
+    /// problem: it is logged and tried again later.
+    async fn sweep(&self) {
         let cutoff = now_ms().saturating_sub(millis(self.inner.options.retention));
-        sqlx::query("DELETE FROM records WHERE created_ms < ?")
+        if let Err(e) = sqlx::query("DELETE FROM records WHERE created_ms < ?")
             .bind(cutoff)
             .execute(&self.inner.pool)
             .await
-            .map_err(storage)?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl EventBus for EmbeddedLog {
-    fn kind(&self) -> &'static str {
-        "embedded"
-    }
-
-    async fn ensure_topics(&self, topics: &[TopicSpec<'_>]) -> Result<(), BusError> {
-        let mut tx = self.inner.pool.begin().await.map_err(storage)?;
-        for topic in topics {
-            let existing: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM partitions WHERE topic = ?")
-                    .bind(topic.name)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(storage)?;
-            if existing > 0 {
-                continue;
-            }
-            for partition in 0..topic.partitions.max(1) {
-                sqlx::query("INSERT INTO partitions (topic, partition) VALUES (?, ?)")
-                    .bind(topic.name)
-                    .bind(i64::from(partition))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(storage)?;
-            }
+        {
+            tracing::warn!(error = %e, "embedded log retention sweep failed");
         }
-        tx.commit().await.map_err(storage)
     }
 
-    async fn publish(&self, messages: &[Message<'_>]) -> Result<Vec<Position>, BusError> {
-        let mut counts: HashMap<&str, u32> = HashMap::new();
-        for message in messages {
-            if !counts.contains_key(message.topic) {
-                counts.insert(message.topic, self.partition_count(message.topic).await?);
-            }
-        }
+    /// Appends the messages whose topic exists, in one transaction.
+    async fn append(
+        &self,
+        messages: &[Message<'_>],
+        counts: &HashMap<&str, Result<u32, BusError>>,
+    ) -> Result<Vec<Option<Position>>, BusError> {
         let created = now_ms();
         let mut positions = Vec::with_capacity(messages.len());
         let mut tx = self.inner.pool.begin().await.map_err(storage)?;
         for message in messages {
-            let partition = partition_for(message.key, counts[message.topic]);
+            let Some(Ok(partitions)) = counts.get(message.topic) else {
+                positions.push(None);
+                continue;
+            };
+            let partition = partition_for(message.key, *partitions);
             let offset: i64 = sqlx::query_scalar(
                 "UPDATE partitions SET next_offset = next_offset + 1
                  WHERE topic = ? AND partition = ? RETURNING next_offset - 1",
@@ -244,14 +246,67 @@ impl EventBus for EmbeddedLog {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-            positions.push(Position { partition, offset });
+            positions.push(Some(Position { partition, offset }));
         }
         tx.commit().await.map_err(storage)?;
+        Ok(positions)
+    }
+}
+
+#[async_trait]
+impl EventBus for EmbeddedLog {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn ensure_topics(&self, topics: &[TopicSpec<'_>]) -> Result<(), BusError> {
+        // One statement per topic: creating a topic is a single write, so
+        // processes starting together never upgrade a read to a write.
+        for topic in topics {
+            sqlx::query(
+                "WITH RECURSIVE n(p) AS (SELECT 0 UNION ALL SELECT p + 1 FROM n WHERE p + 1 < ?2)
+                 INSERT INTO partitions (topic, partition)
+                 SELECT ?1, p FROM n
+                 WHERE NOT EXISTS (SELECT 1 FROM partitions WHERE topic = ?1)",
+            )
+            .bind(topic.name)
+            .bind(i64::from(topic.partitions.max(1)))
+            .execute(&self.inner.pool)
+            .await
+            .map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, messages: &[Message<'_>]) -> Vec<Result<Position, BusError>> {
+        let mut counts: HashMap<&str, Result<u32, BusError>> = HashMap::new();
+        for message in messages {
+            if !counts.contains_key(message.topic) {
+                counts.insert(message.topic, self.partition_count(message.topic).await);
+            }
+        }
+        let appended = self.append(messages, &counts).await;
         self.inner.written.notify_waiters();
         if self.inner.publishes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            self.sweep().await?;
+            self.sweep().await;
         }
-        Ok(positions)
+        match appended {
+            Ok(positions) => messages
+                .iter()
+                .zip(positions)
+                .map(|(message, position)| match position {
+                    Some(position) => Ok(position),
+                    None => Err(match counts.get(message.topic) {
+                        Some(Err(BusError::Storage(e))) => BusError::Storage(e.clone()),
+                        _ => BusError::UnknownTopic(message.topic.to_owned()),
+                    }),
+                })
+                .collect(),
+            Err(e) => messages
+                .iter()
+                .map(|_| Err(BusError::Storage(e.to_string())))
+                .collect(),
+        }
     }
 
     async fn subscribe(
@@ -262,17 +317,27 @@ impl EventBus for EmbeddedLog {
         for topic in topics {
             self.partition_count(topic).await?;
         }
+        let member = Member {
+            pool: self.inner.pool.clone(),
+            group: group.to_owned(),
+            id: uuid::Uuid::now_v7().to_string(),
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            options: self.inner.options.clone(),
+        };
+        member.renew().await?;
+        let last_poll = Arc::new(AtomicI64::new(now_ms()));
+        let renewer = tokio::spawn(member.clone().keep_alive(Arc::clone(&last_poll)));
         let mut subscription = EmbeddedSubscription {
             log: self.clone(),
-            group: group.to_owned(),
-            member: uuid::Uuid::now_v7().to_string(),
-            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
-            assigned: BTreeSet::new(),
+            member,
+            owned: BTreeSet::new(),
             positions: HashMap::new(),
             buffer: VecDeque::new(),
-            last_heartbeat: None,
+            last_rebalance: None,
+            last_poll,
+            renewer,
         };
-        subscription.heartbeat().await?;
+        subscription.rebalance().await?;
         Ok(Box::new(subscription))
     }
 
@@ -287,59 +352,113 @@ impl EventBus for EmbeddedLog {
 
 type TopicPartition = (String, i32);
 
-struct EmbeddedSubscription {
-    log: EmbeddedLog,
+/// A consumer's identity in its group, shared with its renewer task.
+#[derive(Clone)]
+struct Member {
+    pool: SqlitePool,
     group: String,
-    member: String,
+    id: String,
     topics: Vec<String>,
-    assigned: BTreeSet<TopicPartition>,
-    /// Next offset to read, per assigned partition.
-    positions: HashMap<TopicPartition, i64>,
-    buffer: VecDeque<Record>,
-    last_heartbeat: Option<Instant>,
+    options: EmbeddedOptions,
 }
 
-impl EmbeddedSubscription {
-    fn pool(&self) -> &SqlitePool {
-        &self.log.inner.pool
-    }
-
-    fn heartbeat_interval(&self) -> Duration {
-        (self.log.inner.options.session_timeout / 4).min(Duration::from_secs(1))
-    }
-
-    /// Renews this member, expires silent ones, and takes up the partitions
-    /// the current membership deals to it.
-    async fn heartbeat(&mut self) -> Result<(), BusError> {
+impl Member {
+    /// Renews this member's heartbeat and the leases of its partitions.
+    async fn renew(&self) -> Result<(), BusError> {
         let now = now_ms();
-        let session = millis(self.log.inner.options.session_timeout);
-        let topics = self.topics.join("\n");
         sqlx::query(
             "INSERT INTO group_members (grp, member, topics, heartbeat_ms) VALUES (?, ?, ?, ?)
              ON CONFLICT (grp, member) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms",
         )
         .bind(&self.group)
-        .bind(&self.member)
-        .bind(&topics)
+        .bind(&self.id)
+        .bind(self.topics.join("\n"))
         .bind(now)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await
         .map_err(storage)?;
-        sqlx::query("DELETE FROM group_members WHERE grp = ? AND heartbeat_ms < ?")
+        sqlx::query("UPDATE partition_owners SET lease_ms = ? WHERE grp = ? AND member = ?")
+            .bind(now.saturating_add(millis(self.options.session_timeout)))
             .bind(&self.group)
-            .bind(now.saturating_sub(session))
+            .bind(&self.id)
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Renews while the consumer keeps polling.
+    async fn keep_alive(self, last_poll: Arc<AtomicI64>) {
+        let max_idle = millis(self.options.max_poll_interval);
+        loop {
+            tokio::time::sleep(self.options.heartbeat_interval()).await;
+            if now_ms().saturating_sub(last_poll.load(Ordering::Relaxed)) > max_idle {
+                tracing::warn!(group = %self.group, member = %self.id,
+                    "consumer stopped polling; letting its partitions go");
+                return;
+            }
+            if let Err(e) = self.renew().await {
+                tracing::warn!(group = %self.group, error = %e, "embedded log heartbeat failed");
+            }
+        }
+    }
+
+    /// Leaves the group and releases every partition at once.
+    async fn leave(&self) -> Result<(), BusError> {
+        for table in ["group_members", "partition_owners"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE grp = ? AND member = ?"))
+                .bind(&self.group)
+                .bind(&self.id)
+                .execute(&self.pool)
+                .await
+                .map_err(storage)?;
+        }
+        Ok(())
+    }
+}
+
+struct EmbeddedSubscription {
+    log: EmbeddedLog,
+    member: Member,
+    /// Partitions this member holds the lease of.
+    owned: BTreeSet<TopicPartition>,
+    /// Next offset to read, per owned partition.
+    positions: HashMap<TopicPartition, i64>,
+    buffer: VecDeque<Record>,
+    last_rebalance: Option<Instant>,
+    last_poll: Arc<AtomicI64>,
+    renewer: JoinHandle<()>,
+}
+
+impl Drop for EmbeddedSubscription {
+    fn drop(&mut self) {
+        // Without `close`, the leases run out after the session timeout.
+        self.renewer.abort();
+    }
+}
+
+impl EmbeddedSubscription {
+    fn pool(&self) -> &SqlitePool {
+        &self.member.pool
+    }
+
+    /// The partitions the current membership deals to this member.
+    async fn desired(&self) -> Result<BTreeSet<TopicPartition>, BusError> {
+        let session = millis(self.member.options.session_timeout);
+        sqlx::query("DELETE FROM group_members WHERE grp = ? AND heartbeat_ms < ?")
+            .bind(&self.member.group)
+            .bind(now_ms().saturating_sub(session))
             .execute(self.pool())
             .await
             .map_err(storage)?;
         let members =
             sqlx::query("SELECT member, topics FROM group_members WHERE grp = ? ORDER BY member")
-                .bind(&self.group)
+                .bind(&self.member.group)
                 .fetch_all(self.pool())
                 .await
                 .map_err(storage)?;
-
-        let mut assigned = BTreeSet::new();
-        for topic in &self.topics {
+        let mut desired = BTreeSet::new();
+        for topic in &self.member.topics {
             let sharing: Vec<String> = members
                 .iter()
                 .filter(|row| {
@@ -349,49 +468,111 @@ impl EmbeddedSubscription {
                 })
                 .map(|row| row.get::<String, _>("member"))
                 .collect();
-            let Some(me) = sharing.iter().position(|m| *m == self.member) else {
+            let Some(me) = sharing.iter().position(|m| *m == self.member.id) else {
                 continue;
             };
             let partitions = self.log.partition_count(topic).await?;
             for partition in 0..partitions {
                 if usize::try_from(partition).unwrap_or(0) % sharing.len() == me {
-                    assigned.insert((topic.clone(), i32::try_from(partition).unwrap_or(0)));
+                    desired.insert((topic.clone(), i32::try_from(partition).unwrap_or(0)));
                 }
             }
         }
-        if assigned != self.assigned {
-            self.reassign(assigned).await?;
-        }
-        self.last_heartbeat = Some(Instant::now());
-        Ok(())
+        Ok(desired)
     }
 
-    async fn reassign(&mut self, assigned: BTreeSet<TopicPartition>) -> Result<(), BusError> {
-        self.buffer
-            .retain(|r| assigned.contains(&(r.topic.clone(), r.partition)));
-        self.positions.retain(|tp, _| assigned.contains(tp));
-        for tp in &assigned {
-            if self.positions.contains_key(tp) {
-                continue;
-            }
-            let committed: Option<i64> = sqlx::query_scalar(
-                "SELECT next_offset FROM group_offsets WHERE grp = ? AND topic = ? AND partition = ?",
+    /// Releases the partitions that belong to others now, checks that the
+    /// kept ones are still ours, and claims the new ones that are free.
+    async fn rebalance(&mut self) -> Result<(), BusError> {
+        let desired = self.desired().await?;
+        let group = self.member.group.clone();
+        let me = self.member.id.clone();
+
+        for tp in self.owned.difference(&desired) {
+            sqlx::query(
+                "DELETE FROM partition_owners
+                 WHERE grp = ? AND topic = ? AND partition = ? AND member = ?",
             )
-            .bind(&self.group)
+            .bind(&group)
             .bind(&tp.0)
             .bind(tp.1)
-            .fetch_optional(self.pool())
+            .bind(&me)
+            .execute(self.pool())
             .await
             .map_err(storage)?;
-            self.positions.insert(tp.clone(), committed.unwrap_or(0));
         }
-        tracing::debug!(group = %self.group, member = %self.member, partitions = assigned.len(), "embedded log assignment");
-        self.assigned = assigned;
+
+        // What the table says is ours (a lease that ran out while we were
+        // stalled may have been taken).
+        let held: BTreeSet<TopicPartition> = sqlx::query(
+            "SELECT topic, partition FROM partition_owners WHERE grp = ? AND member = ?",
+        )
+        .bind(&group)
+        .bind(&me)
+        .fetch_all(self.pool())
+        .await
+        .map_err(storage)?
+        .into_iter()
+        .map(|row| (row.get("topic"), row.get("partition")))
+        .collect();
+        let mut owned: BTreeSet<TopicPartition> = held.intersection(&desired).cloned().collect();
+
+        let now = now_ms();
+        let lease = now.saturating_add(millis(self.member.options.session_timeout));
+        for tp in desired.difference(&owned.clone()) {
+            let claimed = sqlx::query(
+                "INSERT INTO partition_owners (grp, topic, partition, member, lease_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (grp, topic, partition) DO UPDATE
+                 SET member = excluded.member, lease_ms = excluded.lease_ms
+                 WHERE partition_owners.member = excluded.member OR partition_owners.lease_ms < ?6",
+            )
+            .bind(&group)
+            .bind(&tp.0)
+            .bind(tp.1)
+            .bind(&me)
+            .bind(lease)
+            .bind(now)
+            .execute(self.pool())
+            .await
+            .map_err(storage)?
+            .rows_affected()
+                == 1;
+            if claimed {
+                owned.insert(tp.clone());
+            }
+        }
+
+        if owned != self.owned {
+            self.buffer
+                .retain(|r| owned.contains(&(r.topic.clone(), r.partition)));
+            self.positions.retain(|tp, _| owned.contains(tp));
+            for tp in &owned {
+                if self.positions.contains_key(tp) {
+                    continue;
+                }
+                let committed: Option<i64> = sqlx::query_scalar(
+                    "SELECT next_offset FROM group_offsets
+                     WHERE grp = ? AND topic = ? AND partition = ?",
+                )
+                .bind(&group)
+                .bind(&tp.0)
+                .bind(tp.1)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(storage)?;
+                self.positions.insert(tp.clone(), committed.unwrap_or(0));
+            }
+            tracing::debug!(group = %group, member = %me, partitions = owned.len(),
+                "embedded log assignment");
+            self.owned = owned;
+        }
+        self.last_rebalance = Some(Instant::now());
         Ok(())
     }
 
     async fn fetch(&mut self) -> Result<(), BusError> {
-        for tp in &self.assigned {
+        for tp in &self.owned {
             let position = self.positions.get(tp).copied().unwrap_or(0);
             let rows = sqlx::query(
                 "SELECT \"offset\", key, payload FROM records
@@ -425,12 +606,11 @@ impl EmbeddedSubscription {
 impl Subscription for EmbeddedSubscription {
     async fn next(&mut self, timeout: Duration) -> Result<Option<Record>, BusError> {
         let deadline = Instant::now() + timeout;
+        let interval = self.member.options.heartbeat_interval();
         loop {
-            if self
-                .last_heartbeat
-                .is_none_or(|t| t.elapsed() >= self.heartbeat_interval())
-            {
-                self.heartbeat().await?;
+            self.last_poll.store(now_ms(), Ordering::Relaxed);
+            if self.last_rebalance.is_none_or(|t| t.elapsed() >= interval) {
+                self.rebalance().await?;
             }
             if let Some(record) = self.buffer.pop_front() {
                 return Ok(Some(record));
@@ -449,34 +629,41 @@ impl Subscription for EmbeddedSubscription {
             }
             let nap = (deadline - now)
                 .min(self.log.inner.options.poll_interval)
-                .min(self.heartbeat_interval());
+                .min(interval);
             let _ = tokio::time::timeout(nap, written).await;
         }
     }
 
     async fn commit(&mut self, record: &Record) -> Result<(), BusError> {
-        sqlx::query(
-            "INSERT INTO group_offsets (grp, topic, partition, next_offset) VALUES (?, ?, ?, ?)
+        // Only the partition's owner may move the group's position.
+        let committed = sqlx::query(
+            "INSERT INTO group_offsets (grp, topic, partition, next_offset)
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (
+                 SELECT 1 FROM partition_owners
+                 WHERE grp = ?1 AND topic = ?2 AND partition = ?3 AND member = ?5)
              ON CONFLICT (grp, topic, partition)
              DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)",
         )
-        .bind(&self.group)
+        .bind(&self.member.group)
         .bind(&record.topic)
         .bind(record.partition)
         .bind(record.offset + 1)
+        .bind(&self.member.id)
         .execute(self.pool())
         .await
-        .map_err(storage)?;
+        .map_err(storage)?
+        .rows_affected();
+        if committed == 0 {
+            return Err(BusError::Revoked {
+                topic: record.topic.clone(),
+                partition: record.partition,
+            });
+        }
         Ok(())
     }
 
     async fn close(self: Box<Self>) -> Result<(), BusError> {
-        sqlx::query("DELETE FROM group_members WHERE grp = ? AND member = ?")
-            .bind(&self.group)
-            .bind(&self.member)
-            .execute(self.pool())
-            .await
-            .map_err(storage)?;
-        Ok(())
+        self.renewer.abort();
+        self.member.leave().await
     }
 }

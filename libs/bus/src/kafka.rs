@@ -47,6 +47,21 @@ fn kafka(e: KafkaError) -> BusError {
     BusError::Kafka(e.to_string())
 }
 
+/// Errors that no retry can fix become [`BusError::Rejected`].
+fn classify(e: KafkaError) -> BusError {
+    use RDKafkaErrorCode::{
+        InvalidMessage, InvalidMessageSize, InvalidRecord, MessageBatchTooLarge,
+        MessageSizeTooLarge,
+    };
+    match e.rdkafka_error_code() {
+        Some(
+            MessageSizeTooLarge | InvalidMessageSize | InvalidMessage | InvalidRecord
+            | MessageBatchTooLarge,
+        ) => BusError::Rejected(e.to_string()),
+        _ => kafka(e),
+    }
+}
+
 fn millis(d: Duration) -> String {
     d.as_millis().to_string()
 }
@@ -98,11 +113,12 @@ impl EventBus for KafkaBus {
         let missing: Vec<NewTopic<'_>> = topics
             .iter()
             .filter(|t| !existing.iter().any(|e| e == t.name))
+            // Replication -1: the broker's default.
             .map(|t| {
                 NewTopic::new(
                     t.name,
                     i32::try_from(t.partitions.max(1)).unwrap_or(1),
-                    TopicReplication::Fixed(1),
+                    TopicReplication::Fixed(-1),
                 )
             })
             .collect();
@@ -126,7 +142,7 @@ impl EventBus for KafkaBus {
         Ok(())
     }
 
-    async fn publish(&self, messages: &[Message<'_>]) -> Result<Vec<Position>, BusError> {
+    async fn publish(&self, messages: &[Message<'_>]) -> Vec<Result<Position, BusError>> {
         // Enqueue every message in order first, then wait for all the
         // acknowledgements: the producer keeps per-partition order.
         let mut pending = Vec::with_capacity(messages.len());
@@ -137,29 +153,35 @@ impl EventBus for KafkaBus {
             loop {
                 match self.producer.send_result(record) {
                     Ok(delivery) => {
-                        pending.push(delivery);
+                        pending.push(Ok(delivery));
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         record = back;
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
-                    Err((e, _)) => return Err(kafka(e)),
+                    Err((e, _)) => {
+                        pending.push(Err(classify(e)));
+                        break;
+                    }
                 }
             }
         }
-        let mut positions = Vec::with_capacity(pending.len());
+        let mut results = Vec::with_capacity(pending.len());
         for delivery in pending {
-            match delivery.await {
-                Ok(Ok(d)) => positions.push(Position {
-                    partition: d.partition,
-                    offset: d.offset,
-                }),
-                Ok(Err((e, _))) => return Err(kafka(e)),
-                Err(_) => return Err(BusError::Kafka("producer shut down".into())),
-            }
+            results.push(match delivery {
+                Err(e) => Err(e),
+                Ok(delivery) => match delivery.await {
+                    Ok(Ok(d)) => Ok(Position {
+                        partition: d.partition,
+                        offset: d.offset,
+                    }),
+                    Ok(Err((e, _))) => Err(classify(e)),
+                    Err(_) => Err(BusError::Kafka("producer shut down".into())),
+                },
+            });
         }
-        Ok(positions)
+        results
     }
 
     async fn subscribe(

@@ -26,8 +26,20 @@ pub enum BusError {
     Kafka(String),
     #[error("unknown topic `{0}`")]
     UnknownTopic(String),
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
+    /// The bus refused this message and always will (too large, invalid).
+    #[error("message refused: {0}")]
+    Rejected(String),
+    /// The partition went to another member of the group; its records will
+    /// be delivered there.
+    #[error("partition {partition} of `{topic}` is no longer assigned to this consumer")]
+    Revoked { topic: String, partition: i32 },
+}
+
+impl BusError {
+    /// Whether retrying the same message can never succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::UnknownTopic(_) | Self::Rejected(_))
+    }
 }
 
 /// A record read from a topic.
@@ -71,11 +83,17 @@ pub trait EventBus: Send + Sync + 'static {
     /// they are.
     async fn ensure_topics(&self, topics: &[TopicSpec<'_>]) -> Result<(), BusError>;
 
-    /// Publishes the messages and returns once the bus has acknowledged all
-    /// of them. Messages with the same topic and key keep their order.
-    /// The embedded log refuses topics that were never created; a Kafka
-    /// broker may create them, as its `auto.create.topics.enable` says.
-    async fn publish(&self, messages: &[Message<'_>]) -> Result<Vec<Position>, BusError>;
+    /// Publishes the messages and returns, for each one in order, where it
+    /// landed once the bus acknowledged it, or why it did not. Messages with
+    /// the same topic and key keep their order. The embedded log refuses
+    /// topics that were never created; a Kafka broker may create them, as
+    /// its `auto.create.topics.enable` says.
+    async fn publish(&self, messages: &[Message<'_>]) -> Vec<Result<Position, BusError>>;
+
+    /// Publishes the messages; the first failure, if any, is the error.
+    async fn publish_all(&self, messages: &[Message<'_>]) -> Result<Vec<Position>, BusError> {
+        self.publish(messages).await.into_iter().collect()
+    }
 
     /// Joins consumer group `group` on `topics`. Group members share the
     /// partitions; a new member starts after the group's committed offsets

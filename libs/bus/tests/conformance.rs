@@ -76,7 +76,7 @@ async fn publish(
             payload: payload.as_bytes(),
         })
         .collect();
-    bus.publish(&messages).await?;
+    bus.publish_all(&messages).await?;
     Ok(())
 }
 
@@ -267,13 +267,38 @@ async fn nothing_lost_across_consumer_restart(h: Harness) -> anyhow::Result<()> 
     Ok(())
 }
 
+async fn creating_a_topic_again_changes_nothing(h: Harness) -> anyhow::Result<()> {
+    let (bus, topic) = h.with_topic(3).await?;
+    bus.ensure_topics(&[TopicSpec {
+        name: &topic,
+        partitions: 8,
+    }])
+    .await?;
+    let keys: Vec<String> = (0..64).map(|i| format!("key-{i}")).collect();
+    let messages: Vec<Message<'_>> = keys
+        .iter()
+        .map(|k| Message {
+            topic: &topic,
+            key: k.as_bytes(),
+            payload: b"x",
+        })
+        .collect();
+    let positions = bus.publish_all(&messages).await?;
+    let partitions: BTreeSet<i32> = positions.iter().map(|p| p.partition).collect();
+    ensure!(
+        partitions == BTreeSet::from([0, 1, 2]),
+        "keys spread over the original 3 partitions: {partitions:?}"
+    );
+    Ok(())
+}
+
 /// Embedded only: whether a Kafka broker creates topics on first produce is
 /// the broker's `auto.create.topics.enable` (tansu does).
 async fn unknown_topics_are_refused(h: Harness) -> anyhow::Result<()> {
     let bus = h.open().await?;
     let topic = unique("missing");
     let result = bus
-        .publish(&[Message {
+        .publish_all(&[Message {
             topic: &topic,
             key: b"k",
             payload: b"p",
@@ -305,18 +330,20 @@ mod embedded {
         group_shares_partitions,
         redelivery_after_stop_without_commit,
         nothing_lost_across_consumer_restart,
+        creating_a_topic_again_changes_nothing,
         unknown_topics_are_refused,
     );
 
-    /// A member that dies without leaving hands its partitions over once
-    /// its session times out.
+    /// A member that stops polling without leaving hands its partitions over
+    /// once its lease runs out, and can no longer commit in them.
     #[tokio::test]
-    async fn silent_member_is_replaced_after_session_timeout() -> anyhow::Result<()> {
-        use pinhole_bus::{EmbeddedLog, EmbeddedOptions, EventBus, TopicSpec};
+    async fn a_stalled_member_loses_its_partitions() -> anyhow::Result<()> {
+        use pinhole_bus::{BusError, EmbeddedLog, EmbeddedOptions, EventBus, Message, TopicSpec};
         use std::time::Duration;
         let dir = tempfile::tempdir()?;
         let options = EmbeddedOptions {
             session_timeout: Duration::from_millis(600),
+            max_poll_interval: Duration::from_millis(800),
             ..EmbeddedOptions::default()
         };
         let log = EmbeddedLog::open(&dir.path().join("e.db"), options).await?;
@@ -325,19 +352,32 @@ mod embedded {
             partitions: 1,
         }])
         .await?;
-        log.publish(&[pinhole_bus::Message {
+        log.publish_all(&[Message {
             topic: "t",
             key: b"k",
             payload: b"x",
         }])
         .await?;
-        let mut dead = log.subscribe("g", &["t"]).await?;
-        anyhow::ensure!(dead.next(Duration::from_secs(5)).await?.is_some());
-        // The first member never commits, never polls again, never leaves.
+        let mut stalled = log.subscribe("g", &["t"]).await?;
+        let first = stalled.next(Duration::from_secs(5)).await?;
+        anyhow::ensure!(first.is_some());
+
+        // While the first member holds the lease, a second one gets nothing.
         let mut heir = log.subscribe("g", &["t"]).await?;
+        anyhow::ensure!(heir.next(Duration::from_millis(300)).await?.is_none());
+
+        // The first member never polls, commits or leaves again.
         let record = heir.next(Duration::from_secs(10)).await?;
-        anyhow::ensure!(record.map(|r| r.payload) == Some(b"x".to_vec()));
-        drop(dead);
+        anyhow::ensure!(record.as_ref().map(|r| r.payload.clone()) == Some(b"x".to_vec()));
+        let late = stalled
+            .commit(&first.unwrap_or_else(|| unreachable!()))
+            .await;
+        anyhow::ensure!(
+            matches!(late, Err(BusError::Revoked { .. })),
+            "a member that lost the partition cannot commit: {late:?}"
+        );
+        heir.commit(&record.unwrap_or_else(|| unreachable!()))
+            .await?;
         Ok(())
     }
 }
@@ -350,5 +390,6 @@ mod kafka {
         group_shares_partitions,
         redelivery_after_stop_without_commit,
         nothing_lost_across_consumer_restart,
+        creating_a_topic_again_changes_nothing,
     );
 }

@@ -125,9 +125,9 @@ pub struct Settings {
     pub cache: CacheUrl,
     pub bus: BusUrl,
     pub blob: BlobUrl,
-    /// The address clients use to reach this server; presigned local blob
-    /// URLs are built on it.
-    pub public_url: url::Url,
+    /// The address clients use to reach this server; signed local blob links
+    /// are built on it. `None`: the address the server is bound to.
+    pub public_url: Option<url::Url>,
     pub log_format: LogFormat,
     /// Key for signing URLs. `None` means: derive one and keep it in the data
     /// directory (done by the server at start-up).
@@ -149,9 +149,22 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        // PINHOLE_TEST_* and PINHOLE_INFRA_* belong to the test suite and
+        // infra scripts, not to the server.
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .filter(|key| {
+                    let key = key.as_str().to_ascii_lowercase();
+                    !key.starts_with("test_") && !key.starts_with("infra_")
+                })
+                .split("__"),
+        );
         let raw: RawSettings = figment.extract().map_err(from_figment)?;
-        raw.validate()
+        let mut settings = raw.validate()?;
+        if let BlobUrl::S3(s3) = &mut settings.blob {
+            s3_credentials_from_env(s3)?;
+        }
+        Ok(settings)
     }
 
     /// All-embedded settings under `data_dir`, listening on an ephemeral port:
@@ -211,36 +224,25 @@ impl RawSettings {
             })?,
         };
         let public_url = match &self.public_url {
-            Some(s) => s.parse::<url::Url>().map_err(|e| {
-                ConfigError::invalid(
-                    "public_url",
-                    format!("`{s}`: {e}"),
-                    "an absolute http(s) URL, e.g. https://photos.example.com",
-                )
-            })?,
-            None => {
-                let host = if listen.ip().is_unspecified() {
-                    "127.0.0.1".to_owned()
-                } else {
-                    listen.ip().to_string()
-                };
-                let host = if listen.is_ipv6() && !listen.ip().is_unspecified() {
-                    format!("[{host}]")
-                } else {
-                    host
-                };
-                url::Url::parse(&format!("http://{host}:{}", listen.port())).map_err(|e| {
-                    ConfigError::invalid("public_url", e.to_string(), "an absolute http(s) URL")
-                })?
+            None => None,
+            Some(s) => {
+                let url = s.parse::<url::Url>().map_err(|e| {
+                    ConfigError::invalid(
+                        "public_url",
+                        format!("`{s}`: {e}"),
+                        "an absolute http(s) URL, e.g. https://photos.example.com",
+                    )
+                })?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(ConfigError::invalid(
+                        "public_url",
+                        format!("scheme `{}` is not served", url.scheme()),
+                        "an absolute http(s) URL",
+                    ));
+                }
+                Some(url)
             }
         };
-        if !matches!(public_url.scheme(), "http" | "https") {
-            return Err(ConfigError::invalid(
-                "public_url",
-                format!("scheme `{}` is not served", public_url.scheme()),
-                "an absolute http(s) URL",
-            ));
-        }
         let log_format = match self.log_format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -282,6 +284,26 @@ impl RawSettings {
             bus_partitions: self.bus_partitions,
         })
     }
+}
+
+/// S3 credentials not given in the URL come from the standard AWS variables.
+fn s3_credentials_from_env(s3: &mut S3Settings) -> Result<(), ConfigError> {
+    if s3.access_key_id.is_none() {
+        s3.access_key_id = std::env::var("AWS_ACCESS_KEY_ID").ok();
+    }
+    if s3.secret_access_key.is_none() {
+        s3.secret_access_key = std::env::var("AWS_SECRET_ACCESS_KEY")
+            .ok()
+            .map(SecretString::from);
+    }
+    if s3.access_key_id.is_none() || s3.secret_access_key.is_none() {
+        return Err(ConfigError::invalid(
+            "blob_url",
+            "no S3 credentials",
+            "access_key_id and secret_access_key in the URL, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
+        ));
+    }
+    Ok(())
 }
 
 fn from_figment(err: figment::Error) -> ConfigError {
@@ -337,7 +359,7 @@ mod tests {
             .validate()
             .expect("defaults are valid");
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(s.public_url, None);
     }
 
     #[test]

@@ -10,10 +10,11 @@ const SECRET_PARAMS: &[&str] = &[
 ];
 
 /// `url` with any password and secret-looking query values replaced by
-/// `****`. Strings that are not URLs are returned unchanged.
+/// `****`. When `url` does not parse, everything between `://` and the last
+/// `@` (where credentials would be) and any query is hidden.
 pub fn mask_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
-        return url.to_owned();
+        return mask_unparsed(url);
     };
     if parsed.password().is_some() {
         let _ = parsed.set_password(Some("****"));
@@ -36,9 +37,36 @@ pub fn mask_url(url: &str) -> String {
     parsed.to_string()
 }
 
+fn mask_unparsed(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let rest = match rest.rsplit_once('@') {
+        Some((_, host)) => format!("****@{host}"),
+        None => rest.to_owned(),
+    };
+    let rest = match rest.split_once('?') {
+        Some((path, _)) => format!("{path}?****"),
+        None => rest,
+    };
+    format!("{scheme}://{rest}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::mask_url;
+
+    #[test]
+    fn unparsable_urls_hide_where_credentials_would_be() {
+        assert_eq!(
+            mask_url("postgres://app:hun#ter2@db:54x2/p"),
+            "postgres://****@db:54x2/p"
+        );
+        assert_eq!(
+            mask_url("kafka://u:pw@h:9092,h2:9092"),
+            "kafka://****@h:9092,h2:9092"
+        );
+    }
 
     #[test]
     fn passwords_and_secret_params_are_masked() {

@@ -136,19 +136,25 @@ impl BusUrl {
         if let Some(path) = s.strip_prefix("embedded://") {
             return Ok(Self::Embedded(PathBuf::from(path)));
         }
+        let shown = mask_url(s);
         let Some(rest) = s.strip_prefix("kafka://") else {
-            return Err(format!("`{s}` is not a supported event bus"));
+            return Err(format!("`{shown}` is not a supported event bus"));
         };
         let brokers = rest.split(['?', '/']).next().unwrap_or_default();
+        if brokers.contains('@') {
+            return Err(format!(
+                "`{shown}` carries credentials, which Kafka URLs do not take"
+            ));
+        }
         if brokers.is_empty() {
-            return Err(format!("`{s}` names no broker"));
+            return Err(format!("`{shown}` names no broker"));
         }
         for broker in brokers.split(',') {
             let valid = broker
                 .rsplit_once(':')
                 .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
             if !valid {
-                return Err(format!("broker `{broker}` in `{s}` is not HOST:PORT"));
+                return Err(format!("broker `{broker}` in `{shown}` is not HOST:PORT"));
             }
         }
         Ok(Self::Kafka(KafkaSettings {
@@ -364,6 +370,8 @@ mod tests {
         );
         assert!(BusUrl::parse("kafka://nohost", Path::new("/d")).is_err());
         assert!(BusUrl::parse("kafka://", Path::new("/d")).is_err());
+        let err = BusUrl::parse("kafka://u:secret@h:9092", Path::new("/d")).expect_err("userinfo");
+        assert!(!err.contains("secret"), "{err}");
     }
 
     #[test]

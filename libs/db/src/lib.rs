@@ -12,7 +12,10 @@ use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sea_orm::sqlx::{self, ConnectOptions as _, Connection as _};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlxSqliteConnector};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, SqlxSqliteConnector, TransactionTrait,
+};
 
 pub use outbox::{Outbox, OutboxRelay, RelayOptions};
 
@@ -60,6 +63,20 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, DbErr> {
             Database::connect(options).await
         }
     }
+}
+
+/// Begins a transaction that will write.
+///
+/// On SQLite, a transaction that reads first and writes later fails at once
+/// (`SQLITE_BUSY`) if another connection wrote in between; taking the write
+/// lock with the first statement makes it wait its turn instead. On Postgres
+/// this is a plain `BEGIN`.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DatabaseBackend::Sqlite {
+        txn.execute_unprepared("DELETE FROM outbox WHERE 0").await?;
+    }
+    Ok(txn)
 }
 
 /// Applies every pending migration.

@@ -5,7 +5,14 @@
 //! pending events to the bus in order and deletes them only once the bus has
 //! acknowledged them, so writes keep working while the bus is down and nothing
 //! is lost when it comes back. Delivery is at least once: consumers dedupe by
-//! event id.
+//! event id. An event the bus refuses for good (too large, unknown topic) is
+//! moved to `outbox_dead` with the reason, so it never holds up the others;
+//! events that fail for a while (the bus is down) wait and are retried.
+//!
+//! Per-key order: on Postgres, [`Outbox::enqueue`] takes a transaction lock
+//! per key, so that events of one entity get their sequence numbers in commit
+//! order; SQLite has one writer at a time anyway. One process relays a SQLite
+//! database; on Postgres, many may run and take turns.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +20,7 @@ use std::time::Duration;
 use pinhole_bus::{Message, SharedBus};
 use pinhole_events::OutgoingEvent;
 use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
@@ -34,6 +42,38 @@ pub mod entity {
         #[sea_orm(column_type = "Text")]
         pub payload: String,
         pub created_at: DateTimeUtc,
+        /// Failed publishing attempts so far.
+        pub attempts: i32,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub last_error: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The `outbox_dead` table: events the bus refused for good.
+pub mod dead {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox_dead")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        #[sea_orm(unique)]
+        pub event_id: Uuid,
+        pub topic: String,
+        pub event_key: String,
+        #[sea_orm(column_type = "Text")]
+        pub payload: String,
+        pub created_at: DateTimeUtc,
+        pub attempts: i32,
+        #[sea_orm(column_type = "Text")]
+        pub last_error: String,
+        pub failed_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -63,6 +103,21 @@ impl Outbox {
         if events.is_empty() {
             return Ok(());
         }
+        if txn.get_database_backend() == DatabaseBackend::Postgres {
+            // Sequence numbers are handed out at insert, not at commit: hold
+            // each key until commit so one entity's events commit in order.
+            let mut keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                txn.execute(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                    [KEY_LOCKS.into(), key.into()],
+                ))
+                .await?;
+            }
+        }
         let rows = events.iter().map(|e| entity::ActiveModel {
             seq: sea_orm::ActiveValue::NotSet,
             event_id: sea_orm::ActiveValue::Set(e.envelope.id),
@@ -72,6 +127,8 @@ impl Outbox {
                 String::from_utf8(e.envelope.to_json()).unwrap_or_default(),
             ),
             created_at: sea_orm::ActiveValue::Set(e.envelope.time),
+            attempts: sea_orm::ActiveValue::Set(0),
+            last_error: sea_orm::ActiveValue::Set(None),
         });
         entity::Entity::insert_many(rows).exec(txn).await?;
         Ok(())
@@ -85,6 +142,14 @@ impl Outbox {
     /// Events not yet relayed.
     pub async fn pending<C: ConnectionTrait>(&self, db: &C) -> Result<u64, DbErr> {
         entity::Entity::find().count(db).await
+    }
+
+    /// Events the bus refused for good, oldest first.
+    pub async fn dead<C: ConnectionTrait>(&self, db: &C) -> Result<Vec<dead::Model>, DbErr> {
+        dead::Entity::find()
+            .order_by_asc(dead::Column::Seq)
+            .all(db)
+            .await
     }
 }
 
@@ -116,6 +181,58 @@ pub enum RelayError {
     Bus(#[from] pinhole_bus::BusError),
 }
 
+/// Moves an event the bus refused for good to `outbox_dead`.
+async fn bury<C: ConnectionTrait>(
+    conn: &C,
+    row: &entity::Model,
+    error: &pinhole_bus::BusError,
+) -> Result<(), DbErr> {
+    tracing::error!(event_id = %row.event_id, topic = %row.topic, error = %error,
+        "the bus refused an event for good; moved to outbox_dead");
+    metrics::counter!("pinhole_outbox_dead_total").increment(1);
+    let grave = dead::ActiveModel {
+        seq: sea_orm::ActiveValue::Set(row.seq),
+        event_id: sea_orm::ActiveValue::Set(row.event_id),
+        topic: sea_orm::ActiveValue::Set(row.topic.clone()),
+        event_key: sea_orm::ActiveValue::Set(row.event_key.clone()),
+        payload: sea_orm::ActiveValue::Set(row.payload.clone()),
+        created_at: sea_orm::ActiveValue::Set(row.created_at),
+        attempts: sea_orm::ActiveValue::Set(row.attempts + 1),
+        last_error: sea_orm::ActiveValue::Set(error.to_string()),
+        failed_at: sea_orm::ActiveValue::Set(chrono::Utc::now()),
+    };
+    // Already buried by an earlier round that stopped half-way: fine.
+    dead::Entity::insert(grave)
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::column(dead::Column::EventId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(conn)
+        .await?;
+    entity::Entity::delete_by_id(row.seq).exec(conn).await?;
+    Ok(())
+}
+
+/// The outcome of one round.
+#[derive(Default)]
+struct Drained {
+    /// Events delivered or buried.
+    done: usize,
+    /// Why some events must wait for another round.
+    retry: Option<pinhole_bus::BusError>,
+}
+
+impl Drained {
+    fn into_result(self) -> Result<usize, RelayError> {
+        match self.retry {
+            Some(e) => Err(e.into()),
+            None => Ok(self.done),
+        }
+    }
+}
+
 /// Moves events from the outbox to the bus.
 pub struct OutboxRelay {
     db: DatabaseConnection,
@@ -126,6 +243,8 @@ pub struct OutboxRelay {
 
 /// Any number; the advisory lock only has to be the same in every relay.
 const RELAY_LOCK: i64 = 0x0070_696e_686f_6c65; // "pinhole"
+/// The first half of the two-part advisory locks held per event key.
+const KEY_LOCKS: i32 = 0x7068; // "ph"
 
 impl OutboxRelay {
     pub fn new(
@@ -164,22 +283,24 @@ impl OutboxRelay {
                 txn.rollback().await?;
                 return Ok(0);
             }
-            let sent = self.drain(&txn).await?;
+            // What went out and what was buried is recorded even when
+            // some events must wait, so nothing is sent twice on retry.
+            let drained = self.drain(&txn).await?;
             txn.commit().await?;
-            Ok(sent)
+            drained.into_result()
         } else {
-            self.drain(&self.db).await
+            self.drain(&self.db).await?.into_result()
         }
     }
 
-    async fn drain<C: ConnectionTrait>(&self, conn: &C) -> Result<usize, RelayError> {
+    async fn drain<C: ConnectionTrait>(&self, conn: &C) -> Result<Drained, DbErr> {
         let rows = entity::Entity::find()
             .order_by_asc(entity::Column::Seq)
             .limit(self.options.batch)
             .all(conn)
             .await?;
         if rows.is_empty() {
-            return Ok(0);
+            return Ok(Drained::default());
         }
         let messages: Vec<Message<'_>> = rows
             .iter()
@@ -189,15 +310,45 @@ impl OutboxRelay {
                 payload: row.payload.as_bytes(),
             })
             .collect();
-        self.bus.publish(&messages).await?;
+        let results = self.bus.publish(&messages).await;
+
+        let mut delivered = Vec::new();
+        let mut buried = 0;
+        let mut retry = None;
+        for (row, result) in rows.iter().zip(results) {
+            match result {
+                Ok(_) => delivered.push(row.seq),
+                Err(e) if e.is_permanent() => {
+                    bury(conn, row, &e).await?;
+                    buried += 1;
+                }
+                Err(e) => {
+                    entity::Entity::update_many()
+                        .col_expr(
+                            entity::Column::Attempts,
+                            Expr::col(entity::Column::Attempts).add(1),
+                        )
+                        .col_expr(entity::Column::LastError, Expr::value(e.to_string()))
+                        .filter(entity::Column::Seq.eq(row.seq))
+                        .exec(conn)
+                        .await?;
+                    retry.get_or_insert(e);
+                }
+            }
+        }
         // Delete exactly what went out: a transaction that committed since
         // the read may hold a lower sequence number that was not published.
-        entity::Entity::delete_many()
-            .filter(entity::Column::Seq.is_in(rows.iter().map(|r| r.seq)))
-            .exec(conn)
-            .await?;
-        metrics::counter!("pinhole_outbox_relayed_total").increment(rows.len() as u64);
-        Ok(rows.len())
+        if !delivered.is_empty() {
+            entity::Entity::delete_many()
+                .filter(entity::Column::Seq.is_in(delivered.iter().copied()))
+                .exec(conn)
+                .await?;
+        }
+        metrics::counter!("pinhole_outbox_relayed_total").increment(delivered.len() as u64);
+        Ok(Drained {
+            done: delivered.len() + buried,
+            retry,
+        })
     }
 
     /// Relays until the task is dropped: at once when woken, every

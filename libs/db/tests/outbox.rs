@@ -12,7 +12,10 @@ use pinhole_db::outbox::entity;
 use pinhole_db::{Outbox, OutboxRelay, RelayOptions};
 use pinhole_events::{Envelope, OutgoingEvent};
 use pinhole_testkit::{Broker, unique, wait_for};
-use sea_orm::{ActiveValue, DatabaseConnection, EntityTrait, SqlErr, TransactionTrait};
+use sea_orm::{
+    ActiveValue, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, SqlErr,
+    Statement, TransactionTrait,
+};
 
 async fn sqlite(dir: &tempfile::TempDir) -> anyhow::Result<DatabaseConnection> {
     let db = pinhole_db::connect(&DatabaseUrl::Sqlite(dir.path().join("db/pinhole.db"))).await?;
@@ -122,6 +125,8 @@ async fn transactional(db: DatabaseConnection) -> anyhow::Result<()> {
         event_key: ActiveValue::Set("a".into()),
         payload: ActiveValue::Set("{}".into()),
         created_at: ActiveValue::Set(chrono::Utc::now()),
+        attempts: ActiveValue::Set(0),
+        last_error: ActiveValue::Set(None),
     };
     let err = entity::Entity::insert(duplicate)
         .exec(&db)
@@ -173,8 +178,191 @@ async fn relays_in_order(db: DatabaseConnection, bus: Arc<dyn EventBus>) -> anyh
     Ok(())
 }
 
+/// An event the bus refuses for good goes to `outbox_dead` with the reason;
+/// the events around it are delivered.
+async fn refused_events_are_buried(
+    db: DatabaseConnection,
+    bus: Arc<dyn EventBus>,
+    poison: OutgoingEvent,
+) -> anyhow::Result<()> {
+    let t = topic();
+    bus.ensure_topics(&[TopicSpec {
+        name: t,
+        partitions: 2,
+    }])
+    .await?;
+    let outbox = Outbox::new();
+    let events = vec![event(t, "k", 0), poison.clone(), event(t, "k", 2)];
+    write(&db, &outbox, &events).await?;
+    let relay = OutboxRelay::new(
+        db.clone(),
+        Arc::clone(&bus),
+        outbox.clone(),
+        RelayOptions::default(),
+    );
+    wait_for(Duration::from_secs(30), "the outbox to settle", || async {
+        let _ = relay.relay_once().await;
+        (outbox.pending(&db).await.ok() == Some(0)).then_some(())
+    })
+    .await?;
+    let dead = outbox.dead(&db).await?;
+    ensure!(
+        dead.len() == 1 && dead[0].event_id == poison.envelope.id,
+        "{dead:?}"
+    );
+    ensure!(!dead[0].last_error.is_empty());
+    let by_key = consume(bus.as_ref(), t, 2).await?;
+    let got: Vec<_> = by_key["k"].iter().map(|e| e.id).collect();
+    ensure!(got == vec![events[0].envelope.id, events[2].envelope.id]);
+    Ok(())
+}
+
+/// The real embedded log, with a fault injected: messages keyed `flaky`
+/// fail (as if timed out) the first time they are published.
+struct FlakyOnce {
+    inner: EmbeddedLog,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl EventBus for FlakyOnce {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+    async fn ensure_topics(&self, topics: &[TopicSpec<'_>]) -> Result<(), pinhole_bus::BusError> {
+        self.inner.ensure_topics(topics).await
+    }
+    async fn publish(
+        &self,
+        messages: &[pinhole_bus::Message<'_>],
+    ) -> Vec<Result<pinhole_bus::Position, pinhole_bus::BusError>> {
+        let fail_now = !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst);
+        let (flaky, fine): (Vec<_>, Vec<_>) = messages
+            .iter()
+            .enumerate()
+            .partition(|(_, m)| fail_now && m.key == b"flaky");
+        let published = self
+            .inner
+            .publish(&fine.iter().map(|(_, m)| **m).collect::<Vec<_>>())
+            .await;
+        let mut results: Vec<_> = (0..messages.len()).map(|_| None).collect();
+        for ((i, _), result) in fine.iter().zip(published) {
+            results[*i] = Some(result);
+        }
+        for (i, _) in flaky {
+            results[i] = Some(Err(pinhole_bus::BusError::Kafka(
+                "Message timed out".into(),
+            )));
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| unreachable!()))
+            .collect()
+    }
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<Box<dyn pinhole_bus::Subscription>, pinhole_bus::BusError> {
+        self.inner.subscribe(group, topics).await
+    }
+    async fn check(&self) -> Result<(), pinhole_bus::BusError> {
+        self.inner.check().await
+    }
+}
+
+/// A round where some events fail for now records what was delivered, so
+/// the retry sends only what is still pending.
+async fn partial_failures_are_not_sent_twice(db: DatabaseConnection) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let bus: Arc<dyn EventBus> = Arc::new(FlakyOnce {
+        inner: EmbeddedLog::open(&dir.path().join("events.db"), EmbeddedOptions::default()).await?,
+        failed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let t = topic();
+    bus.ensure_topics(&[TopicSpec {
+        name: t,
+        partitions: 1,
+    }])
+    .await?;
+    let outbox = Outbox::new();
+    let events = vec![event(t, "a", 0), event(t, "flaky", 1), event(t, "b", 2)];
+    write(&db, &outbox, &events).await?;
+    let relay = OutboxRelay::new(
+        db.clone(),
+        Arc::clone(&bus),
+        outbox.clone(),
+        RelayOptions::default(),
+    );
+
+    ensure!(relay.relay_once().await.is_err(), "one event must wait");
+    let waiting = entity::Entity::find().all(&db).await?;
+    ensure!(
+        waiting.len() == 1 && waiting[0].event_key == "flaky",
+        "{waiting:?}"
+    );
+    ensure!(waiting[0].attempts == 1 && waiting[0].last_error.is_some());
+
+    ensure!(relay.relay_once().await? == 1);
+    ensure!(outbox.pending(&db).await? == 0);
+    let by_key = consume(bus.as_ref(), t, 3).await?;
+    ensure!(by_key.values().map(Vec::len).sum::<usize>() == 3);
+    let mut sub = bus.subscribe(&unique("group"), &[t]).await?;
+    let mut total = 0;
+    while sub.next(Duration::from_millis(300)).await?.is_some() {
+        total += 1;
+    }
+    ensure!(total == 3, "each event published once, got {total}");
+    Ok(())
+}
+
 mod sqlite {
     use super::*;
+
+    #[tokio::test]
+    async fn partial_failures_are_not_sent_twice() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        super::partial_failures_are_not_sent_twice(sqlite(&dir).await?).await
+    }
+
+    #[tokio::test]
+    async fn refused_events_go_to_the_dead_letter_table() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let bus =
+            EmbeddedLog::open(&dir.path().join("events.db"), EmbeddedOptions::default()).await?;
+        // The embedded log refuses topics that were never created.
+        let poison = event(topic(), "k", 1);
+        refused_events_are_buried(sqlite(&dir).await?, Arc::new(bus), poison).await
+    }
+
+    /// Transactions that read, then write, run side by side without
+    /// `database is locked` failures.
+    #[tokio::test]
+    async fn concurrent_write_transactions_wait_their_turn() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let db = sqlite(&dir).await?;
+        let outbox = Outbox::new();
+        let t = topic();
+        let mut tasks = Vec::new();
+        for n in 0..16 {
+            let (db, outbox) = (db.clone(), outbox.clone());
+            tasks.push(tokio::spawn(async move {
+                let txn = pinhole_db::begin_write(&db).await?;
+                let seen = outbox.pending(&txn).await?;
+                tokio::task::yield_now().await;
+                outbox
+                    .enqueue(&txn, &[event(t, &format!("k{n}"), seen as usize)])
+                    .await?;
+                txn.commit().await?;
+                Ok::<_, sea_orm::DbErr>(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        ensure!(outbox.pending(&db).await? == 16);
+        Ok(())
+    }
 
     #[tokio::test]
     async fn outbox_is_transactional() -> anyhow::Result<()> {
@@ -193,6 +381,101 @@ mod sqlite {
 
 mod postgres {
     use super::*;
+
+    #[tokio::test]
+    async fn partial_failures_are_not_sent_twice() -> anyhow::Result<()> {
+        super::partial_failures_are_not_sent_twice(postgres().await?).await
+    }
+
+    #[tokio::test]
+    async fn refused_events_go_to_the_dead_letter_table() -> anyhow::Result<()> {
+        let mut options = KafkaOptions::new(pinhole_testkit::kafka_brokers());
+        options.session_timeout = Duration::from_secs(4);
+        // Over the producer's message.max.bytes (1 MB).
+        let t = topic();
+        let mut poison = event(t, "k", 1);
+        poison.envelope.data = serde_json::json!({ "blob": "x".repeat(2 * 1024 * 1024) });
+        let db = postgres().await?;
+        let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::new(options)?);
+        bus.ensure_topics(&[TopicSpec {
+            name: t,
+            partitions: 2,
+        }])
+        .await?;
+        // Same topic for all three events.
+        let outbox = Outbox::new();
+        let events = vec![event(t, "k", 0), poison.clone(), event(t, "k", 2)];
+        write(&db, &outbox, &events).await?;
+        let relay = OutboxRelay::new(
+            db.clone(),
+            Arc::clone(&bus),
+            outbox.clone(),
+            RelayOptions::default(),
+        );
+        wait_for(Duration::from_secs(30), "the outbox to settle", || async {
+            let _ = relay.relay_once().await;
+            (outbox.pending(&db).await.ok() == Some(0)).then_some(())
+        })
+        .await?;
+        let dead = outbox.dead(&db).await?;
+        ensure!(dead.len() == 1 && dead[0].event_id == poison.envelope.id);
+        let by_key = consume(bus.as_ref(), t, 2).await?;
+        let got: Vec<_> = by_key["k"].iter().map(|e| e.id).collect();
+        ensure!(got == vec![events[0].envelope.id, events[2].envelope.id]);
+        Ok(())
+    }
+
+    /// A second transaction writing events for the same key waits until the
+    /// first commits, so sequence order is commit order per key.
+    #[tokio::test]
+    async fn events_of_one_key_commit_in_sequence_order() -> anyhow::Result<()> {
+        let db = postgres().await?;
+        let outbox = Outbox::new();
+        let t = topic();
+        let first = db.begin().await?;
+        outbox.enqueue(&first, &[event(t, "image-7", 1)]).await?;
+
+        let (db2, outbox2) = (db.clone(), outbox.clone());
+        let second = tokio::spawn(async move {
+            let txn = db2.begin().await?;
+            outbox2.enqueue(&txn, &[event(t, "image-7", 2)]).await?;
+            txn.commit().await?;
+            Ok::<_, sea_orm::DbErr>(())
+        });
+        // Another key is not held up.
+        let other = db.begin().await?;
+        outbox.enqueue(&other, &[event(t, "image-8", 3)]).await?;
+        other.commit().await?;
+
+        wait_for(Duration::from_secs(10), "the second writer to wait on its key", || async {
+            let waiting = db
+                .query_one(Statement::from_string(
+                    DatabaseBackend::Postgres,
+                    "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                ))
+                .await
+                .ok()??
+                .try_get::<i64>("", "n")
+                .ok()?;
+            (waiting == 1).then_some(())
+        })
+        .await?;
+        ensure!(
+            !second.is_finished(),
+            "the same key waits for the first transaction"
+        );
+        first.commit().await?;
+        tokio::time::timeout(Duration::from_secs(10), second).await???;
+
+        let rows = entity::Entity::find().all(&db).await?;
+        let seq_of = |n: i64| {
+            rows.iter()
+                .find(|r| r.payload.contains(&format!("\"n\":{n}")))
+                .map(|r| r.seq)
+        };
+        ensure!(seq_of(1) < seq_of(2), "{rows:?}");
+        Ok(())
+    }
 
     #[tokio::test]
     async fn outbox_is_transactional() -> anyhow::Result<()> {

@@ -42,30 +42,50 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().trim().to_owned()
 }
 
-/// The key that signs blob links: from the settings, or kept in the data
-/// directory (made on first start).
+/// The key that signs links: from the settings, or kept in the data
+/// directory, made on first start (readable by the owner only). Processes
+/// starting together on one data directory end up with the same key.
 pub async fn signing_key(settings: &Settings) -> Result<SecretString, StartError> {
+    use tokio::io::AsyncWriteExt;
+
     if let Some(key) = &settings.signing_key {
         return Ok(key.clone());
     }
     let path = settings.data_dir.join("signing.key");
     let err = |e| StartError::SigningKey(path.display().to_string(), e);
-    match tokio::fs::read_to_string(&path).await {
-        Ok(key) if key.trim().len() >= 32 => return Ok(SecretString::from(key.trim().to_owned())),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
-    }
     tokio::fs::create_dir_all(&settings.data_dir)
         .await
         .map_err(err)?;
-    let key = format!(
+    let fresh = format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    tokio::fs::write(&path, &key).await.map_err(err)?;
-    Ok(SecretString::from(key))
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    match options.open(&path).await {
+        Ok(mut file) => {
+            file.write_all(fresh.as_bytes()).await.map_err(err)?;
+            file.sync_all().await.map_err(err)?;
+            return Ok(SecretString::from(fresh));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err(e)),
+    }
+    // Another start made it; it may still be writing.
+    for _ in 0..50 {
+        let key = tokio::fs::read_to_string(&path).await.map_err(err)?;
+        if key.trim().len() >= 32 {
+            return Ok(SecretString::from(key.trim().to_owned()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Err(err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "holds no key of 32 characters or more; delete it to make a new one",
+    )))
 }
 
 /// Opens the four backends and checks that each answers.

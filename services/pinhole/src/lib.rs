@@ -88,6 +88,14 @@ async fn not_found() -> ApiError {
     )
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this route does not take that method",
+    )
+}
+
 /// The whole HTTP application for `roles`.
 pub fn app(ctx: &AppContext, roles: &[&str]) -> axum::Router {
     // Install the recorder before the first request is counted.
@@ -115,7 +123,10 @@ pub fn app(ctx: &AppContext, roles: &[&str]) -> axum::Router {
     }
     let (router, openapi) = api.split_for_parts();
     let _ = doc.set(openapi);
-    apply_layers(router.fallback(not_found), Duration::from_secs(60))
+    let router = router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    apply_layers(router, Duration::from_secs(60))
 }
 
 /// A running server.
@@ -154,11 +165,32 @@ impl Server {
     }
 }
 
+/// `http://ADDR` for a bound address; a wildcard address becomes loopback,
+/// which only this machine can reach, so that case is worth a warning.
+fn bound_url(addr: SocketAddr) -> url::Url {
+    let mut shown = addr;
+    if addr.ip().is_unspecified() {
+        tracing::warn!(%addr, "listening on all interfaces without PINHOLE_PUBLIC_URL: signed links will point at loopback");
+        shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    // A socket address always makes a valid URL authority.
+    url::Url::parse(&format!("http://{shown}")).unwrap_or_else(|_| unreachable!("{shown}"))
+}
+
 /// Connects the backends, migrates, creates the topics and starts serving
 /// `roles` on `settings.listen`.
 pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartError> {
-    let signer =
-        pinhole_blob::UrlSigner::new(settings.public_url.clone(), signing_key(&settings).await?);
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| StartError::Listen(settings.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(settings.listen, e))?;
+    let public_url = match &settings.public_url {
+        Some(url) => url.clone(),
+        None => bound_url(addr),
+    };
+    let signer = pinhole_blob::UrlSigner::new(public_url, signing_key(&settings).await?);
     let backends = connect_backends(&settings, &signer).await?;
     pinhole_db::migrate(&backends.db)
         .await
@@ -186,12 +218,6 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
         outbox: outbox.clone(),
         signer,
     };
-    let listener = TcpListener::bind(ctx.settings.listen)
-        .await
-        .map_err(|e| StartError::Listen(ctx.settings.listen, e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Listen(ctx.settings.listen, e))?;
     let router = app(&ctx, roles);
     let (shutdown, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {

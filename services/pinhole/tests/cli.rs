@@ -17,6 +17,8 @@ fn pinhole(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
             command.env_remove(name);
         }
     }
+    command.env_remove("AWS_ACCESS_KEY_ID");
+    command.env_remove("AWS_SECRET_ACCESS_KEY");
     command.envs(env.iter().copied());
     command
 }
@@ -109,6 +111,19 @@ fn bad_settings_exit_2_naming_the_setting_and_its_form() -> anyhow::Result<()> {
             "credentials never printed: {message}"
         );
     }
+    Ok(())
+}
+
+#[test]
+fn test_and_infra_variables_are_not_settings() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = [
+        ("PINHOLE_TEST_POSTGRES", "postgres://x"),
+        ("PINHOLE_INFRA_STATE", "/tmp/x"),
+        ("PINHOLE_DATA_DIR", "data"),
+    ];
+    let output = run(dir.path(), &["migrate"], &env)?;
+    ensure!(output.status.success(), "{}", stderr(&output));
     Ok(())
 }
 
