@@ -183,7 +183,7 @@ async fn relays_in_order(db: DatabaseConnection, bus: Arc<dyn EventBus>) -> anyh
 async fn refused_events_are_buried(
     db: DatabaseConnection,
     bus: Arc<dyn EventBus>,
-    poison: OutgoingEvent,
+    poison: impl FnOnce(&'static str) -> OutgoingEvent,
 ) -> anyhow::Result<()> {
     let t = topic();
     bus.ensure_topics(&[TopicSpec {
@@ -191,6 +191,7 @@ async fn refused_events_are_buried(
         partitions: 2,
     }])
     .await?;
+    let poison = poison(t);
     let outbox = Outbox::new();
     let events = vec![event(t, "k", 0), poison.clone(), event(t, "k", 2)];
     write(&db, &outbox, &events).await?;
@@ -331,7 +332,7 @@ mod sqlite {
         let bus =
             EmbeddedLog::open(&dir.path().join("events.db"), EmbeddedOptions::default()).await?;
         // The embedded log refuses topics that were never created.
-        let poison = event(topic(), "k", 1);
+        let poison = |_| event(topic(), "k", 1);
         refused_events_are_buried(sqlite(&dir).await?, Arc::new(bus), poison).await
     }
 
@@ -392,37 +393,13 @@ mod postgres {
         let mut options = KafkaOptions::new(pinhole_testkit::kafka_brokers());
         options.session_timeout = Duration::from_secs(4);
         // Over the producer's message.max.bytes (1 MB).
-        let t = topic();
-        let mut poison = event(t, "k", 1);
-        poison.envelope.data = serde_json::json!({ "blob": "x".repeat(2 * 1024 * 1024) });
-        let db = postgres().await?;
-        let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::new(options)?);
-        bus.ensure_topics(&[TopicSpec {
-            name: t,
-            partitions: 2,
-        }])
-        .await?;
-        // Same topic for all three events.
-        let outbox = Outbox::new();
-        let events = vec![event(t, "k", 0), poison.clone(), event(t, "k", 2)];
-        write(&db, &outbox, &events).await?;
-        let relay = OutboxRelay::new(
-            db.clone(),
-            Arc::clone(&bus),
-            outbox.clone(),
-            RelayOptions::default(),
-        );
-        wait_for(Duration::from_secs(30), "the outbox to settle", || async {
-            let _ = relay.relay_once().await;
-            (outbox.pending(&db).await.ok() == Some(0)).then_some(())
-        })
-        .await?;
-        let dead = outbox.dead(&db).await?;
-        ensure!(dead.len() == 1 && dead[0].event_id == poison.envelope.id);
-        let by_key = consume(bus.as_ref(), t, 2).await?;
-        let got: Vec<_> = by_key["k"].iter().map(|e| e.id).collect();
-        ensure!(got == vec![events[0].envelope.id, events[2].envelope.id]);
-        Ok(())
+        let poison = |t| {
+            let mut poison = event(t, "k", 1);
+            poison.envelope.data = serde_json::json!({ "blob": "x".repeat(2 * 1024 * 1024) });
+            poison
+        };
+        refused_events_are_buried(postgres().await?, Arc::new(KafkaBus::new(options)?), poison)
+            .await
     }
 
     /// A second transaction writing events for the same key waits until the
