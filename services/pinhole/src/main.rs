@@ -15,7 +15,7 @@ Settings come from defaults, then the --config TOML file, then PINHOLE_* environ
   PINHOLE_CACHE_URL      memory or redis://HOST:PORT     (default memory)
   PINHOLE_BUS_URL        embedded or kafka://HOST:PORT   (default embedded)
   PINHOLE_BLOB_URL       a directory or s3://BUCKET?endpoint=URL&region=R (default DATA_DIR/blobs)
-  PINHOLE_PUBLIC_URL     the URL clients reach this server at (default http://LISTEN)
+  PINHOLE_PUBLIC_URL     the URL clients reach this server at (default http:// + the bound address)
   PINHOLE_LOG_FORMAT     text or json                    (default text)
   PINHOLE_SIGNING_KEY    secret for signed links (default: made once, kept in the data dir)
   PINHOLE_BUS_PARTITIONS partitions per topic on the embedded log (default 4)
