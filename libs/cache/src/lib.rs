@@ -23,6 +23,10 @@ pub trait Cache: Send + Sync + 'static {
     /// Stores `value` under `key` for `ttl`.
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError>;
     async fn delete(&self, key: &str) -> Result<(), CacheError>;
+    /// Adds one to the counter at `key` and returns the new value. A new
+    /// counter starts at 1 and lives for `ttl`; later increments keep its
+    /// expiry. Atomic across every user of the cache.
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError>;
     /// Whether the cache answers.
     async fn check(&self) -> Result<(), CacheError>;
 }
@@ -34,6 +38,8 @@ pub type SharedCache = Arc<dyn Cache>;
 struct Entry {
     value: Bytes,
     ttl: Duration,
+    /// An update that keeps the expiry the entry already has (counters).
+    keeps_expiry: bool,
 }
 
 struct PerEntryTtl;
@@ -48,10 +54,18 @@ impl moka::Expiry<String, Entry> for PerEntryTtl {
         _: &String,
         entry: &Entry,
         _: Instant,
-        _: Option<Duration>,
+        remaining: Option<Duration>,
     ) -> Option<Duration> {
-        Some(entry.ttl)
+        if entry.keeps_expiry {
+            remaining
+        } else {
+            Some(entry.ttl)
+        }
     }
+}
+
+fn counter(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
 /// An in-process cache bounded by the total size of its values.
@@ -84,7 +98,14 @@ impl Cache for MemoryCache {
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
         self.entries
-            .insert(key.to_owned(), Entry { value, ttl })
+            .insert(
+                key.to_owned(),
+                Entry {
+                    value,
+                    ttl,
+                    keeps_expiry: false,
+                },
+            )
             .await;
         Ok(())
     }
@@ -92,6 +113,23 @@ impl Cache for MemoryCache {
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         self.entries.invalidate(key).await;
         Ok(())
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+        // Counters are 8-byte big-endian values; the upsert is atomic per key.
+        let entry = self
+            .entries
+            .entry(key.to_owned())
+            .and_upsert_with(|existing| {
+                let count = existing.map_or(0, |e| counter(&e.value().value)) + 1;
+                std::future::ready(Entry {
+                    value: Bytes::copy_from_slice(&count.to_be_bytes()),
+                    ttl,
+                    keeps_expiry: true,
+                })
+            })
+            .await;
+        Ok(counter(&entry.value().value))
     }
 
     async fn check(&self) -> Result<(), CacheError> {
@@ -155,6 +193,23 @@ impl Cache for RedisCache {
         let mut connection = self.connection.clone();
         let _: i64 = connection.del(self.key(key)).await?;
         Ok(())
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+        let mut connection = self.connection.clone();
+        let key = self.key(key);
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let (count, _): (u64, i64) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(millis)
+            .arg("NX")
+            .query_async(&mut connection)
+            .await?;
+        Ok(count)
     }
 
     async fn check(&self) -> Result<(), CacheError> {

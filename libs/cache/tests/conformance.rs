@@ -68,6 +68,31 @@ async fn entries_expire(cache: Box<dyn Cache>) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn counters_count_and_expire(cache: Box<dyn Cache>) -> anyhow::Result<()> {
+    let cache: std::sync::Arc<dyn Cache> = cache.into();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let cache = std::sync::Arc::clone(&cache);
+        tasks.push(tokio::spawn(async move {
+            cache.incr("hits", Duration::from_millis(500)).await
+        }));
+    }
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.push(task.await??);
+    }
+    seen.sort_unstable();
+    ensure!(
+        seen == (1..=20).collect::<Vec<u64>>(),
+        "every increment counted once: {seen:?}"
+    );
+    wait_for(Duration::from_secs(5), "the counter to expire", || async {
+        matches!(cache.incr("hits", Duration::from_secs(60)).await, Ok(1)).then_some(())
+    })
+    .await?;
+    Ok(())
+}
+
 macro_rules! conformance {
     ($open:ident, $($name:ident),* $(,)?) => {
         $(
@@ -80,11 +105,21 @@ macro_rules! conformance {
 }
 
 mod memory {
-    conformance!(memory, set_get_delete, entries_expire);
+    conformance!(
+        memory,
+        set_get_delete,
+        entries_expire,
+        counters_count_and_expire
+    );
 }
 
 mod redis {
-    conformance!(redis, set_get_delete, entries_expire);
+    conformance!(
+        redis,
+        set_get_delete,
+        entries_expire,
+        counters_count_and_expire
+    );
 }
 
 #[tokio::test]
