@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_outbox;
 mod m20261121_000002_outbox_failures;
+mod m20261121_000003_accounts;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_outbox::Migration),
             Box::new(m20261121_000002_outbox_failures::Migration),
+            Box::new(m20261121_000003_accounts::Migration),
         ]
     }
 }

@@ -80,4 +80,6 @@ pub struct AppContext {
     pub outbox: Outbox,
     /// Signs links to blobs served by this server (the local blob store).
     pub signer: UrlSigner,
+    /// Verifies (and, for the users role, issues) bearer tokens.
+    pub tokens: pinhole_auth::Tokens,
 }

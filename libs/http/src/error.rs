@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -27,6 +27,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub fields: Option<BTreeMap<String, String>>,
+    /// Extra response headers (`WWW-Authenticate`, `Retry-After`).
+    pub headers: Vec<(HeaderName, String)>,
 }
 
 impl ApiError {
@@ -36,7 +38,18 @@ impl ApiError {
             code,
             message: message.into(),
             fields: None,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// 422 for one field.
+    pub fn field(name: &str, problem: impl Into<String>) -> Self {
+        Self::invalid(BTreeMap::from([(name.to_owned(), problem.into())]))
     }
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
@@ -55,6 +68,7 @@ impl ApiError {
             code: "validation-failed",
             message: format!("invalid fields: {}", names.join(", ")),
             fields: Some(fields),
+            headers: Vec::new(),
         }
     }
 
@@ -95,7 +109,13 @@ impl IntoResponse for ApiError {
             message: self.message,
             fields: self.fields,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().append(name, value);
+            }
+        }
+        response
     }
 }
 

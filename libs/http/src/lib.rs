@@ -5,12 +5,14 @@
 mod blobs;
 mod context;
 mod error;
+mod extract;
 mod health;
 mod layers;
 
 pub use blobs::blob_router;
 pub use context::{AppContext, BackendStatus, Backends};
 pub use error::{ApiError, ErrorBody};
+pub use extract::{ApiJson, Auth, ClientIp, MaybeAuth};
 pub use health::{HealthBody, ReadyBody, health_router, metrics_handle};
 pub use layers::apply_layers;
 

@@ -212,20 +212,25 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
             reason: e.to_string(),
         })?;
     let outbox = Outbox::new();
+    let tokens = pinhole_auth::Tokens::new(backends.db.clone(), Arc::clone(&backends.cache));
     let ctx = AppContext {
         settings: Arc::new(settings),
         backends,
         outbox: outbox.clone(),
         signer,
+        tokens,
     };
     let router = app(&ctx, roles);
     let (shutdown, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        })
+        .await
     });
     let relay = tokio::spawn(
         OutboxRelay::new(

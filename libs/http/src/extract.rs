@@ -1,0 +1,156 @@
+//! Extractors that answer bad input with the API's JSON errors.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use pinhole_auth::Principal;
+use serde::de::DeserializeOwned;
+
+use crate::{ApiError, AppContext};
+
+/// A JSON body; a missing content type is 415, broken JSON 400, and a body
+/// of the wrong shape 422 naming the field.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_error(&rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: &JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        JsonRejection::JsonDataError(e) => {
+            let text = e.body_text();
+            let detail = text
+                .split_once("target type: ")
+                .map_or(text.as_str(), |(_, d)| d);
+            let field = match detail.split_once("missing field `") {
+                Some((_, rest)) => rest.split('`').next().unwrap_or("body").to_owned(),
+                None => match detail.split_once(": ") {
+                    Some((path, _)) if !path.contains(' ') && path != "." => path.to_owned(),
+                    _ => "body".to_owned(),
+                },
+            };
+            let problem = if detail.contains("missing field") {
+                "is required".to_owned()
+            } else {
+                detail
+                    .rsplit_once(": ")
+                    .map_or(detail, |(_, m)| m)
+                    .to_owned()
+            };
+            ApiError::invalid(BTreeMap::from([(field, problem)]))
+        }
+        JsonRejection::JsonSyntaxError(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-json",
+            "the body is not valid JSON",
+        ),
+        other => ApiError::new(other.status(), "invalid-body", other.body_text()),
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    match token {
+        Some(token) => Ok(Some(token)),
+        None => Err(invalid_token()),
+    }
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid-token",
+        "the access token is expired, revoked or not valid",
+    )
+    .with_header(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")
+}
+
+async fn verify(ctx: &AppContext, token: &str) -> Result<Principal, ApiError> {
+    match ctx.tokens.verify(token).await {
+        Ok(Some(principal)) => Ok(principal),
+        Ok(None) => Err(invalid_token()),
+        Err(e) => Err(ApiError::unavailable(e)),
+    }
+}
+
+/// The caller, who must send a valid `Authorization: Bearer` access token.
+pub struct Auth(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth
+where
+    AppContext: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let ctx = AppContext::from_ref(state);
+        let Some(token) = bearer(parts)? else {
+            return Err(ApiError::unauthorized(
+                "log in and send Authorization: Bearer <access token>",
+            )
+            .with_header(header::WWW_AUTHENTICATE, "Bearer"));
+        };
+        verify(&ctx, token).await.map(Self)
+    }
+}
+
+/// The caller when a token is sent (a bad token is still 401), or nobody.
+pub struct MaybeAuth(pub Option<Principal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeAuth
+where
+    AppContext: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let ctx = AppContext::from_ref(state);
+        match bearer(parts)? {
+            Some(token) => verify(&ctx, token).await.map(|p| Self(Some(p))),
+            None => Ok(Self(None)),
+        }
+    }
+}
+
+/// The client's address, as the connection shows it.
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(Self(ip))
+    }
+}
