@@ -46,7 +46,7 @@ fn all_ok(names_and_kinds: &[(&str, &str)]) -> Vec<(String, String, String)> {
 async fn real_settings(dir: &tempfile::TempDir) -> anyhow::Result<Settings> {
     let mut settings = Settings::embedded(dir.path());
     settings.database = DatabaseUrl::Postgres(pinhole_testkit::fresh_postgres().await?);
-    settings.cache = CacheUrl::Redis(pinhole_testkit::redis_url());
+    settings.cache = CacheUrl::Redis(pinhole_testkit::redis_settings());
     settings.bus = BusUrl::Kafka(KafkaSettings {
         brokers: pinhole_testkit::kafka_brokers(),
     });

@@ -64,8 +64,13 @@ impl moka::Expiry<String, Entry> for PerEntryTtl {
     }
 }
 
-fn counter(bytes: &[u8]) -> u64 {
-    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
+/// The value of a counter made by [`Cache::incr`], as [`Cache::get`] returns
+/// it (decimal text, as Redis keeps it); 0 for anything else.
+pub fn counter(bytes: &[u8]) -> u64 {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// An in-process cache bounded by the total size of its values.
@@ -116,14 +121,14 @@ impl Cache for MemoryCache {
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
-        // Counters are 8-byte big-endian values; the upsert is atomic per key.
+        // Counters are decimal text, as in Redis; the upsert is atomic per key.
         let entry = self
             .entries
             .entry(key.to_owned())
             .and_upsert_with(|existing| {
                 let count = existing.map_or(0, |e| counter(&e.value().value)) + 1;
                 std::future::ready(Entry {
-                    value: Bytes::copy_from_slice(&count.to_be_bytes()),
+                    value: Bytes::from(count.to_string()),
                     ttl,
                     keeps_expiry: true,
                 })

@@ -17,7 +17,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub use mask::mask_url;
-pub use urls::{BlobUrl, BusUrl, CacheUrl, ChecksumMode, DatabaseUrl, KafkaSettings, S3Settings};
+pub use urls::{
+    BlobUrl, BusUrl, CacheUrl, ChecksumMode, DatabaseUrl, KafkaSettings, RedisSettings, S3Settings,
+};
 
 /// The prefix of every environment variable Pinhole reads.
 pub const ENV_PREFIX: &str = "PINHOLE_";

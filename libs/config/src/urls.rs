@@ -76,7 +76,16 @@ impl fmt::Debug for DatabaseUrl {
 #[derive(Clone, PartialEq, Eq)]
 pub enum CacheUrl {
     Memory,
-    Redis(String),
+    Redis(RedisSettings),
+}
+
+/// A Redis server, and the prefix every key gets there (so deployments or
+/// test runs can share a server).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// The URL without Pinhole's own `prefix` option.
+    pub url: String,
+    pub prefix: String,
 }
 
 impl CacheUrl {
@@ -84,8 +93,27 @@ impl CacheUrl {
         match s {
             "memory" | "memory://" => Ok(Self::Memory),
             _ if s.starts_with("redis://") || s.starts_with("rediss://") => {
-                url::Url::parse(s).map_err(|e| format!("`{}`: {e}", mask_url(s)))?;
-                Ok(Self::Redis(s.to_owned()))
+                let mut url = url::Url::parse(s).map_err(|e| format!("`{}`: {e}", mask_url(s)))?;
+                let mut prefix = "pinhole:".to_owned();
+                let rest: Vec<(String, String)> = url
+                    .query_pairs()
+                    .filter_map(|(k, v)| {
+                        if k == "prefix" {
+                            prefix = v.into_owned();
+                            None
+                        } else {
+                            Some((k.into_owned(), v.into_owned()))
+                        }
+                    })
+                    .collect();
+                url.set_query(None);
+                if !rest.is_empty() {
+                    url.query_pairs_mut().extend_pairs(rest);
+                }
+                Ok(Self::Redis(RedisSettings {
+                    url: url.to_string(),
+                    prefix,
+                }))
             }
             _ => Err(format!("`{}` is not a supported cache", mask_url(s))),
         }
@@ -103,7 +131,7 @@ impl fmt::Display for CacheUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Memory => f.write_str("memory"),
-            Self::Redis(url) => f.write_str(&mask_url(url)),
+            Self::Redis(redis) => f.write_str(&mask_url(&redis.url)),
         }
     }
 }
@@ -372,6 +400,23 @@ mod tests {
         assert!(BusUrl::parse("kafka://", Path::new("/d")).is_err());
         let err = BusUrl::parse("kafka://u:secret@h:9092", Path::new("/d")).expect_err("userinfo");
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn redis_urls_take_a_key_prefix() {
+        let CacheUrl::Redis(redis) =
+            CacheUrl::parse("redis://h:6379/2?prefix=app1:").expect("valid")
+        else {
+            panic!("not redis");
+        };
+        assert_eq!(
+            (redis.url.as_str(), redis.prefix.as_str()),
+            ("redis://h:6379/2", "app1:")
+        );
+        let CacheUrl::Redis(redis) = CacheUrl::parse("redis://h").expect("valid") else {
+            panic!("not redis");
+        };
+        assert_eq!(redis.prefix, "pinhole:");
     }
 
     #[test]

@@ -38,6 +38,14 @@ pub fn redis_url() -> String {
     env_or("PINHOLE_TEST_REDIS", "redis://127.0.0.1:6379")
 }
 
+/// Redis settings with a key prefix of this test's own.
+pub fn redis_settings() -> pinhole_config::RedisSettings {
+    pinhole_config::RedisSettings {
+        url: redis_url(),
+        prefix: format!("{}:", unique("test")),
+    }
+}
+
 /// Kafka bootstrap servers, `host:port`.
 pub fn kafka_brokers() -> String {
     env_or("PINHOLE_TEST_KAFKA", "127.0.0.1:9092")

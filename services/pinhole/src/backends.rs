@@ -99,8 +99,8 @@ pub async fn connect_backends(
 
     let cache: Arc<dyn Cache> = match &settings.cache {
         CacheUrl::Memory => Arc::new(MemoryCache::new(MEMORY_CACHE_BYTES)),
-        CacheUrl::Redis(url) => Arc::new(
-            RedisCache::connect(url, "pinhole:")
+        CacheUrl::Redis(redis) => Arc::new(
+            RedisCache::connect(&redis.url, redis.prefix.clone())
                 .await
                 .map_err(|e| unreachable("cache", &settings.cache, e))?,
         ),
