@@ -1,14 +1,229 @@
-//! The `users` role: accounts, credentials, sessions and tokens, profiles, follows and blocks.
+//! The `users` role: accounts, credentials, sessions and tokens, profiles,
+//! follows (with requests for private accounts) and blocks. Every other role
+//! asks it who a user is: through `/internal/v1/users/lookup`, and through
+//! the shared token verification in `pinhole-auth`.
 //!
 //! Its routes are mounted by `pinhole serve` when the role is selected.
 
-use pinhole_http::AppContext;
+mod accounts;
+pub mod domain;
+pub mod entity;
+mod internal;
+mod sessions;
+mod social;
+pub mod views;
+
+use pinhole_events::{Envelope, OutgoingEvent, topics};
+use pinhole_http::{ApiError, AppContext};
+use sea_orm::entity::prelude::*;
+use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use entity::{block, follow, user};
+use views::{Account, UserPage, UserSummary};
 
 /// The role's name in `pinhole serve --roles`.
 pub const ROLE: &str = "users";
 
 /// The role's HTTP routes.
 pub fn router(ctx: &AppContext) -> OpenApiRouter {
-    OpenApiRouter::new().with_state(ctx.clone())
+    OpenApiRouter::new()
+        .routes(routes!(accounts::sign_up))
+        .routes(routes!(
+            accounts::me,
+            accounts::update_me,
+            accounts::delete_me
+        ))
+        .routes(routes!(sessions::log_in))
+        .routes(routes!(sessions::refresh))
+        .routes(routes!(sessions::log_out))
+        .routes(routes!(social::profile))
+        .routes(routes!(social::follow, social::unfollow))
+        .routes(routes!(social::followers))
+        .routes(routes!(social::following))
+        .routes(routes!(social::follow_requests))
+        .routes(routes!(social::approve_request))
+        .routes(routes!(social::deny_request))
+        .routes(routes!(social::block, social::unblock))
+        .routes(routes!(internal::lookup))
+        .routes(routes!(internal::verify_token))
+        .with_state(ctx.clone())
+}
+
+const SOURCE: &str = "/pinhole/users";
+
+/// An event about `user_id`, keyed by it.
+fn event(kind: &str, user_id: Uuid, data: serde_json::Value) -> OutgoingEvent {
+    OutgoingEvent {
+        topic: topics::USERS,
+        key: user_id.to_string(),
+        envelope: Envelope::new(SOURCE, kind, format!("user/{user_id}"), 1, data),
+    }
+}
+
+fn user_not_found() -> ApiError {
+    ApiError::not_found("user-not-found", "there is no such user")
+}
+
+async fn find_by_username<C: ConnectionTrait>(
+    conn: &C,
+    username: &str,
+) -> Result<Option<user::Model>, ApiError> {
+    let Ok(name) = domain::Username::parse(username) else {
+        return Ok(None);
+    };
+    Ok(user::Entity::find()
+        .filter(user::Column::Username.eq(name.as_str()))
+        .one(conn)
+        .await?)
+}
+
+async fn blocks<C: ConnectionTrait>(
+    conn: &C,
+    blocker: Uuid,
+    blocked: Uuid,
+) -> Result<bool, ApiError> {
+    Ok(block::Entity::find_by_id((blocker, blocked))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
+/// `username` as `viewer` may see them: absent, and blocking the viewer,
+/// look the same (404).
+async fn visible<C: ConnectionTrait>(
+    conn: &C,
+    viewer: Option<Uuid>,
+    username: &str,
+) -> Result<user::Model, ApiError> {
+    let target = find_by_username(conn, username)
+        .await?
+        .ok_or_else(user_not_found)?;
+    if let Some(viewer) = viewer
+        && viewer != target.id
+        && blocks(conn, target.id, viewer).await?
+    {
+        return Err(user_not_found());
+    }
+    Ok(target)
+}
+
+async fn follow_row<C: ConnectionTrait>(
+    conn: &C,
+    follower: Uuid,
+    followee: Uuid,
+) -> Result<Option<follow::Model>, ApiError> {
+    Ok(follow::Entity::find()
+        .filter(follow::Column::FollowerId.eq(follower))
+        .filter(follow::Column::FolloweeId.eq(followee))
+        .one(conn)
+        .await?)
+}
+
+/// (followers, following) of `id`, active follows only.
+async fn counts<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<(u64, u64), ApiError> {
+    let active = || follow::Entity::find().filter(follow::Column::Status.eq(follow::ACTIVE));
+    let followers = active()
+        .filter(follow::Column::FolloweeId.eq(id))
+        .count(conn)
+        .await?;
+    let following = active()
+        .filter(follow::Column::FollowerId.eq(id))
+        .count(conn)
+        .await?;
+    Ok((followers, following))
+}
+
+async fn account<C: ConnectionTrait>(conn: &C, u: user::Model) -> Result<Account, ApiError> {
+    let (follower_count, following_count) = counts(conn, u.id).await?;
+    Ok(Account {
+        id: u.id,
+        username: u.username,
+        email: u.email,
+        display_name: u.display_name,
+        bio: u.bio,
+        website: u.website,
+        avatar_image_id: u.avatar_image_id,
+        is_private: u.is_private,
+        follower_count,
+        following_count,
+        post_count: u64::try_from(u.post_count).unwrap_or(0),
+        created_at: u.created_at,
+    })
+}
+
+/// `?cursor=…&limit=…`.
+#[derive(Debug, Deserialize, IntoParams)]
+struct PageQuery {
+    /// From the previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// 1 to 100; 20 when absent.
+    limit: Option<u64>,
+}
+
+impl PageQuery {
+    fn parse(&self) -> Result<(Option<i64>, u64), ApiError> {
+        let limit = self.limit.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::field("limit", "must be from 1 to 100"));
+        }
+        let cursor = match &self.cursor {
+            None => None,
+            Some(c) => Some(
+                c.parse::<i64>()
+                    .map_err(|_| ApiError::field("cursor", "is not a cursor from this list"))?,
+            ),
+        };
+        Ok((cursor, limit))
+    }
+}
+
+/// A page of follows (newest first) turned into the users on `side`.
+async fn follow_page<C: ConnectionTrait>(
+    conn: &C,
+    filter: sea_orm::Condition,
+    side: follow::Column,
+    page: &PageQuery,
+) -> Result<UserPage, ApiError> {
+    let (cursor, limit) = page.parse()?;
+    let mut query = follow::Entity::find().filter(filter);
+    if let Some(before) = cursor {
+        query = query.filter(follow::Column::Id.lt(before));
+    }
+    let rows = query
+        .order_by_desc(follow::Column::Id)
+        .limit(limit + 1)
+        .all(conn)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    let rows: Vec<follow::Model> = rows.into_iter().take(limit as usize).collect();
+    let ids: Vec<Uuid> = rows
+        .iter()
+        .map(|r| {
+            if matches!(side, follow::Column::FollowerId) {
+                r.follower_id
+            } else {
+                r.followee_id
+            }
+        })
+        .collect();
+    let users = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids.clone()))
+        .all(conn)
+        .await?;
+    let items = ids
+        .iter()
+        .filter_map(|id| users.iter().find(|u| u.id == *id).map(UserSummary::from))
+        .collect();
+    Ok(UserPage {
+        items,
+        next_cursor: if more {
+            rows.last().map(|r| r.id.to_string())
+        } else {
+            None
+        },
+    })
 }

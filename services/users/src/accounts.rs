@@ -1,0 +1,305 @@
+//! Signing up, and one's own account: `/accounts`, `/me`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use pinhole_auth::password;
+use pinhole_http::{ApiError, ApiJson, AppContext, Auth};
+use sea_orm::entity::prelude::*;
+use sea_orm::{ActiveValue, IntoActiveModel};
+use serde::{Deserialize, Deserializer};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::domain::{self, Email, Password, Problems, Username};
+use crate::entity::{follow, user};
+use crate::views::Account;
+use crate::{account, event};
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct SignUp {
+    /// 3-30 of `[a-z0-9_]`, case-insensitive.
+    username: String,
+    email: String,
+    /// At least 8 characters.
+    password: String,
+    display_name: Option<String>,
+}
+
+/// Hashes on a blocking thread: argon2 takes tens of milliseconds of CPU.
+pub(crate) async fn hash_password(password: Password) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || password::hash(password.expose()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+/// Create an account.
+#[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = SignUp,
+    responses(
+        (status = 201, description = "Created", body = Account),
+        (status = 409, description = "Username or email taken", body = pinhole_http::ErrorBody),
+        (status = 422, description = "Invalid fields", body = pinhole_http::ErrorBody),
+    ))]
+pub(crate) async fn sign_up(
+    State(ctx): State<AppContext>,
+    ApiJson(body): ApiJson<SignUp>,
+) -> Result<Response, ApiError> {
+    let mut problems = Problems::new();
+    let username = Username::parse(&body.username)
+        .map_err(|p| problems.insert("username".into(), p))
+        .ok();
+    let email = Email::parse(&body.email)
+        .map_err(|p| problems.insert("email".into(), p))
+        .ok();
+    let password = Password::parse(body.password)
+        .map_err(|p| problems.insert("password".into(), p))
+        .ok();
+    let display_name = domain::text(body.display_name.as_deref().unwrap_or(""), 64)
+        .map_err(|p| problems.insert("display_name".into(), p))
+        .ok()
+        .flatten();
+    let (Some(username), Some(email), Some(password)) = (username, email, password) else {
+        return Err(ApiError::invalid(problems));
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(problems));
+    }
+    let password_hash = hash_password(password).await?;
+
+    let db = &ctx.backends.db;
+    let txn = pinhole_db::begin_write(db).await?;
+    let taken = |column: user::Column, value: &str| {
+        user::Entity::find()
+            .filter(column.eq(value.to_owned()))
+            .count(&txn)
+    };
+    if taken(user::Column::Username, username.as_str()).await? > 0 {
+        return Err(ApiError::conflict(
+            "username-taken",
+            "that username is taken",
+        ));
+    }
+    if taken(user::Column::Email, email.as_str()).await? > 0 {
+        return Err(ApiError::conflict(
+            "email-taken",
+            "an account with that email exists",
+        ));
+    }
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    let created = user::ActiveModel {
+        id: ActiveValue::Set(id),
+        username: ActiveValue::Set(username.as_str().to_owned()),
+        email: ActiveValue::Set(email.as_str().to_owned()),
+        password_hash: ActiveValue::Set(password_hash),
+        display_name: ActiveValue::Set(display_name),
+        bio: ActiveValue::Set(None),
+        website: ActiveValue::Set(None),
+        avatar_image_id: ActiveValue::Set(None),
+        is_private: ActiveValue::Set(false),
+        post_count: ActiveValue::Set(0),
+        created_at: ActiveValue::Set(now),
+        updated_at: ActiveValue::Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| match e.sql_err() {
+        // Another sign-up won the race between the check and the insert.
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+            ApiError::conflict("username-taken", "that username or email was just taken")
+        }
+        _ => ApiError::from(e),
+    })?;
+    ctx.outbox
+        .enqueue(
+            &txn,
+            &[event(
+                "user.registered",
+                id,
+                json!({ "user_id": id, "username": created.username }),
+            )],
+        )
+        .await?;
+    let body = account(&txn, created).await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    tracing::info!(user_id = %id, "account created");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/v1/users/{}", body.username))],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// Your account.
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts",
+    responses(
+        (status = 200, body = Account),
+        (status = 401, body = pinhole_http::ErrorBody),
+    ))]
+pub(crate) async fn me(
+    State(ctx): State<AppContext>,
+    Auth(principal): Auth,
+) -> Result<Json<Account>, ApiError> {
+    let db = &ctx.backends.db;
+    let me = user::Entity::find_by_id(principal.user_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
+    Ok(Json(account(db, me).await?))
+}
+
+/// Absent: leave as is; `null`: clear; a value: set.
+fn some<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateMe {
+    #[serde(default, deserialize_with = "some")]
+    display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "some")]
+    bio: Option<Option<String>>,
+    #[serde(default, deserialize_with = "some")]
+    website: Option<Option<String>>,
+    /// An image of yours to show as avatar.
+    #[serde(default, deserialize_with = "some")]
+    avatar_image_id: Option<Option<Uuid>>,
+    /// Followers must be approved; posts are for them only.
+    is_private: Option<bool>,
+}
+
+/// Change your profile. Fields left out stay as they are; `null` clears.
+/// Making a private account public approves its pending follow requests.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "accounts", request_body = UpdateMe,
+    responses(
+        (status = 200, body = Account),
+        (status = 401, body = pinhole_http::ErrorBody),
+        (status = 422, body = pinhole_http::ErrorBody),
+    ))]
+pub(crate) async fn update_me(
+    State(ctx): State<AppContext>,
+    Auth(principal): Auth,
+    ApiJson(body): ApiJson<UpdateMe>,
+) -> Result<Json<Account>, ApiError> {
+    let mut problems = Problems::new();
+    let mut check = |field: &str,
+                     value: Option<Option<String>>,
+                     parse: &dyn Fn(&str) -> Result<Option<String>, String>| {
+        value.map(|v| match v {
+            None => None,
+            Some(s) => parse(&s)
+                .map_err(|p| problems.insert(field.to_owned(), p))
+                .ok()
+                .flatten(),
+        })
+    };
+    let display_name = check("display_name", body.display_name, &|s| domain::text(s, 64));
+    let bio = check("bio", body.bio, &|s| domain::text(s, 500));
+    let website = check("website", body.website, &domain::website);
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(problems));
+    }
+
+    let db = &ctx.backends.db;
+    let txn = pinhole_db::begin_write(db).await?;
+    let current = user::Entity::find_by_id(principal.user_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
+    let was_private = current.is_private;
+    let mut changed = Vec::new();
+    let mut row = current.into_active_model();
+    if let Some(v) = display_name {
+        row.display_name = ActiveValue::Set(v);
+        changed.push("display_name");
+    }
+    if let Some(v) = bio {
+        row.bio = ActiveValue::Set(v);
+        changed.push("bio");
+    }
+    if let Some(v) = website {
+        row.website = ActiveValue::Set(v);
+        changed.push("website");
+    }
+    if let Some(v) = body.avatar_image_id {
+        row.avatar_image_id = ActiveValue::Set(v);
+        changed.push("avatar_image_id");
+    }
+    if let Some(v) = body.is_private {
+        row.is_private = ActiveValue::Set(v);
+        changed.push("is_private");
+    }
+    row.updated_at = ActiveValue::Set(Utc::now());
+    let updated = row.update(&txn).await?;
+
+    let mut events = vec![event(
+        "user.updated",
+        updated.id,
+        json!({ "user_id": updated.id, "changed": changed }),
+    )];
+    if was_private && !updated.is_private {
+        let pending = follow::Entity::find()
+            .filter(follow::Column::FolloweeId.eq(updated.id))
+            .filter(follow::Column::Status.eq(follow::PENDING))
+            .all(&txn)
+            .await?;
+        follow::Entity::update_many()
+            .col_expr(follow::Column::Status, Expr::value(follow::ACTIVE))
+            .filter(follow::Column::FolloweeId.eq(updated.id))
+            .filter(follow::Column::Status.eq(follow::PENDING))
+            .exec(&txn)
+            .await?;
+        events.extend(
+            pending
+                .iter()
+                .map(|f| crate::social::follow_event("follow.created", f)),
+        );
+    }
+    ctx.outbox.enqueue(&txn, &events).await?;
+    let body = account(&txn, updated).await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(Json(body))
+}
+
+/// Delete your account. Your sessions end at once; follows and blocks go
+/// with it, and `user.deleted` tells the other roles to remove your content.
+#[utoipa::path(delete, path = "/api/v1/me", tag = "accounts",
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = pinhole_http::ErrorBody),
+    ))]
+pub(crate) async fn delete_me(
+    State(ctx): State<AppContext>,
+    Auth(principal): Auth,
+) -> Result<StatusCode, ApiError> {
+    let db = &ctx.backends.db;
+    let txn = pinhole_db::begin_write(db).await?;
+    let me = user::Entity::find_by_id(principal.user_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
+    let cached = ctx.tokens.delete_user(&txn, me.id).await?;
+    user::Entity::delete_by_id(me.id).exec(&txn).await?;
+    ctx.outbox
+        .enqueue(
+            &txn,
+            &[event(
+                "user.deleted",
+                me.id,
+                json!({ "user_id": me.id, "username": me.username }),
+            )],
+        )
+        .await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    ctx.tokens.forget(&cached).await;
+    tracing::info!(user_id = %me.id, "account deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,211 @@
+//! Logging in and out, and refreshing tokens: `/sessions`.
+//!
+//! Failed log-ins are counted per account and per client address in fixed
+//! windows (in the cache, so every instance sees them); past the limit the
+//! answer is 429 with `Retry-After` until the window ends, before any
+//! password is checked. An unknown account and a wrong password get the same
+//! answer, in the same time.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use pinhole_auth::{RefreshError, TokenPair, password};
+use pinhole_http::{ApiError, ApiJson, AppContext, Auth, ClientIp};
+use sea_orm::entity::prelude::*;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::entity::user;
+use crate::views::Session;
+use crate::{account, domain};
+
+/// Failed log-ins allowed per account per window.
+pub const ACCOUNT_LIMIT: u64 = 5;
+/// Failed log-ins allowed per client address per window.
+pub const ADDRESS_LIMIT: u64 = 20;
+const WINDOW: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct LogIn {
+    /// Username or email.
+    #[serde(alias = "username", alias = "email")]
+    login: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct Refresh {
+    refresh_token: String,
+}
+
+/// The counters a log-in attempt counts against, and when their window ends.
+struct Throttle {
+    keys: [(String, u64); 2],
+    retry_after: u64,
+}
+
+impl Throttle {
+    fn new(login: &str, ip: IpAddr) -> Self {
+        let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
+        let window = WINDOW.as_secs();
+        let index = now / window;
+        Self {
+            keys: [
+                (format!("login:account:{login}:{index}"), ACCOUNT_LIMIT),
+                (format!("login:address:{ip}:{index}"), ADDRESS_LIMIT),
+            ],
+            retry_after: (index + 1) * window - now,
+        }
+    }
+
+    async fn check(&self, ctx: &AppContext) -> Result<(), ApiError> {
+        for (key, limit) in &self.keys {
+            let failures = match ctx.backends.cache.get(key).await {
+                Ok(value) => value.map_or(0, |v| pinhole_cache::counter(&v)),
+                Err(e) => return Err(ApiError::unavailable(e)),
+            };
+            if failures >= *limit {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-attempts",
+                    "too many failed log-ins; try again later",
+                )
+                .with_header(header::RETRY_AFTER, self.retry_after.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn failed(&self, ctx: &AppContext) {
+        for (key, _) in &self.keys {
+            if let Err(e) = ctx.backends.cache.incr(key, WINDOW).await {
+                tracing::warn!(error = %e, "could not count a failed log-in");
+            }
+        }
+    }
+}
+
+async fn session(ctx: &AppContext, pair: TokenPair) -> Result<Session, ApiError> {
+    let db = &ctx.backends.db;
+    let user = user::Entity::find_by_id(pair.user_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
+    let now = Utc::now();
+    Ok(Session {
+        token_type: "Bearer",
+        expires_in: (pair.access_expires_at - now).num_seconds(),
+        expires_at: pair.access_expires_at,
+        refresh_expires_in: (pair.refresh_expires_at - now).num_seconds(),
+        refresh_expires_at: pair.refresh_expires_at,
+        access_token: pair.access_token,
+        refresh_token: pair.refresh_token,
+        user: account(db, user).await?,
+    })
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid-credentials",
+        "wrong username, email or password",
+    )
+}
+
+/// Log in with a username or email and a password.
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = LogIn,
+    responses(
+        (status = 201, description = "Logged in", body = Session),
+        (status = 401, description = "Wrong credentials", body = pinhole_http::ErrorBody),
+        (status = 429, description = "Too many failed attempts; see Retry-After", body = pinhole_http::ErrorBody),
+    ))]
+pub(crate) async fn log_in(
+    State(ctx): State<AppContext>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<LogIn>,
+) -> Result<Response, ApiError> {
+    let login = body.login.trim().to_lowercase();
+    if login.is_empty() || login.len() > 254 {
+        return Err(ApiError::field("login", "give your username or email"));
+    }
+    let throttle = Throttle::new(&login, ip);
+    throttle.check(&ctx).await?;
+
+    let db = &ctx.backends.db;
+    let found = if login.contains('@') {
+        match domain::Email::parse(&login) {
+            Ok(email) => {
+                user::Entity::find()
+                    .filter(user::Column::Email.eq(email.as_str()))
+                    .one(db)
+                    .await?
+            }
+            Err(_) => None,
+        }
+    } else {
+        crate::find_by_username(db, &login).await?
+    };
+    let phc = found
+        .as_ref()
+        .map_or_else(|| password::decoy().to_owned(), |u| u.password_hash.clone());
+    let given = body.password;
+    let matches = tokio::task::spawn_blocking(move || password::verify(&given, &phc))
+        .await
+        .map_err(ApiError::internal)?;
+    let user = match found {
+        Some(user) if matches => user,
+        _ => {
+            throttle.failed(&ctx).await;
+            return Err(bad_credentials());
+        }
+    };
+    let pair = ctx.tokens.issue(db, user.id, None).await?;
+    tracing::info!(user_id = %user.id, "logged in");
+    Ok((StatusCode::CREATED, Json(session(&ctx, pair).await?)).into_response())
+}
+
+/// Exchange a refresh token for new tokens. Each refresh token works once:
+/// a second use ends every session of that log-in.
+#[utoipa::path(post, path = "/api/v1/sessions/refresh", tag = "sessions", request_body = Refresh,
+    responses(
+        (status = 200, body = Session),
+        (status = 401, description = "Invalid, expired or reused refresh token", body = pinhole_http::ErrorBody),
+    ))]
+pub(crate) async fn refresh(
+    State(ctx): State<AppContext>,
+    ApiJson(body): ApiJson<Refresh>,
+) -> Result<Json<Session>, ApiError> {
+    match ctx.tokens.refresh(body.refresh_token.trim()).await {
+        Ok(pair) => Ok(Json(session(&ctx, pair).await?)),
+        Err(RefreshError::Invalid) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-refresh-token",
+            "the refresh token is expired, revoked or not valid",
+        )),
+        Err(e @ RefreshError::Reused) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "refresh-token-reused",
+            e.to_string(),
+        )),
+        Err(RefreshError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Log out: the access token and its refresh token stop working.
+#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "sessions",
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, body = pinhole_http::ErrorBody),
+    ))]
+pub(crate) async fn log_out(
+    State(ctx): State<AppContext>,
+    Auth(principal): Auth,
+) -> Result<StatusCode, ApiError> {
+    ctx.tokens.revoke_family(principal.family_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
