@@ -235,14 +235,22 @@ pub(crate) async fn update_me(
         row.is_private = ActiveValue::Set(v);
         changed.push("is_private");
     }
-    row.updated_at = ActiveValue::Set(Utc::now());
-    let updated = row.update(&txn).await?;
-
-    let mut events = vec![event(
-        "user.updated",
-        updated.id,
-        json!({ "user_id": updated.id, "changed": changed }),
-    )];
+    let mut events = Vec::new();
+    let updated = if changed.is_empty() {
+        user::Entity::find_by_id(principal.user_id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?
+    } else {
+        row.updated_at = ActiveValue::Set(Utc::now());
+        let updated = row.update(&txn).await?;
+        events.push(event(
+            "user.updated",
+            updated.id,
+            json!({ "user_id": updated.id, "changed": changed }),
+        ));
+        updated
+    };
     if was_private && !updated.is_private {
         let pending = follow::Entity::find()
             .filter(follow::Column::FolloweeId.eq(updated.id))

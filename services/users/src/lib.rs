@@ -30,6 +30,13 @@ pub const ROLE: &str = "users";
 
 /// The role's HTTP routes.
 pub fn router(ctx: &AppContext) -> OpenApiRouter {
+    // Make the decoy hash now, so that the first log-in to an unknown
+    // account takes no longer than the others.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn_blocking(|| {
+            pinhole_auth::password::decoy();
+        });
+    }
     OpenApiRouter::new()
         .routes(routes!(accounts::sign_up))
         .routes(routes!(
