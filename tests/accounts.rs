@@ -138,7 +138,12 @@ async fn user_events(app: &App) -> anyhow::Result<Vec<String>> {
 
 /// (key, type) of every event on the users topic.
 async fn keyed_events(app: &App) -> anyhow::Result<Vec<(String, String)>> {
-    let bus = &app.server.ctx.backends.bus;
+    let ctx = &app.server.ctx;
+    pinhole_testkit::wait_for(Duration::from_secs(20), "the outbox to drain", || async {
+        (ctx.outbox.pending(&ctx.backends.db).await.ok() == Some(0)).then_some(())
+    })
+    .await?;
+    let bus = &ctx.backends.bus;
     let mut sub = bus
         .subscribe(
             &pinhole_testkit::unique("events"),
