@@ -50,13 +50,13 @@ struct Throttle {
 }
 
 impl Throttle {
-    fn new(login: &str, ip: IpAddr) -> Self {
+    fn new(account: &str, ip: IpAddr) -> Self {
         let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
         let window = WINDOW.as_secs();
         let index = now / window;
         Self {
             keys: [
-                (format!("login:account:{login}:{index}"), ACCOUNT_LIMIT),
+                (format!("login:account:{account}:{index}"), ACCOUNT_LIMIT),
                 (format!("login:address:{ip}:{index}"), ADDRESS_LIMIT),
             ],
             retry_after: (index + 1) * window - now,
@@ -133,9 +133,6 @@ pub(crate) async fn log_in(
     if login.is_empty() || login.len() > 254 {
         return Err(ApiError::field("login", "give your username or email"));
     }
-    let throttle = Throttle::new(&login, ip);
-    throttle.check(&ctx).await?;
-
     let db = &ctx.backends.db;
     let found = if login.contains('@') {
         match domain::Email::parse(&login) {
@@ -150,6 +147,13 @@ pub(crate) async fn log_in(
     } else {
         crate::find_by_username(db, &login).await?
     };
+    // Counted per account whichever name it is reached by; unknown names
+    // count on their own.
+    let account_key = found
+        .as_ref()
+        .map_or_else(|| format!("name:{login}"), |u| format!("id:{}", u.id));
+    let throttle = Throttle::new(&account_key, ip);
+    throttle.check(&ctx).await?;
     let phc = found
         .as_ref()
         .map_or_else(|| password::decoy().to_owned(), |u| u.password_hash.clone());
