@@ -23,10 +23,15 @@ pub trait Cache: Send + Sync + 'static {
     /// Stores `value` under `key` for `ttl`.
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError>;
     async fn delete(&self, key: &str) -> Result<(), CacheError>;
-    /// Adds one to the counter at `key` and returns the new value. A new
-    /// counter starts at 1 and lives for `ttl`; later increments keep its
+    /// Adds `delta` to the counter at `key` and returns the new value. A new
+    /// counter starts at 0 and lives for `ttl`; later changes keep its
     /// expiry. Atomic across every user of the cache.
-    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError>;
+    async fn add(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, CacheError>;
+
+    /// Adds one to the counter at `key`; see [`Cache::add`].
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+        Ok(u64::try_from(self.add(key, 1, ttl).await?).unwrap_or(0))
+    }
     /// Whether the cache answers.
     async fn check(&self) -> Result<(), CacheError>;
 }
@@ -64,9 +69,13 @@ impl moka::Expiry<String, Entry> for PerEntryTtl {
     }
 }
 
-/// The value of a counter made by [`Cache::incr`], as [`Cache::get`] returns
-/// it (decimal text, as Redis keeps it); 0 for anything else.
+/// The value of a counter made by [`Cache::add`], as [`Cache::get`] returns
+/// it (decimal text, as Redis keeps it); 0 for anything else or below zero.
 pub fn counter(bytes: &[u8]) -> u64 {
+    u64::try_from(signed_counter(bytes)).unwrap_or(0)
+}
+
+fn signed_counter(bytes: &[u8]) -> i64 {
     std::str::from_utf8(bytes)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -120,13 +129,13 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
-    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+    async fn add(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, CacheError> {
         // Counters are decimal text, as in Redis; the upsert is atomic per key.
         let entry = self
             .entries
             .entry(key.to_owned())
             .and_upsert_with(|existing| {
-                let count = existing.map_or(0, |e| counter(&e.value().value)) + 1;
+                let count = existing.map_or(0, |e| signed_counter(&e.value().value)) + delta;
                 std::future::ready(Entry {
                     value: Bytes::from(count.to_string()),
                     ttl,
@@ -134,7 +143,7 @@ impl Cache for MemoryCache {
                 })
             })
             .await;
-        Ok(counter(&entry.value().value))
+        Ok(signed_counter(&entry.value().value))
     }
 
     async fn check(&self) -> Result<(), CacheError> {
@@ -200,14 +209,15 @@ impl Cache for RedisCache {
         Ok(())
     }
 
-    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+    async fn add(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, CacheError> {
         let mut connection = self.connection.clone();
         let key = self.key(key);
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let (count, _): (u64, i64) = redis::pipe()
+        let (count, _): (i64, i64) = redis::pipe()
             .atomic()
-            .cmd("INCR")
+            .cmd("INCRBY")
             .arg(&key)
+            .arg(delta)
             .cmd("PEXPIRE")
             .arg(&key)
             .arg(millis)

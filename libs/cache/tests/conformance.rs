@@ -86,6 +86,10 @@ async fn counters_count_and_expire(cache: Box<dyn Cache>) -> anyhow::Result<()> 
         seen == (1..=20).collect::<Vec<u64>>(),
         "every increment counted once: {seen:?}"
     );
+    ensure!(
+        cache.add("hits", -5, Duration::from_secs(60)).await? == 15,
+        "counters go down too"
+    );
     wait_for(Duration::from_secs(5), "the counter to expire", || async {
         matches!(cache.incr("hits", Duration::from_secs(60)).await, Ok(1)).then_some(())
     })

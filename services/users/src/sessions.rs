@@ -1,9 +1,9 @@
 //! Logging in and out, and refreshing tokens: `/sessions`.
 //!
 //! Failed log-ins are counted per account and per client address in fixed
-//! windows (in the cache, so every instance sees them); past the limit the
-//! answer is 429 with `Retry-After` until the window ends, before any
-//! password is checked. An unknown account and a wrong password get the same
+//! windows (in the cache, so every instance sees them). Each attempt is
+//! counted before its password is checked and given back if it succeeds;
+//! past the limit the answer is 429 with `Retry-After` until the window ends. An unknown account and a wrong password get the same
 //! answer, in the same time.
 
 use std::net::IpAddr;
@@ -63,28 +63,35 @@ impl Throttle {
         }
     }
 
-    async fn check(&self, ctx: &AppContext) -> Result<(), ApiError> {
+    /// Counts this attempt against both limits before any password is
+    /// checked, so that attempts made at once cannot all slip under them.
+    async fn reserve(&self, ctx: &AppContext) -> Result<(), ApiError> {
+        let mut over = false;
         for (key, limit) in &self.keys {
-            let failures = match ctx.backends.cache.get(key).await {
-                Ok(value) => value.map_or(0, |v| pinhole_cache::counter(&v)),
-                Err(e) => return Err(ApiError::unavailable(e)),
-            };
-            if failures >= *limit {
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too-many-attempts",
-                    "too many failed log-ins; try again later",
-                )
-                .with_header(header::RETRY_AFTER, self.retry_after.to_string()));
-            }
+            let attempts = ctx
+                .backends
+                .cache
+                .incr(key, WINDOW)
+                .await
+                .map_err(ApiError::unavailable)?;
+            over |= attempts > *limit;
+        }
+        if over {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-attempts",
+                "too many failed log-ins; try again later",
+            )
+            .with_header(header::RETRY_AFTER, self.retry_after.to_string()));
         }
         Ok(())
     }
 
-    async fn failed(&self, ctx: &AppContext) {
+    /// A successful log-in was no failure: gives its count back.
+    async fn succeeded(&self, ctx: &AppContext) {
         for (key, _) in &self.keys {
-            if let Err(e) = ctx.backends.cache.incr(key, WINDOW).await {
-                tracing::warn!(error = %e, "could not count a failed log-in");
+            if let Err(e) = ctx.backends.cache.add(key, -1, WINDOW).await {
+                tracing::warn!(error = %e, "could not uncount a log-in");
             }
         }
     }
@@ -153,7 +160,7 @@ pub(crate) async fn log_in(
         .as_ref()
         .map_or_else(|| format!("name:{login}"), |u| format!("id:{}", u.id));
     let throttle = Throttle::new(&account_key, ip);
-    throttle.check(&ctx).await?;
+    throttle.reserve(&ctx).await?;
     let phc = found
         .as_ref()
         .map_or_else(|| password::decoy().to_owned(), |u| u.password_hash.clone());
@@ -161,13 +168,10 @@ pub(crate) async fn log_in(
     let matches = tokio::task::spawn_blocking(move || password::verify(&given, &phc))
         .await
         .map_err(ApiError::internal)?;
-    let user = match found {
-        Some(user) if matches => user,
-        _ => {
-            throttle.failed(&ctx).await;
-            return Err(bad_credentials());
-        }
+    let Some(user) = found.filter(|_| matches) else {
+        return Err(bad_credentials());
     };
+    throttle.succeeded(&ctx).await;
     let pair = ctx.tokens.issue(db, user.id, None).await?;
     tracing::info!(user_id = %user.id, "logged in");
     Ok((StatusCode::CREATED, Json(session(&ctx, pair).await?)).into_response())
