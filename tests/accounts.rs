@@ -732,13 +732,16 @@ async fn deletion_cascades(app: App) -> anyhow::Result<()> {
     let ada = app.user("ada").await?;
     let bob = app.user("bob").await?;
     let carol = app.user("carol").await?;
+    let dave = app.user("dave").await?;
     app.call(Method::POST, "/users/bob/follow", Some(&ada), None)
         .await?;
     app.call(Method::POST, "/users/ada/follow", Some(&bob), None)
         .await?;
     app.call(Method::POST, "/users/ada/follow", Some(&carol), None)
         .await?;
-    app.call(Method::POST, "/users/carol/block", Some(&ada), None)
+    app.call(Method::POST, "/users/dave/block", Some(&ada), None)
+        .await?;
+    app.call(Method::POST, "/users/ada/block", Some(&dave), None)
         .await?;
     let (_, found) = app.call(Method::GET, "/users/ada", None, None).await?;
     let ada_id = found["id"].clone();
@@ -752,7 +755,7 @@ async fn deletion_cascades(app: App) -> anyhow::Result<()> {
     let (_, following) = app
         .call(Method::GET, "/users/carol/following", None, None)
         .await?;
-    ensure!(usernames(&following).is_empty());
+    ensure!(usernames(&following).is_empty(), "{following}");
     let (status, found) = app
         .call(
             Method::POST,
@@ -762,13 +765,38 @@ async fn deletion_cascades(app: App) -> anyhow::Result<()> {
         )
         .await?;
     ensure!(status == 200 && found["users"] == json!([]));
+
+    // Nothing of hers is left in the role's tables.
+    let db = &app.server.ctx.backends.db;
+    let id = uuid::Uuid::parse_str(ada_id.as_str().unwrap_or_default())?;
+    for (table, column) in [
+        ("blocks", "blocker_id"),
+        ("blocks", "blocked_id"),
+        ("follows", "follower_id"),
+        ("follows", "followee_id"),
+        ("tokens", "user_id"),
+    ] {
+        use sea_orm::ConnectionTrait;
+        let backend = db.get_database_backend();
+        let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {column} = $1");
+        let row = db
+            .query_one(sea_orm::Statement::from_sql_and_values(
+                backend,
+                &sql,
+                [id.into()],
+            ))
+            .await?
+            .context("count")?;
+        let n: i64 = row.try_get("", "n")?;
+        ensure!(n == 0, "{n} rows of {table}.{column} left");
+    }
     let events = keyed_events(&app).await?;
-    let ada: Vec<&str> = events
+    let theirs: Vec<&str> = events
         .iter()
         .filter(|(key, _)| Some(key.as_str()) == ada_id.as_str())
         .map(|(_, kind)| kind.as_str())
         .collect();
-    ensure!(ada.last() == Some(&"user.deleted"), "{events:?}");
+    ensure!(theirs.last() == Some(&"user.deleted"), "{events:?}");
     Ok(())
 }
 

@@ -65,6 +65,30 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
     }
 }
 
+/// Query parameters; ones of the wrong shape are 422 naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str::<T>(query)
+            .map(Self)
+            .map_err(|e| {
+                let text = e.to_string();
+                // serde_urlencoded names the field only in some messages.
+                let field = text
+                    .split('`')
+                    .nth(1)
+                    .filter(|f| !f.contains(' '))
+                    .unwrap_or("query")
+                    .to_owned();
+                ApiError::invalid(BTreeMap::from([(field, text)]))
+            })
+    }
+}
+
 fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Ok(None);

@@ -257,12 +257,21 @@ pub(crate) async fn update_me(
             .filter(follow::Column::Status.eq(follow::PENDING))
             .all(&txn)
             .await?;
-        follow::Entity::update_many()
-            .col_expr(follow::Column::Status, Expr::value(follow::ACTIVE))
-            .filter(follow::Column::FolloweeId.eq(updated.id))
-            .filter(follow::Column::Status.eq(follow::PENDING))
-            .exec(&txn)
-            .await?;
+        let mut approved = Vec::with_capacity(pending.len());
+        for request in pending {
+            // A request withdrawn meanwhile is not approved, nor announced.
+            let changed = follow::Entity::update_many()
+                .col_expr(follow::Column::Status, Expr::value(follow::ACTIVE))
+                .filter(follow::Column::Id.eq(request.id))
+                .filter(follow::Column::Status.eq(follow::PENDING))
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            if changed == 1 {
+                approved.push(request);
+            }
+        }
+        let pending = approved;
         events.extend(
             pending
                 .iter()

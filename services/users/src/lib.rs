@@ -168,15 +168,19 @@ struct PageQuery {
     /// From the previous page's `next_cursor`.
     cursor: Option<String>,
     /// 1 to 100; 20 when absent.
-    limit: Option<u64>,
+    limit: Option<String>,
 }
 
 impl PageQuery {
     fn parse(&self) -> Result<(Option<i64>, u64), ApiError> {
-        let limit = self.limit.unwrap_or(20);
-        if !(1..=100).contains(&limit) {
-            return Err(ApiError::field("limit", "must be from 1 to 100"));
-        }
+        let limit = match &self.limit {
+            None => 20,
+            Some(l) => l
+                .parse::<u64>()
+                .ok()
+                .filter(|l| (1..=100).contains(l))
+                .ok_or_else(|| ApiError::field("limit", "must be a number from 1 to 100"))?,
+        };
         let cursor = match &self.cursor {
             None => None,
             Some(c) => Some(

@@ -6,11 +6,11 @@
 //! follows both ways.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use pinhole_events::OutgoingEvent;
-use pinhole_http::{ApiError, AppContext, Auth, MaybeAuth};
+use pinhole_http::{ApiError, ApiQuery, AppContext, Auth, MaybeAuth};
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue, Condition, ConnectionTrait};
 use serde_json::json;
@@ -127,7 +127,20 @@ pub(crate) async fn follow(
         created_at: ActiveValue::Set(Utc::now()),
     }
     .insert(&txn)
-    .await?;
+    .await;
+    let created = match created {
+        Ok(created) => created,
+        // The same follow, made at the same moment by another request.
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
+            return Ok((StatusCode::OK, Json(state(status))));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if status == follow::ACTIVE {
         ctx.outbox
             .enqueue(&txn, &[follow_event("follow.created", &created)])
@@ -146,8 +159,14 @@ async fn end_follow<C: ConnectionTrait>(
     followee: Uuid,
 ) -> Result<(), ApiError> {
     if let Some(row) = follow_row(txn, follower, followee).await? {
-        follow::Entity::delete_by_id(row.id).exec(txn).await?;
-        if row.status == follow::ACTIVE {
+        let deleted = follow::Entity::delete_many()
+            .filter(follow::Column::Id.eq(row.id))
+            .filter(follow::Column::Status.eq(row.status.as_str()))
+            .exec(txn)
+            .await?
+            .rows_affected;
+        // Another request may have ended it first: one event per change.
+        if deleted == 1 && row.status == follow::ACTIVE {
             ctx.outbox
                 .enqueue(txn, &[follow_event("follow.removed", &row)])
                 .await?;
@@ -211,7 +230,7 @@ pub(crate) async fn followers(
     State(ctx): State<AppContext>,
     MaybeAuth(viewer): MaybeAuth,
     Path(username): Path<String>,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<UserPage>, ApiError> {
     let db = &ctx.backends.db;
     let viewer = viewer.map(|p| p.user_id);
@@ -237,7 +256,7 @@ pub(crate) async fn following(
     State(ctx): State<AppContext>,
     MaybeAuth(viewer): MaybeAuth,
     Path(username): Path<String>,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<UserPage>, ApiError> {
     let db = &ctx.backends.db;
     let viewer = viewer.map(|p| p.user_id);
@@ -261,7 +280,7 @@ pub(crate) async fn following(
 pub(crate) async fn follow_requests(
     State(ctx): State<AppContext>,
     Auth(principal): Auth,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<UserPage>, ApiError> {
     let filter = Condition::all()
         .add(follow::Column::FolloweeId.eq(principal.user_id))
@@ -306,14 +325,18 @@ pub(crate) async fn approve_request(
 ) -> Result<StatusCode, ApiError> {
     let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
     let request = pending_request(&txn, principal.user_id, &username).await?;
-    follow::Entity::update_many()
+    let approved = follow::Entity::update_many()
         .col_expr(follow::Column::Status, Expr::value(follow::ACTIVE))
         .filter(follow::Column::Id.eq(request.id))
+        .filter(follow::Column::Status.eq(follow::PENDING))
         .exec(&txn)
-        .await?;
-    ctx.outbox
-        .enqueue(&txn, &[follow_event("follow.created", &request)])
-        .await?;
+        .await?
+        .rows_affected;
+    if approved == 1 {
+        ctx.outbox
+            .enqueue(&txn, &[follow_event("follow.created", &request)])
+            .await?;
+    }
     txn.commit().await?;
     ctx.outbox.wake();
     Ok(StatusCode::NO_CONTENT)
