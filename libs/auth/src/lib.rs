@@ -182,7 +182,7 @@ impl Tokens {
             Err(e) => tracing::warn!(error = %e, "token cache unavailable; asking the database"),
         }
         let now = Utc::now();
-        let row = entity::Entity::find_by_id(hash)
+        let row = entity::Entity::find_by_id(hash.as_str())
             .filter(entity::Column::Kind.eq(ACCESS))
             .one(&self.db)
             .await?;
@@ -194,6 +194,18 @@ impl Tokens {
         let value = encode(row.user_id, row.family_id, row.expires_at);
         if let Err(e) = self.cache.set(&key, value, remaining.min(CACHE_FOR)).await {
             tracing::warn!(error = %e, "token cache unavailable");
+        }
+        // A revocation between the read and the fill would be cached for a
+        // minute: look again. A revocation after this look clears the cache
+        // itself.
+        let still_live = entity::Entity::find_by_id(hash)
+            .filter(entity::Column::RevokedAt.is_null())
+            .count(&self.db)
+            .await?
+            == 1;
+        if !still_live {
+            self.forget(&[row.token_hash]).await;
+            return Ok(None);
         }
         Ok(Some(Principal {
             user_id: row.user_id,
@@ -247,16 +259,26 @@ impl Tokens {
 
     /// Ends every session of one log-in (log-out, or a stolen refresh token).
     pub async fn revoke_family(&self, family_id: Uuid) -> Result<(), DbErr> {
-        let hashes = self
-            .live_access_hashes(entity::Column::FamilyId.eq(family_id))
-            .await?;
-        entity::Entity::update_many()
-            .col_expr(entity::Column::RevokedAt, Expr::value(Utc::now()))
-            .filter(entity::Column::FamilyId.eq(family_id))
-            .filter(entity::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await?;
-        self.forget(&hashes).await;
+        // A refresh in flight holds a lock on the token it exchanges, so a
+        // pass waits for it; the pair it commits meanwhile is caught by the
+        // next pass. Stop once a pass finds nothing left.
+        for _ in 0..8 {
+            let revoked = entity::Entity::update_many()
+                .col_expr(entity::Column::RevokedAt, Expr::value(Utc::now()))
+                .filter(entity::Column::FamilyId.eq(family_id))
+                .filter(entity::Column::RevokedAt.is_null())
+                .exec_with_returning(&self.db)
+                .await?;
+            if revoked.is_empty() {
+                break;
+            }
+            let hashes: Vec<String> = revoked
+                .into_iter()
+                .filter(|t| t.kind == ACCESS)
+                .map(|t| t.token_hash)
+                .collect();
+            self.forget(&hashes).await;
+        }
         Ok(())
     }
 
@@ -289,21 +311,6 @@ impl Tokens {
                 tracing::warn!(error = %e, "could not clear a revoked token from the cache; it expires within a minute");
             }
         }
-    }
-
-    async fn live_access_hashes(
-        &self,
-        which: sea_orm::sea_query::SimpleExpr,
-    ) -> Result<Vec<String>, DbErr> {
-        entity::Entity::find()
-            .select_only()
-            .column(entity::Column::TokenHash)
-            .filter(which)
-            .filter(entity::Column::Kind.eq(ACCESS))
-            .filter(entity::Column::RevokedAt.is_null())
-            .into_tuple()
-            .all(&self.db)
-            .await
     }
 }
 
@@ -354,6 +361,35 @@ pub mod password {
                     .is_ok()
             })
             .unwrap_or(false)
+    }
+
+    /// At most one hash per core at a time: each takes 19 MiB and a core's
+    /// worth of CPU, so more at once only queues and eats memory.
+    fn permits() -> &'static tokio::sync::Semaphore {
+        static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+        PERMITS.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+            tokio::sync::Semaphore::new(cores)
+        })
+    }
+
+    async fn bounded<T: Send + 'static>(
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, String> {
+        let _permit = permits().acquire().await.map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// [`hash`] on a blocking thread, one per core at most.
+    pub async fn hash_async(password: String) -> Result<String, String> {
+        bounded(move || hash(&password)).await?
+    }
+
+    /// [`verify`] on a blocking thread, one per core at most.
+    pub async fn verify_async(password: String, phc: String) -> Result<bool, String> {
+        bounded(move || verify(&password, &phc)).await
     }
 
     /// A hash to verify against when the account does not exist, so that

@@ -9,6 +9,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -39,9 +40,22 @@ async fn track(request: Request, next: Next) -> Response {
     response
 }
 
+/// A handler that panicked: 500 with the usual body; the panic is logged.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    axum::response::IntoResponse::into_response(crate::ApiError::internal(format!(
+        "handler panicked: {detail}"
+    )))
+}
+
 /// Wraps `router` in the layers every request passes through.
 pub fn apply_layers(router: Router, timeout: Duration) -> Router {
     router
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(track))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

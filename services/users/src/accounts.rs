@@ -28,11 +28,10 @@ pub(crate) struct SignUp {
     display_name: Option<String>,
 }
 
-/// Hashes on a blocking thread: argon2 takes tens of milliseconds of CPU.
+/// Hashes off the runtime, one hash per core at a time.
 pub(crate) async fn hash_password(password: Password) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || password::hash(password.expose()))
+    password::hash_async(password.expose().to_owned())
         .await
-        .map_err(ApiError::internal)?
         .map_err(ApiError::internal)
 }
 

@@ -118,6 +118,21 @@ async fn visible<C: ConnectionTrait>(
     Ok(target)
 }
 
+/// Serializes changes between two users (a follow racing a block) until the
+/// transaction ends. SQLite has one writer at a time already.
+async fn lock_pair<C: ConnectionTrait>(txn: &C, a: Uuid, b: Uuid) -> Result<(), ApiError> {
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        let (low, high) = if a < b { (a, b) } else { (b, a) };
+        txn.execute(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [format!("pair:{low}:{high}").into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 async fn follow_row<C: ConnectionTrait>(
     conn: &C,
     follower: Uuid,

@@ -51,13 +51,24 @@ struct Throttle {
 
 impl Throttle {
     fn new(account: &str, ip: IpAddr) -> Self {
+        // One IPv6 client usually holds a whole /64.
+        let address = match ip {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or_else(String::new, |v4| v4.to_string()),
+            IpAddr::V4(v4) => v4.to_string(),
+        };
         let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
         let window = WINDOW.as_secs();
         let index = now / window;
         Self {
             keys: [
                 (format!("login:account:{account}:{index}"), ACCOUNT_LIMIT),
-                (format!("login:address:{ip}:{index}"), ADDRESS_LIMIT),
+                (format!("login:address:{address}:{index}"), ADDRESS_LIMIT),
             ],
             retry_after: (index + 1) * window - now,
         }
@@ -164,8 +175,7 @@ pub(crate) async fn log_in(
     let phc = found
         .as_ref()
         .map_or_else(|| password::decoy().to_owned(), |u| u.password_hash.clone());
-    let given = body.password;
-    let matches = tokio::task::spawn_blocking(move || password::verify(&given, &phc))
+    let matches = password::verify_async(body.password, phc)
         .await
         .map_err(ApiError::internal)?;
     let Some(user) = found.filter(|_| matches) else {
@@ -216,4 +226,28 @@ pub(crate) async fn log_out(
 ) -> Result<StatusCode, ApiError> {
     ctx.tokens.revoke_family(principal.family_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Throttle;
+
+    fn address_key(ip: &str) -> String {
+        Throttle::new("a", ip.parse().expect("ip")).keys[1]
+            .0
+            .clone()
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        assert_eq!(
+            address_key("2001:db8:1:2::1"),
+            address_key("2001:db8:1:2:ffff::9")
+        );
+        assert_ne!(
+            address_key("2001:db8:1:2::1"),
+            address_key("2001:db8:1:3::1")
+        );
+        assert_eq!(address_key("::ffff:192.0.2.7"), address_key("192.0.2.7"));
+    }
 }

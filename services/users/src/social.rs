@@ -18,8 +18,8 @@ use serde_json::json;
 use crate::entity::{block, follow, user};
 use crate::views::{FollowState, Profile, Relationship, UserPage};
 use crate::{
-    PageQuery, blocks, counts, event, find_by_username, follow_page, follow_row, user_not_found,
-    visible,
+    PageQuery, blocks, counts, event, find_by_username, follow_page, follow_row, lock_pair,
+    user_not_found, visible,
 };
 
 /// `follow.created` or `follow.removed`, keyed by the follower.
@@ -97,6 +97,10 @@ pub(crate) async fn follow(
     let target = visible(&txn, Some(me), &username).await?;
     if target.id == me {
         return Err(ApiError::field("username", "you cannot follow yourself"));
+    }
+    lock_pair(&txn, me, target.id).await?;
+    if blocks(&txn, target.id, me).await? {
+        return Err(user_not_found());
     }
     if blocks(&txn, me, target.id).await? {
         return Err(ApiError::conflict(
@@ -383,6 +387,7 @@ pub(crate) async fn block(
     if target.id == me {
         return Err(ApiError::field("username", "you cannot block yourself"));
     }
+    lock_pair(&txn, me, target.id).await?;
     if !blocks(&txn, me, target.id).await? {
         block::ActiveModel {
             blocker_id: ActiveValue::Set(me),
