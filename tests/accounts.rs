@@ -706,8 +706,19 @@ async fn blocks_hide_profiles(app: App) -> anyhow::Result<()> {
         .call(Method::POST, "/users/ada/follow", Some(&bob), None)
         .await?;
     ensure!(status == 409 && body["code"] == "user-blocked");
-    // Others still see bob.
+    // Others still see bob, but not to ada, even in a third user's list.
     ensure!(app.call(Method::GET, "/users/bob", None, None).await?.0 == 200);
+    let carol = app.user("carol").await?;
+    app.call(Method::POST, "/users/carol/follow", Some(&bob), None)
+        .await?;
+    let (_, followers) = app
+        .call(Method::GET, "/users/carol/followers", None, None)
+        .await?;
+    ensure!(usernames(&followers) == ["bob"]);
+    let (_, followers) = app
+        .call(Method::GET, "/users/carol/followers", Some(&ada), None)
+        .await?;
+    ensure!(usernames(&followers).is_empty(), "{followers}");
 
     ensure!(
         app.call(Method::DELETE, "/users/ada/block", Some(&bob), None)

@@ -207,9 +207,11 @@ impl PageQuery {
     }
 }
 
-/// A page of follows (newest first) turned into the users on `side`.
+/// A page of follows (newest first) turned into the users on `side`; users
+/// who block `viewer` are left out.
 async fn follow_page<C: ConnectionTrait>(
     conn: &C,
+    viewer: Option<Uuid>,
     filter: sea_orm::Condition,
     side: follow::Column,
     page: &PageQuery,
@@ -240,8 +242,20 @@ async fn follow_page<C: ConnectionTrait>(
         .filter(user::Column::Id.is_in(ids.clone()))
         .all(conn)
         .await?;
+    let blocking_viewer: Vec<Uuid> = match viewer {
+        Some(viewer) => block::Entity::find()
+            .filter(block::Column::BlockedId.eq(viewer))
+            .filter(block::Column::BlockerId.is_in(ids.clone()))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|b| b.blocker_id)
+            .collect(),
+        None => Vec::new(),
+    };
     let items = ids
         .iter()
+        .filter(|id| !blocking_viewer.contains(id))
         .filter_map(|id| users.iter().find(|u| u.id == *id).map(UserSummary::from))
         .collect();
     Ok(UserPage {

@@ -244,7 +244,7 @@ pub(crate) async fn followers(
         .add(follow::Column::FolloweeId.eq(target.id))
         .add(follow::Column::Status.eq(follow::ACTIVE));
     Ok(Json(
-        follow_page(db, filter, follow::Column::FollowerId, &page).await?,
+        follow_page(db, viewer, filter, follow::Column::FollowerId, &page).await?,
     ))
 }
 
@@ -270,7 +270,7 @@ pub(crate) async fn following(
         .add(follow::Column::FollowerId.eq(target.id))
         .add(follow::Column::Status.eq(follow::ACTIVE));
     Ok(Json(
-        follow_page(db, filter, follow::Column::FolloweeId, &page).await?,
+        follow_page(db, viewer, filter, follow::Column::FolloweeId, &page).await?,
     ))
 }
 
@@ -290,7 +290,14 @@ pub(crate) async fn follow_requests(
         .add(follow::Column::FolloweeId.eq(principal.user_id))
         .add(follow::Column::Status.eq(follow::PENDING));
     Ok(Json(
-        follow_page(&ctx.backends.db, filter, follow::Column::FollowerId, &page).await?,
+        follow_page(
+            &ctx.backends.db,
+            Some(principal.user_id),
+            filter,
+            follow::Column::FollowerId,
+            &page,
+        )
+        .await?,
     ))
 }
 
