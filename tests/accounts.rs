@@ -708,7 +708,7 @@ async fn blocks_hide_profiles(app: App) -> anyhow::Result<()> {
     ensure!(status == 409 && body["code"] == "user-blocked");
     // Others still see bob, but not to ada, even in a third user's list.
     ensure!(app.call(Method::GET, "/users/bob", None, None).await?.0 == 200);
-    let carol = app.user("carol").await?;
+    app.user("carol").await?;
     app.call(Method::POST, "/users/carol/follow", Some(&bob), None)
         .await?;
     let (_, followers) = app
