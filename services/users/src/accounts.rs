@@ -259,14 +259,7 @@ pub(crate) async fn update_me(
         let mut approved = Vec::with_capacity(pending.len());
         for request in pending {
             // A request withdrawn meanwhile is not approved, nor announced.
-            let changed = follow::Entity::update_many()
-                .col_expr(follow::Column::Status, Expr::value(follow::ACTIVE))
-                .filter(follow::Column::Id.eq(request.id))
-                .filter(follow::Column::Status.eq(follow::PENDING))
-                .exec(&txn)
-                .await?
-                .rows_affected;
-            if changed == 1 {
+            if crate::social::approve(&txn, &request).await? {
                 approved.push(request);
             }
         }

@@ -222,6 +222,29 @@ async fn may_list<C: ConnectionTrait>(
     ))
 }
 
+/// The active follows where `username` stands on `side` (followee: their
+/// followers; follower: whom they follow), as `viewer` may see them.
+async fn list(
+    ctx: &AppContext,
+    viewer: Option<Uuid>,
+    username: &str,
+    page: &PageQuery,
+    side: follow::Column,
+) -> Result<Json<UserPage>, ApiError> {
+    let db = &ctx.backends.db;
+    let target = visible(db, viewer, username).await?;
+    may_list(db, viewer, &target).await?;
+    let filter = Condition::all()
+        .add(side.eq(target.id))
+        .add(follow::Column::Status.eq(follow::ACTIVE));
+    let other = if matches!(side, follow::Column::FolloweeId) {
+        follow::Column::FollowerId
+    } else {
+        follow::Column::FolloweeId
+    };
+    Ok(Json(follow_page(db, viewer, filter, other, page).await?))
+}
+
 /// Who follows a user, newest first.
 #[utoipa::path(get, path = "/api/v1/users/{username}/followers", tag = "users",
     params(("username" = String, Path), PageQuery),
@@ -236,16 +259,8 @@ pub(crate) async fn followers(
     Path(username): Path<String>,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<UserPage>, ApiError> {
-    let db = &ctx.backends.db;
     let viewer = viewer.map(|p| p.user_id);
-    let target = visible(db, viewer, &username).await?;
-    may_list(db, viewer, &target).await?;
-    let filter = Condition::all()
-        .add(follow::Column::FolloweeId.eq(target.id))
-        .add(follow::Column::Status.eq(follow::ACTIVE));
-    Ok(Json(
-        follow_page(db, viewer, filter, follow::Column::FollowerId, &page).await?,
-    ))
+    list(&ctx, viewer, &username, &page, follow::Column::FolloweeId).await
 }
 
 /// Whom a user follows, newest first.
@@ -262,16 +277,8 @@ pub(crate) async fn following(
     Path(username): Path<String>,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<UserPage>, ApiError> {
-    let db = &ctx.backends.db;
     let viewer = viewer.map(|p| p.user_id);
-    let target = visible(db, viewer, &username).await?;
-    may_list(db, viewer, &target).await?;
-    let filter = Condition::all()
-        .add(follow::Column::FollowerId.eq(target.id))
-        .add(follow::Column::Status.eq(follow::ACTIVE));
-    Ok(Json(
-        follow_page(db, viewer, filter, follow::Column::FolloweeId, &page).await?,
-    ))
+    list(&ctx, viewer, &username, &page, follow::Column::FollowerId).await
 }
 
 /// Who asked to follow you, newest first.
@@ -322,6 +329,22 @@ async fn pending_request<C: ConnectionTrait>(
         .ok_or_else(not_found)
 }
 
+/// Turns a pending request into a follow; `false` if it is no longer
+/// pending (withdrawn or answered meanwhile).
+pub(crate) async fn approve<C: ConnectionTrait>(
+    txn: &C,
+    request: &follow::Model,
+) -> Result<bool, ApiError> {
+    let changed = follow::Entity::update_many()
+        .col_expr(follow::Column::Status, Expr::value(follow::ACTIVE))
+        .filter(follow::Column::Id.eq(request.id))
+        .filter(follow::Column::Status.eq(follow::PENDING))
+        .exec(txn)
+        .await?
+        .rows_affected;
+    Ok(changed == 1)
+}
+
 /// Let a user who asked follow you.
 #[utoipa::path(post, path = "/api/v1/me/follow-requests/{username}/approve", tag = "users",
     params(("username" = String, Path)),
@@ -336,14 +359,7 @@ pub(crate) async fn approve_request(
 ) -> Result<StatusCode, ApiError> {
     let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
     let request = pending_request(&txn, principal.user_id, &username).await?;
-    let approved = follow::Entity::update_many()
-        .col_expr(follow::Column::Status, Expr::value(follow::ACTIVE))
-        .filter(follow::Column::Id.eq(request.id))
-        .filter(follow::Column::Status.eq(follow::PENDING))
-        .exec(&txn)
-        .await?
-        .rows_affected;
-    if approved == 1 {
+    if approve(&txn, &request).await? {
         ctx.outbox
             .enqueue(&txn, &[follow_event("follow.created", &request)])
             .await?;
