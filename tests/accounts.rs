@@ -981,6 +981,36 @@ async fn batch_lookup(app: App) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Behind a trusted proxy, each client's address is its own: one client's
+/// failures do not lock out the others.
+#[tokio::test]
+async fn addresses_forwarded_by_a_trusted_proxy_are_throttled_apart() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut settings = Settings::embedded(dir.path());
+    settings.trusted_proxies = vec!["127.0.0.1/32".parse()?];
+    let app = App::start(settings, dir).await?;
+    app.sign_up("gina").await?;
+    let attempt = |login: &'static str, password: &'static str, client: &'static str| {
+        app.http
+            .post(format!("{}/api/v1/sessions", app.server.url()))
+            .header("x-forwarded-for", client)
+            .json(&json!({ "login": login, "password": password }))
+            .send()
+    };
+    for n in 0..20 {
+        let login: &'static str = Box::leak(format!("ghost_{n}").into_boxed_str());
+        ensure!(
+            attempt(login, "wrong password", "198.51.100.1")
+                .await?
+                .status()
+                == 401
+        );
+    }
+    ensure!(attempt("gina", PASSWORD, "198.51.100.1").await?.status() == 429);
+    ensure!(attempt("gina", PASSWORD, "198.51.100.2").await?.status() == 201);
+    Ok(())
+}
+
 macro_rules! backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {

@@ -76,6 +76,7 @@ const KNOWN_KEYS: &[&str] = &[
     "log_format",
     "signing_key",
     "bus_partitions",
+    "trusted_proxies",
 ];
 
 /// Settings as written by a person: every field optional or defaulted.
@@ -92,6 +93,7 @@ struct RawSettings {
     log_format: String,
     signing_key: Option<String>,
     bus_partitions: u32,
+    trusted_proxies: String,
 }
 
 impl Default for RawSettings {
@@ -107,6 +109,7 @@ impl Default for RawSettings {
             log_format: "text".into(),
             signing_key: None,
             bus_partitions: 4,
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -136,6 +139,8 @@ pub struct Settings {
     pub signing_key: Option<SecretString>,
     /// Partitions per topic on the embedded event log.
     pub bus_partitions: u32,
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or networks).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Settings {
@@ -273,7 +278,27 @@ impl RawSettings {
                 "a number from 1 to 256",
             ));
         }
+        let mut trusted_proxies = Vec::new();
+        for item in self
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let net = item
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::invalid(
+                        "trusted_proxies",
+                        format!("`{item}` is not an address or network"),
+                        "comma-separated addresses or CIDR networks, e.g. 10.0.0.0/8,127.0.0.1",
+                    )
+                })?;
+            trusted_proxies.push(net);
+        }
         Ok(Settings {
+            trusted_proxies,
             listen,
             data_dir,
             database,

@@ -19,6 +19,7 @@ Settings come from defaults, then the --config TOML file, then PINHOLE_* environ
   PINHOLE_LOG_FORMAT     text or json                    (default text)
   PINHOLE_SIGNING_KEY    secret for signed links (default: made once, kept in the data dir)
   PINHOLE_BUS_PARTITIONS partitions per topic on the embedded log (default 4)
+  PINHOLE_TRUSTED_PROXIES proxies whose X-Forwarded-For is believed, e.g. 10.0.0.0/8 (default none)
 In the TOML file, use the same names in lower case without the prefix: listen = \"0.0.0.0:8080\".";
 
 /// Pinhole: a social photo-sharing backend.
