@@ -1011,6 +1011,40 @@ async fn addresses_forwarded_by_a_trusted_proxy_are_throttled_apart() -> anyhow:
     Ok(())
 }
 
+/// With an internal token set, `/internal` answers only those who carry it.
+#[tokio::test]
+async fn internal_routes_require_the_internal_token_when_set() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut settings = Settings::embedded(dir.path());
+    let secret = "an-internal-secret-of-at-least-32-chars";
+    settings.internal_token = Some(secret.to_owned().into());
+    let app = App::start(settings, dir).await?;
+    let url = format!("{}/internal/v1/users/lookup", app.server.url());
+    let body = json!({ "ids": [] });
+    let without = app.http.post(&url).json(&body).send().await?;
+    ensure!(without.status() == 401);
+    ensure!(without.json::<Value>().await?["code"] == "internal-token-required");
+    let wrong = app
+        .http
+        .post(&url)
+        .header("x-pinhole-internal-token", "not-the-secret")
+        .json(&body)
+        .send()
+        .await?;
+    ensure!(wrong.status() == 401);
+    let right = app
+        .http
+        .post(&url)
+        .header("x-pinhole-internal-token", secret)
+        .json(&body)
+        .send()
+        .await?;
+    ensure!(right.status() == 200);
+    // The public API does not need it.
+    ensure!(app.call(Method::GET, "/users/nobody", None, None).await?.0 == 404);
+    Ok(())
+}
+
 macro_rules! backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {

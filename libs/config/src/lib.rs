@@ -77,6 +77,7 @@ const KNOWN_KEYS: &[&str] = &[
     "signing_key",
     "bus_partitions",
     "trusted_proxies",
+    "internal_token",
 ];
 
 /// Settings as written by a person: every field optional or defaulted.
@@ -94,6 +95,7 @@ struct RawSettings {
     signing_key: Option<String>,
     bus_partitions: u32,
     trusted_proxies: String,
+    internal_token: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -110,6 +112,7 @@ impl Default for RawSettings {
             signing_key: None,
             bus_partitions: 4,
             trusted_proxies: String::new(),
+            internal_token: None,
         }
     }
 }
@@ -141,6 +144,9 @@ pub struct Settings {
     pub bus_partitions: u32,
     /// Proxies whose `X-Forwarded-For` is believed (addresses or networks).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// When set, `/internal` routes answer only requests that carry it in
+    /// `X-Pinhole-Internal-Token`.
+    pub internal_token: Option<SecretString>,
 }
 
 impl Settings {
@@ -297,7 +303,18 @@ impl RawSettings {
                 })?;
             trusted_proxies.push(net);
         }
+        let internal_token = match self.internal_token {
+            Some(t) if t.len() < 32 => {
+                return Err(ConfigError::invalid(
+                    "internal_token",
+                    format!("it is {} characters long", t.len()),
+                    "a random string of at least 32 characters",
+                ));
+            }
+            other => other.map(SecretString::from),
+        };
         Ok(Settings {
+            internal_token,
             trusted_proxies,
             listen,
             data_dir,

@@ -164,6 +164,37 @@ where
     }
 }
 
+/// Guards `/internal` routes: when `internal_token` is set, requests must
+/// carry it in `X-Pinhole-Internal-Token`.
+pub async fn internal_only(
+    axum::extract::State(ctx): axum::extract::State<AppContext>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use secrecy::ExposeSecret;
+    if let Some(expected) = &ctx.settings.internal_token {
+        let given = request
+            .headers()
+            .get("x-pinhole-internal-token")
+            .map(axum::http::HeaderValue::as_bytes)
+            .unwrap_or_default();
+        if !constant_time_eq(given, expected.expose_secret().as_bytes()) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "internal-token-required",
+                "this route is for Pinhole's own roles",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The client's address: the connection's peer, or, when the peer is a
 /// trusted proxy, the nearest address in `X-Forwarded-For` that is not one.
 pub struct ClientIp(pub IpAddr);

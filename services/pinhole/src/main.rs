@@ -20,6 +20,7 @@ Settings come from defaults, then the --config TOML file, then PINHOLE_* environ
   PINHOLE_SIGNING_KEY    secret for signed links (default: made once, kept in the data dir)
   PINHOLE_BUS_PARTITIONS partitions per topic on the embedded log (default 4)
   PINHOLE_TRUSTED_PROXIES proxies whose X-Forwarded-For is believed, e.g. 10.0.0.0/8 (default none)
+  PINHOLE_INTERNAL_TOKEN secret that /internal routes require in X-Pinhole-Internal-Token (default: open)
 In the TOML file, use the same names in lower case without the prefix: listen = \"0.0.0.0:8080\".";
 
 /// Pinhole: a social photo-sharing backend.

@@ -55,9 +55,17 @@ pub fn router(ctx: &AppContext) -> OpenApiRouter {
         .routes(routes!(social::approve_request))
         .routes(routes!(social::deny_request))
         .routes(routes!(social::block, social::unblock))
-        .routes(routes!(internal::lookup))
-        .routes(routes!(internal::verify_token))
         .with_state(ctx.clone())
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(internal::lookup))
+                .routes(routes!(internal::verify_token))
+                .layer(axum::middleware::from_fn_with_state(
+                    ctx.clone(),
+                    pinhole_http::internal_only,
+                ))
+                .with_state(ctx.clone()),
+        )
 }
 
 const SOURCE: &str = "/pinhole/users";
