@@ -108,7 +108,8 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     }
 }
 
-fn invalid_token() -> ApiError {
+/// 401 for a token that is expired, revoked or not one of ours.
+pub fn invalid_token() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
         "invalid-token",

@@ -12,7 +12,7 @@ mod layers;
 pub use blobs::blob_router;
 pub use context::{AppContext, BackendStatus, Backends};
 pub use error::{ApiError, ErrorBody};
-pub use extract::{ApiJson, ApiQuery, Auth, ClientIp, MaybeAuth, internal_only};
+pub use extract::{ApiJson, ApiQuery, Auth, ClientIp, MaybeAuth, internal_only, invalid_token};
 pub use health::{HealthBody, ReadyBody, health_router, metrics_handle};
 pub use layers::apply_layers;
 

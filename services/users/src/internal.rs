@@ -4,7 +4,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use pinhole_http::{ApiError, ApiJson, AppContext};
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -79,11 +78,7 @@ pub(crate) async fn verify_token(
         Ok(Some(principal)) => Ok(Json(Verified {
             user_id: principal.user_id,
         })),
-        Ok(None) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid-token",
-            "the access token is expired, revoked or not valid",
-        )),
+        Ok(None) => Err(pinhole_http::invalid_token()),
         Err(e) => Err(ApiError::unavailable(e)),
     }
 }
