@@ -145,10 +145,7 @@ pub(crate) async fn me(
     Auth(principal): Auth,
 ) -> Result<Json<Account>, ApiError> {
     let db = &ctx.backends.db;
-    let me = user::Entity::find_by_id(principal.user_id)
-        .one(db)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
+    let me = crate::signed_in(db, principal.user_id).await?;
     Ok(Json(account(db, me).await?))
 }
 
@@ -207,13 +204,10 @@ pub(crate) async fn update_me(
 
     let db = &ctx.backends.db;
     let txn = pinhole_db::begin_write(db).await?;
-    let current = user::Entity::find_by_id(principal.user_id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
+    let current = crate::signed_in(&txn, principal.user_id).await?;
     let was_private = current.is_private;
     let mut changed = Vec::new();
-    let mut row = current.into_active_model();
+    let mut row = current.clone().into_active_model();
     if let Some(v) = display_name {
         row.display_name = ActiveValue::Set(v);
         changed.push("display_name");
@@ -236,10 +230,7 @@ pub(crate) async fn update_me(
     }
     let mut events = Vec::new();
     let updated = if changed.is_empty() {
-        user::Entity::find_by_id(principal.user_id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?
+        current
     } else {
         row.updated_at = ActiveValue::Set(Utc::now());
         let updated = row.update(&txn).await?;
@@ -290,10 +281,7 @@ pub(crate) async fn delete_me(
 ) -> Result<StatusCode, ApiError> {
     let db = &ctx.backends.db;
     let txn = pinhole_db::begin_write(db).await?;
-    let me = user::Entity::find_by_id(principal.user_id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
+    let me = crate::signed_in(&txn, principal.user_id).await?;
     let cached = ctx.tokens.delete_user(&txn, me.id).await?;
     user::Entity::delete_by_id(me.id).exec(&txn).await?;
     ctx.outbox

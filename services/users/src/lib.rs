@@ -96,6 +96,14 @@ async fn find_by_username<C: ConnectionTrait>(
         .await?)
 }
 
+/// The caller's account: a valid token whose account is gone is a 401.
+async fn signed_in<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<user::Model, ApiError> {
+    user::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))
+}
+
 async fn blocks<C: ConnectionTrait>(
     conn: &C,
     blocker: Uuid,

@@ -110,10 +110,7 @@ impl Throttle {
 
 async fn session(ctx: &AppContext, pair: TokenPair) -> Result<Session, ApiError> {
     let db = &ctx.backends.db;
-    let user = user::Entity::find_by_id(pair.user_id)
-        .one(db)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
+    let user = crate::signed_in(db, pair.user_id).await?;
     let now = Utc::now();
     Ok(Session {
         token_type: "Bearer",
