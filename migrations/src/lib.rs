@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_outbox;
 mod m20261121_000002_outbox_failures;
 mod m20261121_000003_accounts;
+mod m20261121_000004_images;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_outbox::Migration),
             Box::new(m20261121_000002_outbox_failures::Migration),
             Box::new(m20261121_000003_accounts::Migration),
+            Box::new(m20261121_000004_images::Migration),
         ]
     }
 }

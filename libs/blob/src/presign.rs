@@ -37,6 +37,16 @@ impl UrlSigner {
         mac
     }
 
+    /// HMAC-SHA256 of `message` under the signing key, hex-encoded (webhook
+    /// signatures). Callers sign messages that cannot be mistaken for a link's
+    /// `KEY\nEXPIRES` (which never holds `{` or a space).
+    pub fn sign_message(&self, message: &[u8]) -> String {
+        let mut mac = HmacSha256::new_from_slice(self.key.expose_secret().as_bytes())
+            .unwrap_or_else(|_| unreachable!("hmac takes any key length"));
+        mac.update(message);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     /// A URL for `blob_key` valid until `expires` (unix seconds).
     pub fn sign(&self, blob_key: &str, expires: i64) -> url::Url {
         let sig = hex::encode(self.mac(blob_key, expires).finalize().into_bytes());

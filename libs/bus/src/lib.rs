@@ -6,6 +6,7 @@
 //! a SQLite file for the all-in-one server, and [`KafkaBus`] for any
 //! Kafka-protocol broker.
 
+mod consume;
 mod embedded;
 mod kafka;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use consume::{HandleError, consume};
 pub use embedded::{EmbeddedLog, EmbeddedOptions};
 pub use kafka::{KafkaBus, KafkaOptions};
 

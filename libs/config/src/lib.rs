@@ -78,6 +78,9 @@ const KNOWN_KEYS: &[&str] = &[
     "bus_partitions",
     "trusted_proxies",
     "internal_token",
+    "max_upload_bytes",
+    "max_image_pixels",
+    "callback_allow_private",
 ];
 
 /// Settings as written by a person: every field optional or defaulted.
@@ -96,6 +99,9 @@ struct RawSettings {
     bus_partitions: u32,
     trusted_proxies: String,
     internal_token: Option<String>,
+    max_upload_bytes: u64,
+    max_image_pixels: u64,
+    callback_allow_private: bool,
 }
 
 impl Default for RawSettings {
@@ -113,9 +119,17 @@ impl Default for RawSettings {
             bus_partitions: 4,
             trusted_proxies: String::new(),
             internal_token: None,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
+            callback_allow_private: false,
         }
     }
 }
+
+/// 100 MiB: a RAW-sized JPEG with room to spare.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
+/// 150 megapixels: the largest medium-format cameras, not a decompression bomb.
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 150_000_000;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +161,13 @@ pub struct Settings {
     /// When set, `/internal` routes answer only requests that carry it in
     /// `X-Pinhole-Internal-Token`.
     pub internal_token: Option<SecretString>,
+    /// The largest upload accepted, in bytes (413 above it).
+    pub max_upload_bytes: u64,
+    /// The most pixels (width × height) an uploaded image may have.
+    pub max_image_pixels: u64,
+    /// Whether task callbacks may go to private, loopback and link-local
+    /// addresses (off: only public addresses).
+    pub callback_allow_private: bool,
 }
 
 impl Settings {
@@ -313,7 +334,24 @@ impl RawSettings {
             }
             other => other.map(SecretString::from),
         };
+        if !(1024..=(1u64 << 40)).contains(&self.max_upload_bytes) {
+            return Err(ConfigError::invalid(
+                "max_upload_bytes",
+                format!("{} is out of range", self.max_upload_bytes),
+                "a number of bytes from 1024 to 1099511627776",
+            ));
+        }
+        if !(1..=(1u64 << 40)).contains(&self.max_image_pixels) {
+            return Err(ConfigError::invalid(
+                "max_image_pixels",
+                format!("{} is out of range", self.max_image_pixels),
+                "a number of pixels from 1 to 1099511627776",
+            ));
+        }
         Ok(Settings {
+            max_upload_bytes: self.max_upload_bytes,
+            max_image_pixels: self.max_image_pixels,
+            callback_allow_private: self.callback_allow_private,
             internal_token,
             trusted_proxies,
             listen,

@@ -130,3 +130,69 @@ mod tests {
         assert_eq!(Envelope::from_json(&e.to_json()).expect("parse"), e);
     }
 }
+
+/// Image events (`pinhole.images`, keyed by image id) and the thumbnails
+/// jobs (`pinhole.thumbnails.*`), with the payloads both sides agree on.
+pub mod images {
+    use serde::{Deserialize, Serialize};
+    use uuid::Uuid;
+
+    pub const UPLOADED: &str = "image.uploaded";
+    pub const UPDATED: &str = "image.updated";
+    pub const PUBLISHED: &str = "image.published";
+    pub const DELETED: &str = "image.deleted";
+    pub const PROCESSING: &str = "image.processing";
+    pub const PROCESSED: &str = "image.processed";
+    pub const PROCESSING_FAILED: &str = "image.processing_failed";
+    pub const COMMENT_CREATED: &str = "comment.created";
+    pub const COMMENT_DELETED: &str = "comment.deleted";
+    pub const LIKE_CREATED: &str = "like.created";
+    pub const LIKE_REMOVED: &str = "like.removed";
+
+    /// The job the thumbnails role works on: an original to process.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ProcessJob {
+        pub image_id: Uuid,
+        pub task_id: Uuid,
+        pub owner_id: Uuid,
+        pub sha256: String,
+        /// `jpeg`, `png`, `gif`, `webp`, `heic` or `avif`.
+        pub format: String,
+        /// Blob key of the original.
+        pub original_key: String,
+    }
+
+    /// A derivative the thumbnails role stored.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Derivative {
+        /// e.g. `thumb_256`, `w1080`.
+        pub name: String,
+        pub key: String,
+        pub width: u32,
+        pub height: u32,
+        pub format: String,
+    }
+
+    /// `image.processing`: a worker started on the task.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Processing {
+        pub image_id: Uuid,
+        pub task_id: Uuid,
+    }
+
+    /// `image.processed`: the derivatives are stored.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Processed {
+        pub image_id: Uuid,
+        pub task_id: Uuid,
+        pub derivatives: Vec<Derivative>,
+    }
+
+    /// `image.processing_failed`: the original could not be processed.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ProcessingFailed {
+        pub image_id: Uuid,
+        pub task_id: Uuid,
+        pub reason: String,
+    }
+}

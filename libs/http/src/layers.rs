@@ -11,7 +11,6 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -52,15 +51,30 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     )))
 }
 
-/// Wraps `router` in the layers every request passes through.
-pub fn apply_layers(router: Router, timeout: Duration) -> Router {
+/// Wraps `router` in the layers every request passes through. Requests to
+/// routes in `untimed` (matched paths, e.g. uploads that stream for as long
+/// as the client's network needs; they time out between body chunks
+/// instead) are not cut off after `timeout`.
+pub fn apply_layers(router: Router, timeout: Duration, untimed: &'static [&'static str]) -> Router {
     router
         .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(track))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            let timed = !untimed.contains(&route_of(&request).as_str());
+            async move {
+                if !timed {
+                    return next.run(request).await;
+                }
+                match tokio::time::timeout(timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => axum::response::IntoResponse::into_response(crate::ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "request-timeout",
+                        format!("the request took longer than {timeout:?}"),
+                    )),
+                }
+            }
+        }))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {

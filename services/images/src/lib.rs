@@ -1,14 +1,111 @@
-//! The `images` role: uploads (multipart, resumable, batches), originals, metadata, comments, likes, feeds and processing tasks.
+//! The `images` role: uploads (multipart, resumable tus, batches),
+//! originals, metadata, comments, likes, feeds and processing tasks.
 //!
-//! Its routes are mounted by `pinhole serve` when the role is selected.
+//! Its routes are mounted by `pinhole serve` when the role is selected; its
+//! workers (the event consumer that moves tasks forward, callback delivery,
+//! and the sweeps of expired uploads and unreferenced originals) are started
+//! by [`background`].
 
+mod access;
+pub mod callback;
+pub mod domain;
+pub mod entity;
+mod events;
+mod feeds;
+mod present;
+mod records;
+mod social;
+mod store;
+mod tasks;
+mod upload;
+pub mod views;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use pinhole_events::topics;
 use pinhole_http::AppContext;
+use tokio::task::JoinHandle;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The role's name in `pinhole serve --roles`.
 pub const ROLE: &str = "images";
 
+/// Routes that stream request bodies for as long as the client needs (they
+/// time out between chunks instead of overall).
+pub const UNTIMED_ROUTES: &[&str] = &["/api/v1/images", "/api/v1/uploads", "/api/v1/uploads/{id}"];
+
 /// The role's HTTP routes.
 pub fn router(ctx: &AppContext) -> OpenApiRouter {
-    OpenApiRouter::new().with_state(ctx.clone())
+    OpenApiRouter::new()
+        .routes(routes!(upload::multipart::upload))
+        .layer(DefaultBodyLimit::disable())
+        .routes(routes!(
+            records::get_image,
+            records::update_image,
+            records::delete_image
+        ))
+        .routes(routes!(records::original))
+        .routes(routes!(social::add_comment, social::list_comments))
+        .routes(routes!(social::delete_comment))
+        .routes(routes!(social::like_image, social::unlike_image))
+        .routes(routes!(social::list_likes))
+        .routes(routes!(tasks::get_task))
+        .routes(routes!(tasks::list_tasks))
+        .routes(routes!(feeds::home))
+        .routes(routes!(feeds::grid))
+        .routes(routes!(feeds::explore))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(upload::tus::options, upload::tus::create))
+                .routes(routes!(
+                    upload::tus::head,
+                    upload::tus::patch,
+                    upload::tus::terminate
+                ))
+                .layer(axum::middleware::from_fn(upload::tus::protocol)),
+        )
+        .with_state(ctx.clone())
+}
+
+/// Consumer group of the images role.
+pub const GROUP: &str = "images";
+
+/// Starts the role's workers.
+pub fn background(ctx: &AppContext) -> Vec<JoinHandle<()>> {
+    let consumer = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let handler_ctx = ctx.clone();
+            pinhole_bus::consume(
+                ctx.backends.bus.clone(),
+                GROUP.to_owned(),
+                vec![topics::IMAGES, topics::USERS],
+                move |record| {
+                    let ctx = handler_ctx.clone();
+                    async move { events::handle(&ctx, record).await }
+                },
+            )
+            .await;
+        })
+    };
+    let callbacks = tokio::spawn(callback::run(ctx.clone()));
+    let sweeper = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                match upload::tus::expire(&ctx).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(uploads = n, "expired uploads removed"),
+                    Err(e) => tracing::warn!(error = %e.message, "removing expired uploads failed"),
+                }
+                if let Err(e) = store::collect_all(&ctx).await {
+                    tracing::warn!(error = %e.message, "collecting originals failed");
+                }
+            }
+        })
+    };
+    vec![consumer, callbacks, sweeper]
 }

@@ -126,7 +126,11 @@ pub fn app(ctx: &AppContext, roles: &[&str]) -> axum::Router {
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    apply_layers(router, Duration::from_secs(60))
+    apply_layers(
+        router,
+        Duration::from_secs(60),
+        pinhole_images::UNTIMED_ROUTES,
+    )
 }
 
 /// A running server.
@@ -137,6 +141,7 @@ pub struct Server {
     shutdown: Option<oneshot::Sender<()>>,
     serving: JoinHandle<std::io::Result<()>>,
     relay: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl Server {
@@ -151,6 +156,9 @@ impl Server {
             let _ = tx.send(());
         }
         self.relay.abort();
+        for worker in &self.workers {
+            worker.abort();
+        }
         match self.serving.await {
             Ok(result) => result,
             Err(e) => Err(std::io::Error::other(e)),
@@ -241,6 +249,14 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
         )
         .run(),
     );
+    let mut workers = Vec::new();
+    for role in roles {
+        match *role {
+            pinhole_images::ROLE => workers.extend(pinhole_images::background(&ctx)),
+            pinhole_thumbnails::ROLE => workers.extend(pinhole_thumbnails::background(&ctx)),
+            _ => {}
+        }
+    }
     tracing::info!(
         %addr,
         roles = %roles.join(","),
@@ -256,6 +272,7 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
         shutdown: Some(shutdown),
         serving,
         relay,
+        workers,
     })
 }
 

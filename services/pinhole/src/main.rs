@@ -21,6 +21,9 @@ Settings come from defaults, then the --config TOML file, then PINHOLE_* environ
   PINHOLE_BUS_PARTITIONS partitions per topic on the embedded log (default 4)
   PINHOLE_TRUSTED_PROXIES proxies whose X-Forwarded-For is believed, e.g. 10.0.0.0/8 (default none)
   PINHOLE_INTERNAL_TOKEN secret that /internal routes require in X-Pinhole-Internal-Token (default: open)
+  PINHOLE_MAX_UPLOAD_BYTES largest upload accepted, in bytes (default 104857600)
+  PINHOLE_MAX_IMAGE_PIXELS most pixels an uploaded image may have (default 150000000)
+  PINHOLE_CALLBACK_ALLOW_PRIVATE true lets task callbacks reach private/loopback addresses (default false)
 In the TOML file, use the same names in lower case without the prefix: listen = \"0.0.0.0:8080\".";
 
 /// Pinhole: a social photo-sharing backend.

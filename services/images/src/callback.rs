@@ -1,0 +1,260 @@
+//! Task callbacks: when a task ends, its `callback_url` gets a POST with the
+//! task as JSON, signed with the server's signing key:
+//! `Pinhole-Signature: t=UNIX_SECONDS,v1=HEX(HMAC-SHA256(key, "{t}.{body}"))`.
+//!
+//! Deliveries are kept in the task row (pending, delivered, failed) and
+//! retried with backoff by a loop in every images instance, so a restart
+//! loses none. Targets on private, loopback, link-local and other
+//! non-public addresses are refused unless `callback_allow_private` is set;
+//! the address checked is the one connected to (no DNS rebinding).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::Utc;
+use pinhole_http::{ApiError, AppContext};
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::Expr;
+use sea_orm::{QueryOrder, QuerySelect};
+use tokio::sync::Notify;
+
+use crate::entity::task;
+use crate::present;
+
+/// Attempts before a callback is given up.
+pub const MAX_ATTEMPTS: i32 = 6;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+static WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+/// Tells the delivery loop that a callback is due.
+pub fn wake() {
+    WAKE.notify_waiters();
+}
+
+/// Whether an address is one callbacks must not reach by default.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // shared (CGNAT)
+                || (a == 198 && (b == 18 || b == 19)) // benchmarking
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link-local
+                || (first & 0xffc0) == 0xfec0 // site-local
+                || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
+                || first == 0x0064 && v6.segments()[1] == 0xff9b // NAT64
+        }
+    }
+}
+
+/// Checks a callback URL as given: http(s), a host, no credentials, and not
+/// an internal address literal or `localhost` (unless allowed).
+pub fn check_url(raw: &str, allow_private: bool) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    let internal = match url.host() {
+        None => return Err("must name a host".into()),
+        Some(url::Host::Ipv4(ip)) => is_internal(ip.into()),
+        Some(url::Host::Ipv6(ip)) => is_internal(ip.into()),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost"
+                || d.ends_with(".localhost")
+                || d.ends_with(".internal")
+                || d.ends_with(".local")
+        }
+    };
+    if internal && !allow_private {
+        return Err(
+            "must point at a public address (private, loopback and link-local ones are refused)"
+                .into(),
+        );
+    }
+    Ok(url)
+}
+
+/// Where to connect for `url`: every address the name resolves to must be
+/// allowed; the first is used.
+async fn target(url: &url::Url, allow_private: bool) -> Result<SocketAddr, String> {
+    let host = url.host_str().ok_or("no host")?;
+    let port = url.port_or_known_default().ok_or("no port")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("{host} resolves to no address"));
+    }
+    if !allow_private && addrs.iter().any(|a| is_internal(a.ip())) {
+        return Err(format!("{host} resolves to a non-public address"));
+    }
+    Ok(addrs[0])
+}
+
+/// The signature header value for `body` sent at `t`.
+pub fn signature(ctx: &AppContext, t: i64, body: &[u8]) -> String {
+    let mut message = format!("{t}.").into_bytes();
+    message.extend_from_slice(body);
+    format!("t={t},v1={}", ctx.signer.sign_message(&message))
+}
+
+async fn deliver(ctx: &AppContext, t: &task::Model) -> Result<(), String> {
+    let raw = t.callback_url.as_deref().ok_or("no callback url")?;
+    let allow = ctx.settings.callback_allow_private;
+    let url = check_url(raw, allow)?;
+    let addr = target(&url, allow).await?;
+    let view = present::task(ctx, &ctx.backends.db, t.clone())
+        .await
+        .map_err(|e| e.message)?;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "type": if t.status == task::DONE { "task.done" } else { "task.failed" },
+        "task": view,
+    }))
+    .map_err(|e| e.to_string())?;
+    let now = Utc::now().timestamp();
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(TIMEOUT);
+    if let Some(host) = url.host_str() {
+        builder = builder.resolve(host, addr);
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("user-agent", "pinhole-callbacks/1")
+        .header("pinhole-signature", signature(ctx, now, &body))
+        .header("pinhole-task-id", t.id.to_string())
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("answered {}", response.status()))
+    }
+}
+
+/// Delivers due callbacks until the task is aborted.
+pub async fn run(ctx: AppContext) {
+    loop {
+        let woken = WAKE.notified();
+        match deliver_due(&ctx).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.message, "callback delivery failed"),
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), woken).await;
+    }
+}
+
+async fn deliver_due(ctx: &AppContext) -> Result<usize, ApiError> {
+    let now = Utc::now();
+    let due = task::Entity::find()
+        .filter(task::Column::CallbackState.eq(task::CALLBACK_PENDING))
+        .filter(task::Column::CallbackNextAt.lte(now))
+        .order_by_asc(task::Column::CallbackNextAt)
+        .limit(16)
+        .all(&ctx.backends.db)
+        .await?;
+    let mut handled = 0;
+    for t in due {
+        // Claim it: another instance that read the same row loses here.
+        let lease = now + chrono::Duration::seconds(60);
+        let claimed = task::Entity::update_many()
+            .col_expr(task::Column::CallbackNextAt, Expr::value(lease))
+            .filter(task::Column::Id.eq(t.id))
+            .filter(task::Column::CallbackState.eq(task::CALLBACK_PENDING))
+            .filter(task::Column::CallbackNextAt.eq(t.callback_next_at))
+            .exec(&ctx.backends.db)
+            .await?
+            .rows_affected
+            == 1;
+        if !claimed {
+            continue;
+        }
+        handled += 1;
+        let attempts = t.callback_attempts + 1;
+        let (state, next) = match deliver(ctx, &t).await {
+            Ok(()) => {
+                tracing::info!(task_id = %t.id, "callback delivered");
+                (task::CALLBACK_DELIVERED, None)
+            }
+            Err(why) if attempts >= MAX_ATTEMPTS => {
+                tracing::warn!(task_id = %t.id, %why, attempts, "callback given up");
+                (task::CALLBACK_FAILED, None)
+            }
+            Err(why) => {
+                let backoff =
+                    chrono::Duration::seconds(2i64.pow(u32::try_from(attempts).unwrap_or(1)));
+                tracing::info!(task_id = %t.id, %why, attempts, "callback failed; will retry");
+                (task::CALLBACK_PENDING, Some(Utc::now() + backoff))
+            }
+        };
+        task::Entity::update_many()
+            .col_expr(task::Column::CallbackState, Expr::value(state))
+            .col_expr(task::Column::CallbackAttempts, Expr::value(attempts))
+            .col_expr(task::Column::CallbackNextAt, Expr::value(next))
+            .filter(task::Column::Id.eq(t.id))
+            .exec(&ctx.backends.db)
+            .await?;
+    }
+    Ok(handled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_targets_are_refused_unless_allowed() {
+        for bad in [
+            "http://127.0.0.1/x",
+            "http://10.1.2.3/",
+            "http://192.168.0.10:8080/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]/",
+            "http://[fe80::1]/",
+            "http://[fd00::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://localhost:3000/",
+            "http://0.0.0.0/",
+            "http://100.64.0.1/",
+        ] {
+            assert!(check_url(bad, false).is_err(), "{bad}");
+            assert!(check_url(bad, true).is_ok(), "{bad}");
+        }
+        assert!(check_url("https://hooks.example.com/pinhole", false).is_ok());
+        assert!(check_url("http://93.184.216.34/", false).is_ok());
+        assert!(check_url("ftp://example.com/", true).is_err());
+        assert!(check_url("https://user:pw@example.com/", true).is_err());
+        assert!(check_url("not a url", true).is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! The role's tables (see the images migration), and read-only views of the
+//! account tables it filters by (users, follows, blocks).
+
+pub mod blob {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "blobs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sha256: String,
+        pub blob_key: String,
+        pub size: i64,
+        pub format: String,
+        /// Images that use this content; at zero the blob is collected.
+        pub ref_count: i64,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod image {
+    use sea_orm::entity::prelude::*;
+
+    pub const PROCESSING: &str = "processing";
+    pub const READY: &str = "ready";
+    pub const FAILED: &str = "failed";
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "images")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub owner_id: Uuid,
+        pub sha256: String,
+        pub format: String,
+        pub width: i32,
+        pub height: i32,
+        pub size: i64,
+        pub title: Option<String>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub description: Option<String>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub alt_text: Option<String>,
+        /// `public`, `followers` or `private`.
+        pub visibility: String,
+        pub lat: Option<f64>,
+        pub lon: Option<f64>,
+        pub place_name: Option<String>,
+        /// [`pinhole_media::ExifData`] as JSON.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub exif: Option<String>,
+        /// `processing`, `ready` or `failed`.
+        pub status: String,
+        /// The derivatives made by the thumbnails role, as JSON.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub derivatives: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub published_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod image_tag {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "image_tags")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub image_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tag: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod task {
+    use sea_orm::entity::prelude::*;
+
+    pub const QUEUED: &str = "queued";
+    pub const PROCESSING: &str = "processing";
+    pub const DONE: &str = "done";
+    pub const FAILED: &str = "failed";
+
+    /// Callback states.
+    pub const CALLBACK_PENDING: &str = "pending";
+    pub const CALLBACK_DELIVERED: &str = "delivered";
+    pub const CALLBACK_FAILED: &str = "failed";
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tasks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub owner_id: Uuid,
+        pub image_id: Uuid,
+        pub batch_id: Option<Uuid>,
+        /// `upload`.
+        pub kind: String,
+        pub status: String,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub reason: Option<String>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub callback_url: Option<String>,
+        pub callback_state: Option<String>,
+        pub callback_attempts: i32,
+        pub callback_next_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub finished_at: Option<DateTimeUtc>,
+    }
+
+    impl Model {
+        pub fn is_finished(&self) -> bool {
+            self.status == DONE || self.status == FAILED
+        }
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod comment {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "comments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub image_id: Uuid,
+        pub author_id: Uuid,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod like {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "likes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub image_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod upload {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "uploads")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub owner_id: Uuid,
+        /// `None` while the client defers the length.
+        pub length: Option<i64>,
+        pub offset: i64,
+        /// The tus `Upload-Metadata` pairs, decoded, as a JSON object.
+        #[sea_orm(column_type = "Text")]
+        pub metadata: String,
+        /// Blob keys of the parts received so far, in order, as a JSON array.
+        #[sea_orm(column_type = "Text")]
+        pub chunks: String,
+        pub expires_at: DateTimeUtc,
+        pub created_at: DateTimeUtc,
+        /// Set once the upload is complete and became an image.
+        pub image_id: Option<Uuid>,
+        pub task_id: Option<Uuid>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The account columns this role reads (owned by the users role).
+pub mod account {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub username: String,
+        pub display_name: Option<String>,
+        pub avatar_image_id: Option<Uuid>,
+        pub is_private: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Follows (owned by the users role), read to decide who sees what.
+pub mod follow {
+    use sea_orm::entity::prelude::*;
+
+    pub const ACTIVE: &str = "active";
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "follows")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub follower_id: Uuid,
+        pub followee_id: Uuid,
+        pub status: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Blocks (owned by the users role).
+pub mod block {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "blocks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub blocker_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub blocked_id: Uuid,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

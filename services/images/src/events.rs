@@ -1,0 +1,211 @@
+//! The role's events (through the outbox, keyed by image id) and what it
+//! does with the events of others: the thumbnails role's progress reports
+//! move tasks forward, and a deleted account's images are removed.
+
+use chrono::Utc;
+use pinhole_bus::{HandleError, Record};
+use pinhole_events::images::{self as kinds, ProcessJob, Processed, Processing, ProcessingFailed};
+use pinhole_events::{Envelope, OutgoingEvent, topics};
+use pinhole_http::AppContext;
+use sea_orm::ActiveValue::Set;
+use sea_orm::IntoActiveModel;
+use sea_orm::entity::prelude::*;
+use serde_json::json;
+
+use crate::entity::{image, task};
+use crate::{records, tasks};
+
+const SOURCE: &str = "/pinhole/images";
+
+/// An event about image `image_id` on `pinhole.images`.
+pub fn event(kind: &str, image_id: Uuid, data: serde_json::Value) -> OutgoingEvent {
+    OutgoingEvent {
+        topic: topics::IMAGES,
+        key: image_id.to_string(),
+        envelope: Envelope::new(SOURCE, kind, format!("image/{image_id}"), 1, data),
+    }
+}
+
+/// What other roles need to know of an image (no EXIF: only the location
+/// the owner chose).
+pub fn image_data(img: &image::Model, tags: &[String]) -> serde_json::Value {
+    json!({
+        "image_id": img.id,
+        "owner_id": img.owner_id,
+        "sha256": img.sha256,
+        "format": img.format,
+        "width": img.width,
+        "height": img.height,
+        "size": img.size,
+        "title": img.title,
+        "description": img.description,
+        "alt_text": img.alt_text,
+        "tags": tags,
+        "visibility": img.visibility,
+        "location": match (img.lat, img.lon) {
+            (Some(lat), Some(lon)) => json!({"lat": lat, "lon": lon, "place_name": img.place_name}),
+            _ => serde_json::Value::Null,
+        },
+        "status": img.status,
+        "created_at": img.created_at,
+        "updated_at": img.updated_at,
+    })
+}
+
+/// `image.uploaded` for everyone, and the processing job on the urgent
+/// thumbnails topic.
+pub fn uploaded(img: &image::Model, tags: &[String], t: &task::Model) -> Vec<OutgoingEvent> {
+    let mut data = image_data(img, tags);
+    data["task_id"] = json!(t.id);
+    let job = ProcessJob {
+        image_id: img.id,
+        task_id: t.id,
+        owner_id: img.owner_id,
+        sha256: img.sha256.clone(),
+        format: img.format.clone(),
+        original_key: crate::store::original_key(
+            &img.sha256,
+            pinhole_media::Format::parse(&img.format).unwrap_or(pinhole_media::Format::Jpeg),
+        ),
+    };
+    vec![
+        event(kinds::UPLOADED, img.id, data),
+        OutgoingEvent {
+            topic: topics::THUMBNAILS_URGENT,
+            key: img.id.to_string(),
+            envelope: Envelope::new(
+                SOURCE,
+                kinds::UPLOADED,
+                format!("image/{}", img.id),
+                1,
+                serde_json::to_value(job).unwrap_or_default(),
+            ),
+        },
+    ]
+}
+
+fn payload<T: serde::de::DeserializeOwned>(env: &Envelope) -> Result<T, HandleError> {
+    serde_json::from_value(env.data.clone())
+        .map_err(|e| HandleError::Skip(format!("{} payload: {e}", env.kind)))
+}
+
+/// Handles one record of `pinhole.images` or `pinhole.users`.
+pub async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError> {
+    let env = Envelope::from_json(&record.payload)
+        .map_err(|e| HandleError::Skip(format!("not an event: {e}")))?;
+    match env.kind.as_str() {
+        kinds::PROCESSING => {
+            let p: Processing = payload(&env)?;
+            task::Entity::update_many()
+                .col_expr(
+                    task::Column::Status,
+                    sea_orm::sea_query::Expr::value(task::PROCESSING),
+                )
+                .col_expr(
+                    task::Column::UpdatedAt,
+                    sea_orm::sea_query::Expr::value(Utc::now()),
+                )
+                .filter(task::Column::Id.eq(p.task_id))
+                .filter(task::Column::Status.eq(task::QUEUED))
+                .exec(&ctx.backends.db)
+                .await?;
+            tasks::notify(p.task_id);
+        }
+        kinds::PROCESSED => {
+            let p: Processed = payload(&env)?;
+            finish(ctx, p.image_id, p.task_id, Ok(p.derivatives)).await?;
+        }
+        kinds::PROCESSING_FAILED => {
+            let p: ProcessingFailed = payload(&env)?;
+            finish(ctx, p.image_id, p.task_id, Err(p.reason)).await?;
+        }
+        "user.deleted" => {
+            let Some(user_id) = env
+                .data
+                .get("user_id")
+                .or_else(|| env.data.get("id"))
+                .and_then(|v| v.as_str())
+                .and_then(|s| Uuid::parse_str(s).ok())
+            else {
+                return Err(HandleError::Skip("user.deleted without a user id".into()));
+            };
+            records::delete_all_of(ctx, user_id)
+                .await
+                .map_err(|e| HandleError::Retry(e.message))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Ends a task (idempotent: a replayed report changes nothing).
+async fn finish(
+    ctx: &AppContext,
+    image_id: Uuid,
+    task_id: Uuid,
+    outcome: Result<Vec<kinds::Derivative>, String>,
+) -> Result<(), HandleError> {
+    let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
+    let Some(t) = task::Entity::find_by_id(task_id).one(&txn).await? else {
+        return Ok(());
+    };
+    if t.is_finished() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let img = image::Entity::find_by_id(image_id).one(&txn).await?;
+    let mut events = Vec::new();
+    let (status, reason) = match (&outcome, img) {
+        (Ok(derivatives), Some(img)) => {
+            let first_publish = img.published_at.is_none();
+            let mut active = img.clone().into_active_model();
+            active.status = Set(image::READY.to_owned());
+            active.derivatives = Set(serde_json::to_string(derivatives).ok());
+            active.updated_at = Set(now);
+            if first_publish {
+                active.published_at = Set(Some(now));
+            }
+            let img = active.update(&txn).await?;
+            if first_publish {
+                let tags = crate::present::tags_of(&txn, &[img.id])
+                    .await
+                    .map_err(|e| HandleError::Retry(e.message))?
+                    .remove(&img.id)
+                    .unwrap_or_default();
+                let mut data = image_data(&img, &tags);
+                data["derivatives"] = json!(derivatives);
+                events.push(event(kinds::PUBLISHED, img.id, data));
+            }
+            (task::DONE, None)
+        }
+        (Err(reason), Some(img)) => {
+            if img.status == image::PROCESSING {
+                let mut active = img.into_active_model();
+                active.status = Set(image::FAILED.to_owned());
+                active.updated_at = Set(now);
+                active.update(&txn).await?;
+            }
+            (task::FAILED, Some(reason.clone()))
+        }
+        (_, None) => (task::FAILED, Some("the image was deleted".to_owned())),
+    };
+    let has_callback = t.callback_url.is_some();
+    let mut active = t.into_active_model();
+    active.status = Set(status.to_owned());
+    active.reason = Set(reason);
+    active.updated_at = Set(now);
+    active.finished_at = Set(Some(now));
+    if has_callback {
+        active.callback_state = Set(Some(task::CALLBACK_PENDING.to_owned()));
+        active.callback_next_at = Set(Some(now));
+    }
+    active.update(&txn).await?;
+    ctx.outbox.enqueue(&txn, &events).await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    tasks::notify(task_id);
+    if has_callback {
+        crate::callback::wake();
+    }
+    Ok(())
+}

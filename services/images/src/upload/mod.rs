@@ -1,0 +1,238 @@
+//! Turning uploaded bytes into an image: the format is sniffed and checked
+//! from the bytes, exact duplicates are found by SHA-256, the original is
+//! stored once per content, and the image, its processing task and their
+//! events are written in one transaction. Processing happens later (the
+//! thumbnails role), so an upload is answered as soon as it is stored.
+
+pub mod multipart;
+pub mod tus;
+
+use bytes::Bytes;
+use pinhole_http::{ApiError, AppContext};
+use pinhole_media::{Format, InspectError, Inspected, Limits};
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{LocationInput, UploadFields, Visibility, all_tags};
+use crate::entity::{image, image_tag, task};
+use crate::{events, store, views};
+
+/// Bytes that passed the checks, ready to become an image.
+pub struct Staged {
+    pub bytes: Bytes,
+    pub sha256: String,
+    pub inspected: Inspected,
+}
+
+impl Staged {
+    pub fn format(&self) -> Format {
+        self.inspected.format
+    }
+}
+
+/// Why bytes are not an acceptable image, as the API says it.
+pub fn refusal(e: InspectError) -> ApiError {
+    use axum::http::StatusCode;
+    match e {
+        InspectError::Unsupported => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-image-format",
+            "the file is not an image in a supported format (JPEG, PNG, GIF, WebP, HEIC, AVIF)",
+        ),
+        InspectError::Truncated => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "image-truncated",
+            "the image is truncated: it ends before its data does",
+        ),
+        InspectError::Corrupt(why) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "image-corrupt",
+            format!("the image is corrupt: {why}"),
+        ),
+        e @ InspectError::TooManyPixels { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "image-too-many-pixels",
+            e.to_string(),
+        ),
+    }
+}
+
+pub fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "upload-too-large",
+        format!("the file is larger than the limit of {max} bytes"),
+    )
+}
+
+/// Hashes and inspects the bytes off the async runtime.
+pub async fn stage(ctx: &AppContext, bytes: Bytes) -> Result<Staged, ApiError> {
+    let limits = Limits {
+        max_pixels: ctx.settings.max_image_pixels,
+    };
+    tokio::task::spawn_blocking(move || {
+        let inspected = pinhole_media::inspect(&bytes, &limits).map_err(refusal)?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        Ok(Staged {
+            bytes,
+            sha256,
+            inspected,
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+async fn existing<C: ConnectionTrait>(
+    conn: &C,
+    owner: Uuid,
+    sha256: &str,
+) -> Result<Option<views::Accepted>, ApiError> {
+    let Some(img) = image::Entity::find()
+        .filter(image::Column::OwnerId.eq(owner))
+        .filter(image::Column::Sha256.eq(sha256))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let t = task::Entity::find()
+        .filter(task::Column::ImageId.eq(img.id))
+        .order_by_desc(task::Column::CreatedAt)
+        .one(conn)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("image {} has no task", img.id)))?;
+    Ok(Some(accepted(&t, true)))
+}
+
+pub fn accepted(t: &task::Model, duplicate: bool) -> views::Accepted {
+    views::Accepted {
+        image_id: t.image_id,
+        task_id: t.id,
+        batch_id: t.batch_id,
+        status: t.status.clone(),
+        duplicate,
+        task_url: format!("/api/v1/tasks/{}", t.id),
+        image_url: format!("/api/v1/images/{}", t.image_id),
+        task: None,
+    }
+}
+
+/// Adds one to the owner's post count (a column of the users role's table
+/// that this role keeps).
+pub async fn bump_post_count<C: ConnectionTrait>(
+    conn: &C,
+    owner: Uuid,
+    delta: i64,
+) -> Result<(), DbErr> {
+    let stmt = Query::update()
+        .table(Alias::new("users"))
+        .value(
+            Alias::new("post_count"),
+            Expr::col(Alias::new("post_count")).add(delta),
+        )
+        .and_where(Expr::col(Alias::new("id")).eq(owner))
+        .to_owned();
+    conn.execute(conn.get_database_backend().build(&stmt))
+        .await?;
+    Ok(())
+}
+
+/// Makes `staged` an image of `owner`: answers the existing image when the
+/// owner already uploaded these bytes.
+pub async fn ingest(
+    ctx: &AppContext,
+    owner: Uuid,
+    staged: Staged,
+    fields: UploadFields,
+) -> Result<views::Accepted, ApiError> {
+    if let Some(dup) = existing(&ctx.backends.db, owner, &staged.sha256).await? {
+        return Ok(dup);
+    }
+    let now = chrono::Utc::now();
+    let exif = staged.inspected.exif.clone();
+    let location = match &fields.location {
+        LocationInput::None => None,
+        LocationInput::Explicit(l) => Some(l.clone()),
+        LocationInput::FromExif => {
+            exif.as_ref()
+                .and_then(|e| e.gps)
+                .map(|g| crate::domain::Location {
+                    lat: g.lat,
+                    lon: g.lon,
+                    place_name: None,
+                })
+        }
+    };
+    let (width, height) = staged.inspected.display_size();
+    let tags = all_tags(&fields.tags, fields.description.as_deref());
+    let visibility = fields.visibility.unwrap_or(Visibility::Public);
+    let image_id = Uuid::now_v7();
+    let task_id = Uuid::now_v7();
+    let row = image::ActiveModel {
+        id: Set(image_id),
+        owner_id: Set(owner),
+        sha256: Set(staged.sha256.clone()),
+        format: Set(staged.format().as_str().to_owned()),
+        width: Set(i32::try_from(width).unwrap_or(i32::MAX)),
+        height: Set(i32::try_from(height).unwrap_or(i32::MAX)),
+        size: Set(i64::try_from(staged.bytes.len()).unwrap_or(i64::MAX)),
+        title: Set(fields.title.clone()),
+        description: Set(fields.description.clone()),
+        alt_text: Set(fields.alt_text.clone()),
+        visibility: Set(visibility.as_str().to_owned()),
+        lat: Set(location.as_ref().map(|l| l.lat)),
+        lon: Set(location.as_ref().map(|l| l.lon)),
+        place_name: Set(location.as_ref().and_then(|l| l.place_name.clone())),
+        exif: Set(exif.as_ref().and_then(|e| serde_json::to_string(e).ok())),
+        status: Set(image::PROCESSING.to_owned()),
+        derivatives: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        published_at: Set(None),
+    };
+    let task_row = task::ActiveModel {
+        id: Set(task_id),
+        owner_id: Set(owner),
+        image_id: Set(image_id),
+        batch_id: Set(fields.batch_id),
+        kind: Set("upload".to_owned()),
+        status: Set(task::QUEUED.to_owned()),
+        reason: Set(None),
+        callback_url: Set(fields.callback_url.as_ref().map(ToString::to_string)),
+        callback_state: Set(None),
+        callback_attempts: Set(0),
+        callback_next_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(None),
+    };
+    let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
+    store::lock(&txn, &staged.sha256).await?;
+    // Another request of this owner with the same bytes may have won.
+    if let Some(dup) = existing(&txn, owner, &staged.sha256).await? {
+        return Ok(dup);
+    }
+    store::retain(ctx, &txn, &staged.sha256, staged.format(), &staged.bytes).await?;
+    let img = row.insert(&txn).await?;
+    if !tags.is_empty() {
+        image_tag::Entity::insert_many(tags.iter().map(|t| image_tag::ActiveModel {
+            image_id: Set(image_id),
+            tag: Set(t.clone()),
+        }))
+        .exec(&txn)
+        .await?;
+    }
+    let t = task_row.insert(&txn).await?;
+    bump_post_count(&txn, owner, 1).await?;
+    ctx.outbox
+        .enqueue(&txn, &events::uploaded(&img, &tags, &t))
+        .await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    tracing::info!(image_id = %image_id, task_id = %task_id, owner = %owner, format = staged.format().as_str(), size = staged.bytes.len(), "image uploaded");
+    metrics::counter!("pinhole_uploads_total", "format" => staged.format().as_str()).increment(1);
+    Ok(accepted(&t, false))
+}

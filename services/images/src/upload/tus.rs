@@ -1,0 +1,649 @@
+//! Resumable uploads with the tus 1.0 protocol at `/api/v1/uploads`: core,
+//! creation, creation-with-upload, termination, checksum (sha1, sha256,
+//! md5 is not offered) and expiration. Each PATCH body is stored as a part
+//! in the blob store (so any instance can continue an upload); the parts'
+//! keys are recorded with the offset in one conditional update, so two
+//! PATCHes racing at one offset cannot both count. A finished upload
+//! becomes an image exactly as a multipart one does.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use pinhole_http::{ApiError, AppContext, Auth};
+use sea_orm::ActiveValue::Set;
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::Expr;
+use sha2::Digest;
+
+use super::{ingest, stage, too_large};
+use crate::domain::UploadFields;
+use crate::entity::upload;
+
+pub const VERSION: &str = "1.0.0";
+pub const EXTENSIONS: &str = "creation,creation-with-upload,termination,checksum,expiration";
+pub const CHECKSUMS: &str = "sha1,sha256";
+/// How long an unfinished upload is kept after its last change.
+pub const LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Metadata keys clients send that are not image fields.
+const CLIENT_KEYS: &[&str] = &[
+    "filename",
+    "filetype",
+    "name",
+    "type",
+    "relativePath",
+    "contentType",
+];
+
+const TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
+const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
+const UPLOAD_LENGTH: HeaderName = HeaderName::from_static("upload-length");
+const UPLOAD_DEFER: HeaderName = HeaderName::from_static("upload-defer-length");
+const UPLOAD_METADATA: HeaderName = HeaderName::from_static("upload-metadata");
+const UPLOAD_EXPIRES: HeaderName = HeaderName::from_static("upload-expires");
+const UPLOAD_CHECKSUM: HeaderName = HeaderName::from_static("upload-checksum");
+const IMAGE_ID: HeaderName = HeaderName::from_static("pinhole-image-id");
+const TASK_ID: HeaderName = HeaderName::from_static("pinhole-task-id");
+const OFFSET_STREAM: &str = "application/offset+octet-stream";
+
+/// Adds `Tus-Resumable` to every answer and refuses other protocol
+/// versions (412), except on OPTIONS.
+pub async fn protocol(request: Request, next: Next) -> Response {
+    if request.method() != axum::http::Method::OPTIONS
+        && request
+            .headers()
+            .get(&TUS_RESUMABLE)
+            .and_then(|v| v.to_str().ok())
+            != Some(VERSION)
+    {
+        let mut r = ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "tus-version-unsupported",
+            format!("send Tus-Resumable: {VERSION}"),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert("tus-version", HeaderValue::from_static(VERSION));
+        r.headers_mut()
+            .insert(TUS_RESUMABLE, HeaderValue::from_static(VERSION));
+        return r;
+    }
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert(TUS_RESUMABLE, HeaderValue::from_static(VERSION));
+    response
+}
+
+fn http_date(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+fn header_u64(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid-header",
+                        format!("{name} must be a non-negative integer"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+fn upload_not_found() -> ApiError {
+    ApiError::not_found(
+        "upload-not-found",
+        "there is no such upload (it may have expired)",
+    )
+}
+
+/// `Upload-Metadata`: `key base64value,key2 base64value2`.
+fn parse_metadata(raw: &str) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+    let bad = |why: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid-upload-metadata", why);
+    let mut out = BTreeMap::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut it = pair.splitn(2, ' ');
+        let key = it.next().unwrap_or_default().to_owned();
+        let value = match it.next().map(str::trim) {
+            None | Some("") => String::new(),
+            Some(v) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(v)
+                    .map_err(|_| bad(format!("the value of `{key}` is not base64")))?;
+                String::from_utf8(bytes)
+                    .map_err(|_| bad(format!("the value of `{key}` is not UTF-8")))?
+            }
+        };
+        out.entry(key).or_insert_with(Vec::new).push(value);
+    }
+    Ok(out)
+}
+
+fn image_fields(meta: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, Vec<String>> {
+    meta.iter()
+        .filter(|(k, _)| !CLIENT_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn upload_headers(up: &upload::Model) -> Vec<(HeaderName, String)> {
+    let mut h = vec![
+        (UPLOAD_OFFSET, up.offset.to_string()),
+        (UPLOAD_EXPIRES, http_date(up.expires_at)),
+    ];
+    if let (Some(i), Some(t)) = (up.image_id, up.task_id) {
+        h.push((IMAGE_ID, i.to_string()));
+        h.push((TASK_ID, t.to_string()));
+    }
+    h
+}
+
+fn with_headers(status: StatusCode, headers: Vec<(HeaderName, String)>) -> Response {
+    let mut r = status.into_response();
+    for (k, v) in headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
+}
+
+/// What the server supports.
+#[utoipa::path(options, path = "/api/v1/uploads", tag = "uploads",
+    responses((status = 204, description = "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm")))]
+pub(crate) async fn options(State(ctx): State<AppContext>) -> Response {
+    with_headers(
+        StatusCode::NO_CONTENT,
+        vec![
+            (HeaderName::from_static("tus-version"), VERSION.to_owned()),
+            (
+                HeaderName::from_static("tus-extension"),
+                EXTENSIONS.to_owned(),
+            ),
+            (
+                HeaderName::from_static("tus-max-size"),
+                ctx.settings.max_upload_bytes.to_string(),
+            ),
+            (
+                HeaderName::from_static("tus-checksum-algorithm"),
+                CHECKSUMS.to_owned(),
+            ),
+        ],
+    )
+}
+
+/// Start a resumable upload (tus creation; the first bytes may come along).
+/// `Upload-Metadata` may carry the same fields as a multipart upload
+/// (title, description, tags, alt_text, visibility, location, callback_url,
+/// batch_id); `filename` and `filetype` are accepted and ignored.
+#[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads",
+    responses(
+        (status = 201, description = "Created; Location names the upload"),
+        (status = 400, body = pinhole_http::ErrorBody),
+        (status = 401, body = pinhole_http::ErrorBody),
+        (status = 412, body = pinhole_http::ErrorBody),
+        (status = 413, body = pinhole_http::ErrorBody),
+        (status = 422, body = pinhole_http::ErrorBody),
+    ))]
+pub(crate) async fn create(
+    State(ctx): State<AppContext>,
+    Auth(me): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let max = ctx.settings.max_upload_bytes;
+    let length = header_u64(&headers, &UPLOAD_LENGTH)?;
+    let deferred = headers.get(&UPLOAD_DEFER).is_some_and(|v| v == "1");
+    if length.is_none() && !deferred {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "upload-length-required",
+            "send Upload-Length, or Upload-Defer-Length: 1",
+        ));
+    }
+    if length.is_some_and(|l| l > max) {
+        return Err(too_large(max));
+    }
+    if length == Some(0) {
+        return Err(ApiError::field(
+            "Upload-Length",
+            "an empty file is not an image",
+        ));
+    }
+    let meta = match headers.get(&UPLOAD_METADATA) {
+        None => BTreeMap::new(),
+        Some(v) => parse_metadata(
+            v.to_str()
+                .map_err(|_| ApiError::field("Upload-Metadata", "is not text"))?,
+        )?,
+    };
+    // Refuse bad fields now rather than after the whole file came.
+    UploadFields::parse(&image_fields(&meta), ctx.settings.callback_allow_private)?;
+    let now = Utc::now();
+    let up = upload::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        owner_id: Set(me.user_id),
+        length: Set(length.map(|l| i64::try_from(l).unwrap_or(i64::MAX))),
+        offset: Set(0),
+        metadata: Set(serde_json::to_string(&meta).map_err(ApiError::internal)?),
+        chunks: Set("[]".to_owned()),
+        expires_at: Set(now + chrono::Duration::from_std(LIFETIME).unwrap_or_default()),
+        created_at: Set(now),
+        image_id: Set(None),
+        task_id: Set(None),
+    }
+    .insert(&ctx.backends.db)
+    .await?;
+    let location = format!("/api/v1/uploads/{}", up.id);
+    let with_body = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(OFFSET_STREAM.as_bytes()));
+    let (up, finished) = if with_body {
+        receive(&ctx, up, &headers, body).await?
+    } else {
+        (up, None)
+    };
+    let mut h = upload_headers(&up);
+    h.push((header::LOCATION, location));
+    let mut response = with_headers(StatusCode::CREATED, h);
+    if let Some(r) = finished {
+        response.headers_mut().extend(r.headers().clone());
+    }
+    Ok(response)
+}
+
+async fn own_upload(ctx: &AppContext, user: Uuid, id: &str) -> Result<upload::Model, ApiError> {
+    let id = Uuid::parse_str(id).map_err(|_| upload_not_found())?;
+    upload::Entity::find_by_id(id)
+        .one(&ctx.backends.db)
+        .await?
+        .filter(|u| u.owner_id == user && u.expires_at > Utc::now())
+        .ok_or_else(upload_not_found)
+}
+
+/// Where an upload stands: `Upload-Offset`, `Upload-Length` and, once
+/// finished, `Pinhole-Image-Id` and `Pinhole-Task-Id`.
+#[utoipa::path(head, path = "/api/v1/uploads/{id}", tag = "uploads",
+    params(("id" = Uuid, Path, description = "upload id")),
+    responses((status = 200, description = "Upload-Offset and Upload-Length"), (status = 404, description = "No such upload")))]
+pub(crate) async fn head(
+    State(ctx): State<AppContext>,
+    Auth(me): Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let up = own_upload(&ctx, me.user_id, &id).await?;
+    let mut h = upload_headers(&up);
+    match up.length {
+        Some(l) => h.push((UPLOAD_LENGTH, l.to_string())),
+        None => h.push((UPLOAD_DEFER, "1".to_owned())),
+    }
+    h.push((header::CACHE_CONTROL, "no-store".to_owned()));
+    Ok(with_headers(StatusCode::OK, h))
+}
+
+/// Send the next bytes (`Content-Type: application/offset+octet-stream`,
+/// `Upload-Offset` equal to the server's, optional `Upload-Checksum`). The
+/// last PATCH makes the image and answers its ids in `Pinhole-Image-Id` and
+/// `Pinhole-Task-Id`, or the reason it is not an acceptable image.
+#[utoipa::path(patch, path = "/api/v1/uploads/{id}", tag = "uploads",
+    params(("id" = Uuid, Path, description = "upload id")),
+    responses(
+        (status = 204, description = "Stored; Upload-Offset is the new offset"),
+        (status = 409, body = pinhole_http::ErrorBody),
+        (status = 415, body = pinhole_http::ErrorBody),
+        (status = 460, description = "Checksum mismatch", body = pinhole_http::ErrorBody),
+    ))]
+pub(crate) async fn patch(
+    State(ctx): State<AppContext>,
+    Auth(me): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let up = own_upload(&ctx, me.user_id, &id).await?;
+    if !headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(OFFSET_STREAM.as_bytes()))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected-offset-octet-stream",
+            format!("PATCH bodies must be {OFFSET_STREAM}"),
+        ));
+    }
+    let (up, finished) = receive(&ctx, up, &headers, body).await?;
+    if let Some(r) = finished {
+        return Ok(r);
+    }
+    Ok(with_headers(StatusCode::NO_CONTENT, upload_headers(&up)))
+}
+
+/// Stores one PATCH body (or the body of a creation) and, when the upload is
+/// complete, makes the image. The second value is the final answer then.
+async fn receive(
+    ctx: &AppContext,
+    up: upload::Model,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(upload::Model, Option<Response>), ApiError> {
+    if up.image_id.is_some() {
+        return Err(ApiError::conflict(
+            "upload-finished",
+            "this upload is complete",
+        ));
+    }
+    let offset = header_u64(headers, &UPLOAD_OFFSET)?.unwrap_or(0);
+    if offset != u64::try_from(up.offset).unwrap_or(0) {
+        return Err(ApiError::conflict(
+            "upload-offset-mismatch",
+            format!(
+                "Upload-Offset {offset} does not match the upload's offset {}",
+                up.offset
+            ),
+        )
+        .with_header(UPLOAD_OFFSET, up.offset.to_string()));
+    }
+    let max = ctx.settings.max_upload_bytes;
+    let mut length = up.length.map(|l| u64::try_from(l).unwrap_or(0));
+    if length.is_none()
+        && let Some(l) = header_u64(headers, &UPLOAD_LENGTH)?
+    {
+        if l > max {
+            return Err(too_large(max));
+        }
+        if l < offset {
+            return Err(ApiError::field(
+                "Upload-Length",
+                "is smaller than what was already sent",
+            ));
+        }
+        length = Some(l);
+    }
+    let checksum = match headers.get(&UPLOAD_CHECKSUM) {
+        None => None,
+        Some(v) => {
+            let v = v.to_str().unwrap_or_default();
+            let (algo, sum) = v.split_once(' ').unwrap_or((v, ""));
+            if !CHECKSUMS.split(',').any(|a| a == algo) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "checksum-algorithm-unsupported",
+                    format!("Upload-Checksum algorithms are: {CHECKSUMS}"),
+                ));
+            }
+            let sum = base64::engine::general_purpose::STANDARD
+                .decode(sum.trim())
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid-checksum",
+                        "the checksum is not base64",
+                    )
+                })?;
+            Some((algo.to_owned(), sum))
+        }
+    };
+    let room = length.unwrap_or(max).saturating_sub(offset);
+    // Read the body; a broken connection keeps what arrived (unless a
+    // checksum covers the whole body).
+    let mut buf = BytesMut::new();
+    let mut stream = body.into_data_stream();
+    let mut broken = None;
+    loop {
+        match tokio::time::timeout(super::multipart::IDLE, stream.next()).await {
+            Err(_) => {
+                broken = Some("the client stopped sending");
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                broken = Some("the connection broke");
+                break;
+            }
+            Ok(Some(Ok(chunk))) => {
+                if (buf.len() + chunk.len()) as u64 > room {
+                    return Err(if length.is_some() {
+                        ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "upload-exceeds-length",
+                            "the body goes past Upload-Length",
+                        )
+                    } else {
+                        too_large(max)
+                    });
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+    if let Some((algo, expected)) = &checksum {
+        if broken.is_some() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "upload-interrupted",
+                "the body was cut short",
+            ));
+        }
+        let actual = match algo.as_str() {
+            "sha1" => sha1::Sha1::digest(&buf).to_vec(),
+            _ => sha2::Sha256::digest(&buf).to_vec(),
+        };
+        if actual != *expected {
+            return Err(ApiError::new(
+                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
+                "checksum-mismatch",
+                "the body does not match Upload-Checksum; send it again",
+            ));
+        }
+    }
+    let mut up = up;
+    if !buf.is_empty() || length != up.length.map(|l| u64::try_from(l).unwrap_or(0)) {
+        up = append(ctx, up, buf.freeze(), length).await?;
+    }
+    if let Some(why) = broken {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "upload-interrupted",
+            format!("{why}; resume from Upload-Offset"),
+        )
+        .with_header(UPLOAD_OFFSET, up.offset.to_string()));
+    }
+    if up.length.is_some_and(|l| l == up.offset) {
+        let response = finish(ctx, up.clone()).await?;
+        let up = upload::Entity::find_by_id(up.id)
+            .one(&ctx.backends.db)
+            .await?
+            .unwrap_or(up);
+        return Ok((up, Some(response)));
+    }
+    Ok((up, None))
+}
+
+/// Records a part: stores it, then moves the offset if no one else did.
+async fn append(
+    ctx: &AppContext,
+    up: upload::Model,
+    part: Bytes,
+    length: Option<u64>,
+) -> Result<upload::Model, ApiError> {
+    let mut chunks: Vec<String> = serde_json::from_str(&up.chunks).unwrap_or_default();
+    let key = format!(
+        "uploads/{}/{:020}-{}",
+        up.id,
+        up.offset,
+        Uuid::new_v4().simple()
+    );
+    let n = i64::try_from(part.len()).unwrap_or(i64::MAX);
+    if n > 0 {
+        pinhole_blob::put_bytes(ctx.backends.blobs.as_ref(), &key, part)
+            .await
+            .map_err(ApiError::unavailable)?;
+        chunks.push(key.clone());
+    }
+    let expires = Utc::now() + chrono::Duration::from_std(LIFETIME).unwrap_or_default();
+    let moved = upload::Entity::update_many()
+        .col_expr(upload::Column::Offset, Expr::value(up.offset + n))
+        .col_expr(
+            upload::Column::Chunks,
+            Expr::value(serde_json::to_string(&chunks).map_err(ApiError::internal)?),
+        )
+        .col_expr(
+            upload::Column::Length,
+            Expr::value(length.map(|l| i64::try_from(l).unwrap_or(i64::MAX))),
+        )
+        .col_expr(upload::Column::ExpiresAt, Expr::value(expires))
+        .filter(upload::Column::Id.eq(up.id))
+        .filter(upload::Column::Offset.eq(up.offset))
+        .filter(upload::Column::ImageId.is_null())
+        .exec(&ctx.backends.db)
+        .await?
+        .rows_affected
+        == 1;
+    if !moved {
+        let _ = ctx.backends.blobs.delete(&key).await;
+        return Err(ApiError::conflict(
+            "upload-offset-mismatch",
+            "another request changed this upload first; ask HEAD for the offset",
+        ));
+    }
+    upload::Entity::find_by_id(up.id)
+        .one(&ctx.backends.db)
+        .await?
+        .ok_or_else(upload_not_found)
+}
+
+/// Joins the parts and makes the image; a refused file ends the upload.
+async fn finish(ctx: &AppContext, up: upload::Model) -> Result<Response, ApiError> {
+    let chunks: Vec<String> = serde_json::from_str(&up.chunks).unwrap_or_default();
+    let mut whole = BytesMut::with_capacity(usize::try_from(up.offset).unwrap_or(0));
+    for key in &chunks {
+        let part = ctx
+            .backends
+            .blobs
+            .get(key, None)
+            .await
+            .map_err(ApiError::unavailable)?
+            .bytes()
+            .await
+            .map_err(ApiError::unavailable)?;
+        whole.extend_from_slice(&part);
+    }
+    let meta: BTreeMap<String, Vec<String>> =
+        serde_json::from_str(&up.metadata).unwrap_or_default();
+    let outcome = async {
+        let fields =
+            UploadFields::parse(&image_fields(&meta), ctx.settings.callback_allow_private)?;
+        let staged = stage(ctx, whole.freeze()).await?;
+        ingest(ctx, up.owner_id, staged, fields).await
+    }
+    .await;
+    let accepted = match outcome {
+        Ok(a) => a,
+        Err(e) => {
+            discard(ctx, up.id).await?;
+            return Err(e);
+        }
+    };
+    upload::Entity::update_many()
+        .col_expr(upload::Column::ImageId, Expr::value(accepted.image_id))
+        .col_expr(upload::Column::TaskId, Expr::value(accepted.task_id))
+        .col_expr(upload::Column::Chunks, Expr::value("[]"))
+        .filter(upload::Column::Id.eq(up.id))
+        .exec(&ctx.backends.db)
+        .await?;
+    delete_parts(ctx, up.id).await?;
+    let mut h = vec![
+        (UPLOAD_OFFSET, up.offset.to_string()),
+        (IMAGE_ID, accepted.image_id.to_string()),
+        (TASK_ID, accepted.task_id.to_string()),
+    ];
+    h.push((header::CONTENT_LOCATION, accepted.image_url.clone()));
+    Ok(with_headers(StatusCode::NO_CONTENT, h))
+}
+
+async fn delete_parts(ctx: &AppContext, id: Uuid) -> Result<(), ApiError> {
+    for part in ctx
+        .backends
+        .blobs
+        .list(&format!("uploads/{id}/"))
+        .await
+        .map_err(ApiError::unavailable)?
+    {
+        ctx.backends
+            .blobs
+            .delete(&part.key)
+            .await
+            .map_err(ApiError::unavailable)?;
+    }
+    Ok(())
+}
+
+/// Removes an upload and its parts.
+pub async fn discard(ctx: &AppContext, id: Uuid) -> Result<(), ApiError> {
+    delete_parts(ctx, id).await?;
+    upload::Entity::delete_by_id(id)
+        .exec(&ctx.backends.db)
+        .await?;
+    Ok(())
+}
+
+/// Stop an upload and throw away what was sent (tus termination).
+#[utoipa::path(delete, path = "/api/v1/uploads/{id}", tag = "uploads",
+    params(("id" = Uuid, Path, description = "upload id")),
+    responses((status = 204, description = "Gone"), (status = 404, description = "No such upload")))]
+pub(crate) async fn terminate(
+    State(ctx): State<AppContext>,
+    Auth(me): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let up = own_upload(&ctx, me.user_id, &id).await?;
+    discard(&ctx, up.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes expired uploads; returns how many.
+pub async fn expire(ctx: &AppContext) -> Result<usize, ApiError> {
+    let old = upload::Entity::find()
+        .filter(upload::Column::ExpiresAt.lt(Utc::now()))
+        .all(&ctx.backends.db)
+        .await?;
+    let n = old.len();
+    for up in old {
+        discard(ctx, up.id).await?;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_pairs_decode() {
+        let m =
+            parse_metadata("filename d29ybGQuanBn,title SGVsbG8=,is_confidential").expect("valid");
+        assert_eq!(m["filename"], vec!["world.jpg"]);
+        assert_eq!(m["title"], vec!["Hello"]);
+        assert_eq!(m["is_confidential"], vec![""]);
+        assert!(parse_metadata("title !!!").is_err());
+        assert_eq!(
+            http_date(DateTime::from_timestamp(784_111_777, 0).expect("t")),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+    }
+}

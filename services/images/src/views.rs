@@ -1,0 +1,169 @@
+//! What the API answers with.
+
+use chrono::{DateTime, Utc};
+use pinhole_media::ExifData;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::{Location, Visibility};
+
+/// A derivative as stored on the image (made by the thumbnails role).
+pub use pinhole_events::images::Derivative as StoredDerivative;
+
+/// A derivative with a link to fetch it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Derivative {
+    /// e.g. `thumb_256`, `w1080`.
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// `jpeg`, `webp`, …
+    pub format: String,
+    /// A signed, expiring link.
+    pub url: String,
+}
+
+/// Who posted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Author {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub avatar_image_id: Option<Uuid>,
+}
+
+/// An image.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Image {
+    pub id: Uuid,
+    pub owner: Author,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// Explicit tags and the description's #hashtags.
+    pub tags: Vec<String>,
+    pub alt_text: Option<String>,
+    pub visibility: Visibility,
+    pub location: Option<Location>,
+    /// `jpeg`, `png`, `gif`, `webp`, `heic` or `avif`, from the bytes.
+    pub format: String,
+    /// As displayed (EXIF orientation applied).
+    pub width: u32,
+    pub height: u32,
+    /// Bytes of the original.
+    pub size: u64,
+    /// `processing`, `ready` or `failed`.
+    pub status: String,
+    /// Camera details; the GPS position only for the owner.
+    #[schema(value_type = Option<Object>)]
+    pub exif: Option<ExifData>,
+    pub derivatives: Vec<Derivative>,
+    /// `/api/v1/images/{id}/original`.
+    pub original_url: String,
+    pub like_count: u64,
+    pub comment_count: u64,
+    /// Whether the signed-in viewer likes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liked_by_me: Option<bool>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+/// A page of images, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImagePage {
+    pub items: Vec<Image>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// A processing task.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Task {
+    pub id: Uuid,
+    pub image_id: Uuid,
+    pub batch_id: Option<Uuid>,
+    /// `upload`.
+    pub kind: String,
+    /// `queued`, `processing`, `done` or `failed`.
+    pub status: String,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// When done: the derivatives.
+    pub derivatives: Vec<Derivative>,
+    pub callback_url: Option<String>,
+    /// `pending`, `delivered` or `failed`, when there is a callback.
+    pub callback_state: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Several tasks.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskList {
+    pub items: Vec<Task>,
+    /// How many are in each state.
+    pub counts: TaskCounts,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct TaskCounts {
+    pub queued: u64,
+    pub processing: u64,
+    pub done: u64,
+    pub failed: u64,
+}
+
+/// The answer to an upload.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    pub image_id: Uuid,
+    pub task_id: Uuid,
+    pub batch_id: Option<Uuid>,
+    /// The task's state when answering.
+    pub status: String,
+    /// True when this account had already uploaded the same bytes: the
+    /// existing image is returned and nothing new is stored.
+    pub duplicate: bool,
+    /// `/api/v1/tasks/{task_id}`.
+    pub task_url: String,
+    /// `/api/v1/images/{image_id}`.
+    pub image_url: String,
+    /// With `?wait=true`, the finished task (or the task as it stood when the
+    /// wait ran out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<Task>,
+}
+
+/// A comment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Comment {
+    pub id: Uuid,
+    pub image_id: Uuid,
+    pub author: Author,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CommentPage {
+    /// Oldest first.
+    pub items: Vec<Comment>,
+    pub next_cursor: Option<String>,
+}
+
+/// A like's state after a change.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LikeState {
+    pub liked: bool,
+    pub like_count: u64,
+}
+
+/// Who liked an image, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LikerPage {
+    pub items: Vec<Author>,
+    pub next_cursor: Option<String>,
+}
