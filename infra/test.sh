@@ -18,6 +18,22 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null || { echo "test: cargo is required (https://rustup.rs)" >&2; exit 1; }
 
+# Real photos and the tools the image tests use on them: camera JPEGs with
+# EXIF (mate-backgrounds), exiftool to set orientation and GPS on copies,
+# heif-enc to make HEIC and AVIF files, Node.js to run tus-js-client.
+packages=()
+[ -f /usr/share/backgrounds/mate/nature/Storm.jpg ] || packages+=(mate-backgrounds)
+command -v exiftool >/dev/null || packages+=(libimage-exiftool-perl)
+command -v heif-enc >/dev/null || packages+=(libheif-examples)
+command -v npm >/dev/null || packages+=(nodejs npm)
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "test: installing ${packages[*]}" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >&2
+fi
+# tus-js-client, at the version pinned in tests/tus/package-lock.json.
+[ -d tests/tus/node_modules/tus-js-client ] || npm ci --prefix tests/tus --no-audit --no-fund >&2
+
 infra/stack.sh up
 
 if cargo nextest --version >/dev/null 2>&1; then

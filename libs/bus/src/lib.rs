@@ -9,6 +9,7 @@
 mod consume;
 mod embedded;
 mod kafka;
+mod namespace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 pub use consume::{HandleError, consume};
 pub use embedded::{EmbeddedLog, EmbeddedOptions};
 pub use kafka::{KafkaBus, KafkaOptions};
+pub use namespace::Namespaced;
 
 /// A failure of the bus.
 #[derive(Debug, thiserror::Error)]

@@ -81,6 +81,7 @@ const KNOWN_KEYS: &[&str] = &[
     "max_upload_bytes",
     "max_image_pixels",
     "callback_allow_private",
+    "bus_namespace",
 ];
 
 /// Settings as written by a person: every field optional or defaulted.
@@ -102,6 +103,7 @@ struct RawSettings {
     max_upload_bytes: u64,
     max_image_pixels: u64,
     callback_allow_private: bool,
+    bus_namespace: String,
 }
 
 impl Default for RawSettings {
@@ -122,6 +124,7 @@ impl Default for RawSettings {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
             callback_allow_private: false,
+            bus_namespace: String::new(),
         }
     }
 }
@@ -168,6 +171,9 @@ pub struct Settings {
     /// Whether task callbacks may go to private, loopback and link-local
     /// addresses (off: only public addresses).
     pub callback_allow_private: bool,
+    /// Prefix (`NAMESPACE.`) of every topic and consumer group, so several
+    /// deployments can share a Kafka cluster; empty: none.
+    pub bus_namespace: String,
 }
 
 impl Settings {
@@ -348,7 +354,20 @@ impl RawSettings {
                 "a number of pixels from 1 to 1099511627776",
             ));
         }
+        if !self
+            .bus_namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || self.bus_namespace.len() > 100
+        {
+            return Err(ConfigError::invalid(
+                "bus_namespace",
+                format!("`{}` is not a valid name", self.bus_namespace),
+                "up to 100 characters of [A-Za-z0-9_-], or empty",
+            ));
+        }
         Ok(Settings {
+            bus_namespace: self.bus_namespace,
             max_upload_bytes: self.max_upload_bytes,
             max_image_pixels: self.max_image_pixels,
             callback_allow_private: self.callback_allow_private,

@@ -117,6 +117,11 @@ pub async fn connect_backends(
                 .map_err(|e| unreachable("bus", &settings.bus, e))?,
         ),
     };
+    let bus: Arc<dyn EventBus> = if settings.bus_namespace.is_empty() {
+        bus
+    } else {
+        Arc::new(pinhole_bus::Namespaced::new(bus, &settings.bus_namespace))
+    };
     bus.check()
         .await
         .map_err(|e| unreachable("bus", &settings.bus, e))?;

@@ -23,6 +23,7 @@ Settings come from defaults, then the --config TOML file, then PINHOLE_* environ
   PINHOLE_INTERNAL_TOKEN secret that /internal routes require in X-Pinhole-Internal-Token (default: open)
   PINHOLE_MAX_UPLOAD_BYTES largest upload accepted, in bytes (default 104857600)
   PINHOLE_MAX_IMAGE_PIXELS most pixels an uploaded image may have (default 150000000)
+  PINHOLE_BUS_NAMESPACE  prefix of every topic and consumer group, to share a Kafka cluster (default none)
   PINHOLE_CALLBACK_ALLOW_PRIVATE true lets task callbacks reach private/loopback addresses (default false)
 In the TOML file, use the same names in lower case without the prefix: listen = \"0.0.0.0:8080\".";
 
