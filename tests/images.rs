@@ -379,7 +379,7 @@ async fn uploads_become_images(app: App) -> anyhow::Result<()> {
 async fn bad_uploads_are_refused(app: App) -> anyhow::Result<()> {
     let bob = app.user("bob").await?;
     let storm = photo("Storm.jpg")?;
-    let cases: Vec<(Vec<u8>, Vec<(&str, &str)>, StatusCode, &str)> = vec![
+    let cases: Vec<Refusal> = vec![
         (
             b"just some text, not a picture".to_vec(),
             vec![],
@@ -494,6 +494,14 @@ async fn bad_uploads_are_refused(app: App) -> anyhow::Result<()> {
     ensure!(ids(&grid).is_empty(), "{grid}");
     Ok(())
 }
+
+/// A file, its fields, and the status and code it must get.
+type Refusal = (
+    Vec<u8>,
+    Vec<(&'static str, &'static str)>,
+    StatusCode,
+    &'static str,
+);
 
 /// A PNG whose header claims 100000 × 100000 pixels.
 fn bomb_png() -> Vec<u8> {

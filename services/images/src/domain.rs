@@ -94,8 +94,7 @@ pub fn parse_tags<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<St
 pub fn hashtags(text: &str) -> Vec<String> {
     let mut tags = Vec::new();
     let mut prev: Option<char> = None;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in text.char_indices() {
         let starts =
             c == '#' && prev.is_none_or(|p| p.is_whitespace() || "([{,.;:!?\"'".contains(p));
         prev = Some(c);

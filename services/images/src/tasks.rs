@@ -28,14 +28,16 @@ pub fn notify(task_id: Uuid) {
     }
 }
 
-struct Registration(Uuid);
+/// One waiter; the last one to leave removes the entry.
+struct Registration(Uuid, Arc<Notify>);
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Ok(mut w) = WAITERS.lock() {
-            if w.get(&self.0).is_some_and(|n| Arc::strong_count(n) <= 1) {
-                w.remove(&self.0);
-            }
+        // The map's handle and this one: nobody else waits.
+        if let Ok(mut w) = WAITERS.lock()
+            && Arc::strong_count(&self.1) <= 2
+        {
+            w.remove(&self.0);
         }
     }
 }
@@ -53,7 +55,8 @@ pub async fn wait_finished(
             .map_err(|_| ApiError::internal("waiters lock poisoned"))?;
         Arc::clone(w.entry(task_id).or_default())
     };
-    let _registration = Registration(task_id);
+    let registration = Registration(task_id, notify);
+    let notify = &registration.1;
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let woken = notify.notified();
