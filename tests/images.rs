@@ -371,6 +371,33 @@ async fn uploads_become_images(app: App) -> anyhow::Result<()> {
     );
     let (_, profile) = app.get("/users/alice", None).await?;
     ensure!(profile["post_count"] == 2, "{profile}");
+
+    // An avatar must be one of your own images.
+    let (status, me) = app
+        .call(
+            Method::PATCH,
+            "/me",
+            Some(&alice),
+            Some(json!({"avatar_image_id": image_id})),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::OK && me["avatar_image_id"] == image_id,
+        "{status} {me}"
+    );
+    let bob = app.user("bob").await?;
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            "/me",
+            Some(&bob),
+            Some(json!({"avatar_image_id": image_id})),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::UNPROCESSABLE_ENTITY && body["fields"]["avatar_image_id"].is_string(),
+        "someone else's image: {status} {body}"
+    );
     Ok(())
 }
 

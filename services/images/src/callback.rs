@@ -51,18 +51,21 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || a >= 240
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
+            if let Some(v4) = v6.to_ipv4() {
+                // Mapped (::ffff:a.b.c.d) and compatible (::a.b.c.d) forms.
+                return is_internal(IpAddr::V4(v4)) || v6.is_loopback() || v6.is_unspecified();
             }
             let first = v6.segments()[0];
-            v6.is_loopback()
+            // Only global unicast (2000::/3) is public.
+            (first & 0xe000) != 0x2000
+                || v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local
                 || (first & 0xffc0) == 0xfe80 // link-local
                 || (first & 0xffc0) == 0xfec0 // site-local
                 || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
-                || first == 0x0064 && v6.segments()[1] == 0xff9b // NAT64
+                || first == 0x0064 // NAT64 (64:ff9b::/96, 64:ff9b:1::/48)
         }
     }
 }
@@ -140,6 +143,8 @@ async fn deliver(ctx: &AppContext, t: &task::Model) -> Result<(), String> {
     let now = Utc::now().timestamp();
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the name again, undoing the address check.
+        .no_proxy()
         .timeout(TIMEOUT);
     if let Some(host) = url.host_str() {
         builder = builder.resolve(host, addr);
@@ -187,7 +192,7 @@ async fn deliver_due(ctx: &AppContext) -> Result<usize, ApiError> {
     let mut handled = 0;
     for t in due {
         // Claim it: another instance that read the same row loses here.
-        let lease = now + chrono::Duration::seconds(60);
+        let lease = Utc::now() + chrono::Duration::seconds(60);
         let claimed = task::Entity::update_many()
             .col_expr(task::Column::CallbackNextAt, Expr::value(lease))
             .filter(task::Column::Id.eq(t.id))
@@ -202,7 +207,10 @@ async fn deliver_due(ctx: &AppContext) -> Result<usize, ApiError> {
         }
         handled += 1;
         let attempts = t.callback_attempts + 1;
-        let (state, next) = match deliver(ctx, &t).await {
+        let outcome = tokio::time::timeout(TIMEOUT * 2, deliver(ctx, &t))
+            .await
+            .unwrap_or_else(|_| Err("no answer in time".into()));
+        let (state, next) = match outcome {
             Ok(()) => {
                 tracing::info!(task_id = %t.id, "callback delivered");
                 (task::CALLBACK_DELIVERED, None)
@@ -223,6 +231,7 @@ async fn deliver_due(ctx: &AppContext) -> Result<usize, ApiError> {
             .col_expr(task::Column::CallbackAttempts, Expr::value(attempts))
             .col_expr(task::Column::CallbackNextAt, Expr::value(next))
             .filter(task::Column::Id.eq(t.id))
+            .filter(task::Column::CallbackNextAt.eq(lease))
             .exec(&ctx.backends.db)
             .await?;
     }
@@ -247,6 +256,8 @@ mod tests {
             "http://localhost:3000/",
             "http://0.0.0.0/",
             "http://100.64.0.1/",
+            "http://[::7f00:1]/",
+            "http://[64:ff9b:1::a00:1]/",
         ] {
             assert!(check_url(bad, false).is_err(), "{bad}");
             assert!(check_url(bad, true).is_ok(), "{bad}");

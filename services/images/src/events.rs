@@ -153,6 +153,21 @@ async fn finish(
         return Ok(());
     }
     let now = Utc::now();
+    // Claim it: of two reports racing (Postgres), one finishes the task.
+    let claimed = task::Entity::update_many()
+        .col_expr(
+            task::Column::FinishedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(task::Column::Id.eq(task_id))
+        .filter(task::Column::FinishedAt.is_null())
+        .exec(&txn)
+        .await?
+        .rows_affected
+        == 1;
+    if !claimed {
+        return Ok(());
+    }
     let img = image::Entity::find_by_id(image_id).one(&txn).await?;
     let mut events = Vec::new();
     let (status, reason) = match (&outcome, img) {

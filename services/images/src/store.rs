@@ -45,6 +45,25 @@ async fn put(ctx: &AppContext, key: &str, bytes: &Bytes) -> Result<(), ApiError>
     Ok(())
 }
 
+/// Stores the bytes ahead of the transaction when no live blob holds them
+/// (content-addressed, so storing them twice is harmless), so that the
+/// transaction (on SQLite, the one write lock) does not wait on blob I/O.
+pub async fn prepare(
+    ctx: &AppContext,
+    sha256: &str,
+    format: Format,
+    bytes: &Bytes,
+) -> Result<(), ApiError> {
+    let alive = blob::Entity::find_by_id(sha256.to_owned())
+        .one(&ctx.backends.db)
+        .await?
+        .is_some_and(|b| b.ref_count > 0);
+    if !alive {
+        put(ctx, &original_key(sha256, format), bytes).await?;
+    }
+    Ok(())
+}
+
 /// Inside the transaction (after [`lock`]): one more reference to the
 /// content, storing it again if it was collected in the meantime.
 pub async fn retain<C: ConnectionTrait>(

@@ -221,6 +221,14 @@ pub(crate) async fn update_me(
         changed.push("website");
     }
     if let Some(v) = body.avatar_image_id {
+        if let Some(image) = v
+            && !owns_image(&txn, principal.user_id, image).await?
+        {
+            return Err(ApiError::field(
+                "avatar_image_id",
+                "must be one of your images",
+            ));
+        }
         row.avatar_image_id = ActiveValue::Set(v);
         changed.push("avatar_image_id");
     }
@@ -299,4 +307,22 @@ pub(crate) async fn delete_me(
     ctx.tokens.forget(&cached).await;
     tracing::info!(user_id = %me.id, "account deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether `image` is one of `user`'s (the images role's table, in the
+/// same database).
+async fn owns_image<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    user: Uuid,
+    image: Uuid,
+) -> Result<bool, ApiError> {
+    use sea_orm::sea_query::{Alias, Expr, Query};
+    let query = Query::select()
+        .expr(Expr::val(1))
+        .from(Alias::new("images"))
+        .and_where(Expr::col(Alias::new("id")).eq(image))
+        .and_where(Expr::col(Alias::new("owner_id")).eq(user))
+        .to_owned();
+    let backend = conn.get_database_backend();
+    Ok(conn.query_one(backend.build(&query)).await?.is_some())
 }

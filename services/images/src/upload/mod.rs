@@ -12,7 +12,7 @@ use pinhole_http::{ApiError, AppContext};
 use pinhole_media::{Format, InspectError, Inspected, Limits};
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Alias, Expr, Query};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{LocationInput, UploadFields, Visibility, all_tags};
@@ -209,8 +209,18 @@ pub async fn ingest(
         updated_at: Set(now),
         finished_at: Set(None),
     };
+    store::prepare(ctx, &staged.sha256, staged.format(), &staged.bytes).await?;
     let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
     store::lock(&txn, &staged.sha256).await?;
+    // The account may have been deleted meanwhile (its images are being
+    // removed): take nothing more for it. Postgres: hold the row until commit.
+    let mut account = crate::entity::account::Entity::find_by_id(owner);
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        account = account.lock_shared();
+    }
+    if account.one(&txn).await?.is_none() {
+        return Err(ApiError::unauthorized("this account no longer exists"));
+    }
     // Another request of this owner with the same bytes may have won.
     if let Some(dup) = existing(&txn, owner, &staged.sha256).await? {
         return Ok(dup);

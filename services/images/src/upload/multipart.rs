@@ -21,11 +21,13 @@ use crate::domain::UploadFields;
 use crate::{present, tasks, views};
 
 /// Uploads read and stored at once; more wait their turn.
-static PERMITS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(32));
+pub(crate) static PERMITS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(32));
 
 /// How long a client may send nothing in the middle of a body.
 pub const IDLE: Duration = Duration::from_secs(30);
 const MAX_FIELD: usize = 64 * 1024;
+/// Text fields of one request, all together.
+const MAX_FIELDS_TOTAL: usize = 256 * 1024;
 
 /// `?wait=true&timeout=SECONDS`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -131,6 +133,7 @@ pub(crate) async fn upload(
     let max = ctx.settings.max_upload_bytes;
     let mut file: Option<BytesMut> = None;
     let mut pairs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut text_bytes = 0usize;
     loop {
         let next = tokio::time::timeout(IDLE, multipart.next_field())
             .await
@@ -170,6 +173,13 @@ pub(crate) async fn upload(
                     return Err(ApiError::field(&name, "is longer than 64 KiB"));
                 }
                 buf.extend_from_slice(&chunk);
+            }
+            text_bytes += buf.len() + name.len();
+            if text_bytes > MAX_FIELDS_TOTAL {
+                return Err(ApiError::field(
+                    "file",
+                    "the text fields are larger than 256 KiB together",
+                ));
             }
             let value = String::from_utf8(buf.to_vec())
                 .map_err(|_| ApiError::field(&name, "is not UTF-8 text"))?;

@@ -286,7 +286,14 @@ pub(crate) async fn head(
     Auth(me): Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let up = own_upload(&ctx, me.user_id, &id).await?;
+    let mut up = own_upload(&ctx, me.user_id, &id).await?;
+    // Complete but not yet an image (the last PATCH was cut short after
+    // its bytes were recorded): finish it now, or a client that sees the
+    // full offset would report success for a photo that never appears.
+    if up.image_id.is_none() && up.length == Some(up.offset) {
+        finish(&ctx, up.clone()).await?;
+        up = own_upload(&ctx, me.user_id, &id).await?;
+    }
     let mut h = upload_headers(&up);
     match up.length {
         Some(l) => h.push((UPLOAD_LENGTH, l.to_string())),
@@ -399,6 +406,10 @@ async fn receive(
         }
     };
     let room = length.unwrap_or(max).saturating_sub(offset);
+    let _permit = super::multipart::PERMITS
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     // Read the body; a broken connection keeps what arrived (unless a
     // checksum covers the whole body).
     let mut buf = BytesMut::new();
@@ -554,10 +565,13 @@ async fn finish(ctx: &AppContext, up: upload::Model) -> Result<Response, ApiErro
     .await;
     let accepted = match outcome {
         Ok(a) => a,
-        Err(e) => {
+        // Not an acceptable image: the upload ends. Anything else (a
+        // backend down) keeps it, so the client can ask again.
+        Err(e) if e.status.is_client_error() => {
             discard(ctx, up.id).await?;
             return Err(e);
         }
+        Err(e) => return Err(e),
     };
     upload::Entity::update_many()
         .col_expr(upload::Column::ImageId, Expr::value(accepted.image_id))
@@ -624,6 +638,14 @@ pub async fn expire(ctx: &AppContext) -> Result<usize, ApiError> {
         .await?;
     let n = old.len();
     for up in old {
+        if up.image_id.is_none() && up.length == Some(up.offset) {
+            // Complete but never made into an image: make it now.
+            match finish(ctx, up.clone()).await {
+                Ok(_) => continue,
+                Err(e) if e.status.is_server_error() => continue,
+                Err(_) => {}
+            }
+        }
         discard(ctx, up.id).await?;
     }
     Ok(n)
