@@ -1065,7 +1065,7 @@ async fn batches_are_accepted_and_processed(app: App) -> anyhow::Result<()> {
     let jo = app.user("jon").await?;
     let small = photo("FreshFlower.jpg")?;
     let batch = uuid::Uuid::new_v4().to_string();
-    let n = 120;
+    let n = 200;
     let uploads = (0..n).map(|i| {
         let file = variant(&small, i);
         let (app, jo, batch) = (&app, &jo, &batch);

@@ -125,6 +125,10 @@ impl From<sea_orm::DbErr> for ApiError {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
                 Self::conflict("conflict", "that already exists")
             }
+            // Every connection busy for the whole wait: overloaded, not broken.
+            _ if matches!(e, sea_orm::DbErr::ConnectionAcquire(_)) => {
+                Self::unavailable(e).with_header(axum::http::header::RETRY_AFTER, "1")
+            }
             _ => Self::internal(e),
         }
     }

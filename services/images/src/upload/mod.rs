@@ -12,7 +12,7 @@ use pinhole_http::{ApiError, AppContext};
 use pinhole_media::{Format, InspectError, Inspected, Limits};
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Alias, Expr, Query};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{LocationInput, UploadFields, Visibility, all_tags};
@@ -120,13 +120,13 @@ pub fn accepted(t: &task::Model, duplicate: bool) -> views::Accepted {
     }
 }
 
-/// Adds one to the owner's post count (a column of the users role's table
-/// that this role keeps).
+/// Changes the owner's post count (a column of the users role's table that
+/// this role keeps); 0 when the account is gone.
 pub async fn bump_post_count<C: ConnectionTrait>(
     conn: &C,
     owner: Uuid,
     delta: i64,
-) -> Result<(), DbErr> {
+) -> Result<u64, DbErr> {
     let stmt = Query::update()
         .table(Alias::new("users"))
         .value(
@@ -135,9 +135,10 @@ pub async fn bump_post_count<C: ConnectionTrait>(
         )
         .and_where(Expr::col(Alias::new("id")).eq(owner))
         .to_owned();
-    conn.execute(conn.get_database_backend().build(&stmt))
-        .await?;
-    Ok(())
+    Ok(conn
+        .execute(conn.get_database_backend().build(&stmt))
+        .await?
+        .rows_affected())
 }
 
 /// Makes `staged` an image of `owner`: answers the existing image when the
@@ -212,15 +213,7 @@ pub async fn ingest(
     store::prepare(ctx, &staged.sha256, staged.format(), &staged.bytes).await?;
     let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
     store::lock(&txn, &staged.sha256).await?;
-    // The account may have been deleted meanwhile (its images are being
-    // removed): take nothing more for it. Postgres: hold the row until commit.
-    let mut account = crate::entity::account::Entity::find_by_id(owner);
-    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        account = account.lock_shared();
-    }
-    if account.one(&txn).await?.is_none() {
-        return Err(ApiError::unauthorized("this account no longer exists"));
-    }
+
     // Another request of this owner with the same bytes may have won.
     if let Some(dup) = existing(&txn, owner, &staged.sha256).await? {
         return Ok(dup);
@@ -236,7 +229,12 @@ pub async fn ingest(
         .await?;
     }
     let t = task_row.insert(&txn).await?;
-    bump_post_count(&txn, owner, 1).await?;
+    // Last, so the account row stays locked briefly; no row means the
+    // account was deleted meanwhile (its images are being removed): take
+    // nothing more for it.
+    if bump_post_count(&txn, owner, 1).await? == 0 {
+        return Err(ApiError::unauthorized("this account no longer exists"));
+    }
     ctx.outbox
         .enqueue(&txn, &events::uploaded(&img, &tags, &t))
         .await?;
