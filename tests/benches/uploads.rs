@@ -1,6 +1,6 @@
 //! Upload benchmark: multipart uploads of 5 MB camera JPEGs from 16
-//! concurrent clients, on embedded backends and on Postgres + Redis + Kafka
-//! + S3. Reports uploads accepted per second and the accept latency
+//! concurrent clients, on embedded backends and on Postgres, Redis, Kafka
+//! and S3. Reports uploads accepted per second and the accept latency
 //! (p50/p99), with a reference measured in the same run: the same requests
 //! against a bare axum handler that only reads the body (the HTTP floor).
 //!
