@@ -141,11 +141,20 @@ fn public_accounts() -> SimpleExpr {
     )
 }
 
-/// Owners that block the viewer or that the viewer blocks.
+/// Owners that block the viewer or that the viewer blocks are left out.
 pub fn not_blocked(viewer: Uuid) -> Condition {
+    not_blocked_by(viewer, (image::Entity, image::Column::OwnerId))
+}
+
+/// Rows whose `col` (a user id) is on either side of a block with `viewer`
+/// are left out.
+pub fn not_blocked_by<C: sea_orm::sea_query::IntoColumnRef + Clone>(
+    viewer: Uuid,
+    col: C,
+) -> Condition {
     Condition::all()
         .add(
-            Expr::col((image::Entity, image::Column::OwnerId)).not_in_subquery(
+            Expr::col(col.clone()).not_in_subquery(
                 Query::select()
                     .column(block::Column::BlockerId)
                     .from(block::Entity)
@@ -154,7 +163,7 @@ pub fn not_blocked(viewer: Uuid) -> Condition {
             ),
         )
         .add(
-            Expr::col((image::Entity, image::Column::OwnerId)).not_in_subquery(
+            Expr::col(col).not_in_subquery(
                 Query::select()
                     .column(block::Column::BlockedId)
                     .from(block::Entity)

@@ -160,7 +160,7 @@ pub(crate) async fn list_comments(
         query = query.filter(comment::Column::Id.gt(after));
     }
     if let Some(v) = viewer {
-        query = query.filter(blocked_authors(v, comment::Column::AuthorId));
+        query = query.filter(crate::access::not_blocked_by(v, comment::Column::AuthorId));
     }
     let rows = query
         .order_by_asc(comment::Column::Id)
@@ -190,31 +190,6 @@ pub(crate) async fn list_comments(
         })
         .collect();
     Ok(Json(views::CommentPage { items, next_cursor }))
-}
-
-/// People on either side of a block with `viewer` are left out.
-fn blocked_authors(viewer: Uuid, col: impl ColumnTrait) -> sea_orm::Condition {
-    use crate::entity::block;
-    use sea_orm::sea_query::{Expr, Query};
-    sea_orm::Condition::all()
-        .add(
-            Expr::col(col).not_in_subquery(
-                Query::select()
-                    .column(block::Column::BlockerId)
-                    .from(block::Entity)
-                    .and_where(block::Column::BlockedId.eq(viewer))
-                    .to_owned(),
-            ),
-        )
-        .add(
-            Expr::col(col).not_in_subquery(
-                Query::select()
-                    .column(block::Column::BlockedId)
-                    .from(block::Entity)
-                    .and_where(block::Column::BlockerId.eq(viewer))
-                    .to_owned(),
-            ),
-        )
 }
 
 /// Delete a comment: yours, or any on your image.
@@ -400,7 +375,7 @@ pub(crate) async fn list_likes(
         );
     }
     if let Some(v) = viewer {
-        query = query.filter(blocked_authors(v, like::Column::UserId));
+        query = query.filter(crate::access::not_blocked_by(v, like::Column::UserId));
     }
     let rows = query
         .order_by_desc(like::Column::CreatedAt)

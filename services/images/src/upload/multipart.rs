@@ -26,6 +26,8 @@ pub(crate) static PERMITS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new
 /// How long a client may send nothing in the middle of a body.
 pub const IDLE: Duration = Duration::from_secs(30);
 const MAX_FIELD: usize = 64 * 1024;
+/// How much of an oversized body is read and dropped before answering 413.
+const DRAIN: usize = 64 * 1024 * 1024;
 /// Text fields of one request, all together.
 const MAX_FIELDS_TOTAL: usize = 256 * 1024;
 
@@ -157,6 +159,16 @@ pub(crate) async fn upload(
                     .map_err(bad_multipart)?;
                 let Some(chunk) = chunk else { break };
                 if (buf.len() + chunk.len()) as u64 > max {
+                    // Read (and drop) a bounded rest, so that the client,
+                    // still sending, gets to read the answer instead of a
+                    // reset connection.
+                    drop(buf);
+                    let mut drained = 0usize;
+                    while drained < DRAIN
+                        && let Ok(Ok(Some(c))) = tokio::time::timeout(IDLE, field.chunk()).await
+                    {
+                        drained += c.len();
+                    }
                     return Err(too_large(max));
                 }
                 buf.extend_from_slice(&chunk);
