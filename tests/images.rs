@@ -1433,6 +1433,39 @@ async fn tus_protocol(app: App) -> anyhow::Result<()> {
     );
     ensure!(app.stored("uploads/").await? == 0);
 
+    // A last PATCH whose bytes were recorded but that was cut off before
+    // the image was made (a crash): the next HEAD finishes it, so a client
+    // that sees the full offset is right to report success.
+    let meadow = photo("Garden.jpg")?;
+    let r = tus(&app, Method::POST, "/api/v1/uploads", &nia)
+        .header("Upload-Length", meadow.len().to_string())
+        .send()
+        .await?;
+    let location = r.headers()["location"].to_str()?.to_owned();
+    let id = uuid::Uuid::parse_str(location.rsplit('/').next().unwrap_or_default())?;
+    let key = format!("uploads/{id}/{:020}-crashed", 0);
+    pinhole_blob::put_bytes(app.server.ctx.backends.blobs.as_ref(), &key, meadow.clone()).await?;
+    {
+        use sea_orm::ConnectionTrait;
+        use sea_orm::sea_query::{Alias, Expr, Query};
+        let stmt = Query::update()
+            .table(Alias::new("uploads"))
+            .value(Alias::new("offset"), i64::try_from(meadow.len())?)
+            .value(Alias::new("chunks"), serde_json::to_string(&[&key])?)
+            .and_where(Expr::col(Alias::new("id")).eq(id))
+            .to_owned();
+        let db = &app.server.ctx.backends.db;
+        db.execute(db.get_database_backend().build(&stmt)).await?;
+    }
+    let r = tus(&app, Method::HEAD, &location, &nia).send().await?;
+    ensure!(r.status() == StatusCode::OK, "{}", r.status());
+    ensure!(r.headers()["upload-offset"] == meadow.len().to_string().as_str());
+    let image_id = r.headers()["pinhole-image-id"].to_str()?.to_owned();
+    let (_, original) = app
+        .bytes(&format!("/api/v1/images/{image_id}/original"), Some(&nia))
+        .await?;
+    ensure!(original == meadow, "the recovered upload became the image");
+
     // Someone else's upload does not exist for you; termination ends one.
     let r = tus(&app, Method::POST, "/api/v1/uploads", &nia)
         .header("Upload-Length", "1000")

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -206,8 +206,21 @@ pub(crate) async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let mut stream = body.into_data_stream();
+    match start(&ctx, me.user_id, &headers, &mut stream).await {
+        Ok(r) => Ok(r),
+        Err(e) => Err(drain(&mut stream, ctx.settings.max_upload_bytes, e).await),
+    }
+}
+
+async fn start(
+    ctx: &AppContext,
+    owner: Uuid,
+    headers: &HeaderMap,
+    stream: &mut BodyDataStream,
+) -> Result<Response, ApiError> {
     let max = ctx.settings.max_upload_bytes;
-    let length = header_u64(&headers, &UPLOAD_LENGTH)?;
+    let length = header_u64(headers, &UPLOAD_LENGTH)?;
     let deferred = headers.get(&UPLOAD_DEFER).is_some_and(|v| v == "1");
     if length.is_none() && !deferred {
         return Err(ApiError::new(
@@ -237,7 +250,7 @@ pub(crate) async fn create(
     let now = Utc::now();
     let up = upload::ActiveModel {
         id: Set(Uuid::now_v7()),
-        owner_id: Set(me.user_id),
+        owner_id: Set(owner),
         length: Set(length.map(|l| i64::try_from(l).unwrap_or(i64::MAX))),
         offset: Set(0),
         metadata: Set(serde_json::to_string(&meta).map_err(ApiError::internal)?),
@@ -254,7 +267,7 @@ pub(crate) async fn create(
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(OFFSET_STREAM.as_bytes()));
     let (up, finished) = if with_body {
-        receive(&ctx, up, &headers, body).await?
+        receive(ctx, up, headers, stream).await?
     } else {
         (up, None)
     };
@@ -322,18 +335,26 @@ pub(crate) async fn patch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let up = own_upload(&ctx, me.user_id, &id).await?;
-    if !headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(OFFSET_STREAM.as_bytes()))
-    {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected-offset-octet-stream",
-            format!("PATCH bodies must be {OFFSET_STREAM}"),
-        ));
+    let mut stream = body.into_data_stream();
+    let outcome = async {
+        let up = own_upload(&ctx, me.user_id, &id).await?;
+        if !headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(OFFSET_STREAM.as_bytes()))
+        {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected-offset-octet-stream",
+                format!("PATCH bodies must be {OFFSET_STREAM}"),
+            ));
+        }
+        receive(&ctx, up, &headers, &mut stream).await
     }
-    let (up, finished) = receive(&ctx, up, &headers, body).await?;
+    .await;
+    let (up, finished) = match outcome {
+        Ok(v) => v,
+        Err(e) => return Err(drain(&mut stream, ctx.settings.max_upload_bytes, e).await),
+    };
     if let Some(r) = finished {
         return Ok(r);
     }
@@ -346,7 +367,7 @@ async fn receive(
     ctx: &AppContext,
     up: upload::Model,
     headers: &HeaderMap,
-    body: Body,
+    stream: &mut BodyDataStream,
 ) -> Result<(upload::Model, Option<Response>), ApiError> {
     if up.image_id.is_some() {
         return Err(ApiError::conflict(
@@ -413,7 +434,6 @@ async fn receive(
     // Read the body; a broken connection keeps what arrived (unless a
     // checksum covers the whole body).
     let mut buf = BytesMut::new();
-    let mut stream = body.into_data_stream();
     let mut broken = None;
     loop {
         match tokio::time::timeout(super::multipart::IDLE, stream.next()).await {
@@ -536,6 +556,20 @@ async fn append(
         .one(&ctx.backends.db)
         .await?
         .ok_or_else(upload_not_found)
+}
+
+/// Reads (and drops) what is left of a body, up to `limit` bytes, before an
+/// error answer: a client still sending then reads the answer instead of
+/// finding the connection reset.
+async fn drain(stream: &mut BodyDataStream, limit: u64, e: ApiError) -> ApiError {
+    let mut left = limit;
+    while left > 0 {
+        match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+            Ok(Some(Ok(chunk))) => left = left.saturating_sub(chunk.len() as u64),
+            _ => break,
+        }
+    }
+    e
 }
 
 /// Joins the parts and makes the image; a refused file ends the upload.
