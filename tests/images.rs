@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use pinhole::Server;
-use pinhole_config::{BlobUrl, BusUrl, CacheUrl, DatabaseUrl, KafkaSettings, Settings};
+use pinhole_config::Settings;
 use pinhole_testkit::{unique, wait_for};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
@@ -97,17 +97,7 @@ impl App {
 
     async fn real() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let mut settings = Settings::embedded(dir.path());
-        settings.database = DatabaseUrl::Postgres(pinhole_testkit::fresh_postgres().await?);
-        settings.cache = CacheUrl::Redis(pinhole_testkit::redis_settings());
-        settings.bus = BusUrl::Kafka(KafkaSettings {
-            brokers: pinhole_testkit::kafka_brokers(),
-        });
-        settings.bus_namespace = unique("images");
-        let mut s3 = pinhole_testkit::s3_settings("pinhole");
-        s3.prefix = format!("{}/", unique("images"));
-        pinhole_blob::S3Store::new(&s3).ensure_bucket().await?;
-        settings.blob = BlobUrl::S3(s3);
+        let settings = pinhole_tests::real_settings(dir.path(), "images").await?;
         Self::start(settings, dir).await
     }
 

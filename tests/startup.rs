@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use pinhole::{ROLES, Server};
-use pinhole_blob::S3Store;
-use pinhole_config::{BlobUrl, BusUrl, CacheUrl, DatabaseUrl, KafkaSettings, Settings};
-use pinhole_testkit::{Broker, unique, wait_for};
+use pinhole_config::{BusUrl, KafkaSettings, Settings};
+use pinhole_testkit::{Broker, wait_for};
 use serde_json::Value;
 
 async fn get_json(url: &str) -> anyhow::Result<(u16, Value)> {
@@ -44,16 +43,7 @@ fn all_ok(names_and_kinds: &[(&str, &str)]) -> Vec<(String, String, String)> {
 
 /// Settings for every real backend, each fresh for this test.
 async fn real_settings(dir: &tempfile::TempDir) -> anyhow::Result<Settings> {
-    let mut settings = Settings::embedded(dir.path());
-    settings.database = DatabaseUrl::Postgres(pinhole_testkit::fresh_postgres().await?);
-    settings.cache = CacheUrl::Redis(pinhole_testkit::redis_settings());
-    settings.bus = BusUrl::Kafka(KafkaSettings {
-        brokers: pinhole_testkit::kafka_brokers(),
-    });
-    let s3 = pinhole_testkit::s3_settings(&unique("startup"));
-    S3Store::new(&s3).ensure_bucket().await?;
-    settings.blob = BlobUrl::S3(s3);
-    Ok(settings)
+    pinhole_tests::real_settings(dir.path(), "startup").await
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pinhole_config::{BlobUrl, BusUrl, CacheUrl, DatabaseUrl, KafkaSettings, Settings};
+use pinhole_config::Settings;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
@@ -224,17 +224,7 @@ async fn main() -> anyhow::Result<()> {
 
     let real = async {
         let dir = tempfile::tempdir()?;
-        let mut settings = Settings::embedded(dir.path());
-        settings.database = DatabaseUrl::Postgres(pinhole_testkit::fresh_postgres().await?);
-        settings.cache = CacheUrl::Redis(pinhole_testkit::redis_settings());
-        settings.bus = BusUrl::Kafka(KafkaSettings {
-            brokers: pinhole_testkit::kafka_brokers(),
-        });
-        settings.bus_namespace = pinhole_testkit::unique("bench");
-        let mut s3 = pinhole_testkit::s3_settings("pinhole");
-        s3.prefix = format!("{}/", pinhole_testkit::unique("bench"));
-        pinhole_blob::S3Store::new(&s3).ensure_bucket().await?;
-        settings.blob = BlobUrl::S3(s3);
+        let settings = pinhole_tests::real_settings(dir.path(), "bench").await?;
         run(
             "postgres+redis+kafka+s3, images role",
             settings,

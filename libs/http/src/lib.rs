@@ -7,6 +7,7 @@ mod context;
 mod error;
 mod extract;
 mod health;
+mod input;
 mod layers;
 
 pub use blobs::blob_router;
@@ -14,6 +15,7 @@ pub use context::{AppContext, BackendStatus, Backends};
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiQuery, Auth, ClientIp, MaybeAuth, internal_only, invalid_token};
 pub use health::{HealthBody, ReadyBody, health_router, metrics_handle};
+pub use input::{nullable, page_limit};
 pub use layers::apply_layers;
 
 /// Path of the OpenAPI document.

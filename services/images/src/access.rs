@@ -120,7 +120,8 @@ pub async fn owned_image<C: ConnectionTrait>(
     Ok(img)
 }
 
-fn followees(viewer: Uuid) -> SimpleExpr {
+/// Images whose owner `viewer` follows (approved).
+pub fn followees(viewer: Uuid) -> SimpleExpr {
     Expr::col((image::Entity, image::Column::OwnerId)).in_subquery(
         Query::select()
             .column(follow::Column::FolloweeId)

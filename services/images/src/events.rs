@@ -149,11 +149,9 @@ async fn finish(
     let Some(t) = task::Entity::find_by_id(task_id).one(&txn).await? else {
         return Ok(());
     };
-    if t.is_finished() {
-        return Ok(());
-    }
     let now = Utc::now();
-    // Claim it: of two reports racing (Postgres), one finishes the task.
+    // Claim it: a replayed report, or the loser of two racing (Postgres),
+    // finds it finished and changes nothing.
     let claimed = task::Entity::update_many()
         .col_expr(
             task::Column::FinishedAt,

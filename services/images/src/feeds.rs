@@ -9,7 +9,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, Order};
 use sea_orm::{Condition, ConnectionTrait, QueryOrder, QuerySelect, Select};
 
-use crate::access::{others_visible, relation};
+use crate::access::{followees, others_visible, relation};
 use crate::entity::{account, image};
 use crate::social::PageQuery;
 use crate::{present, views};
@@ -50,16 +50,8 @@ pub(crate) async fn home(
     Auth(me): Auth,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<views::ImagePage>, ApiError> {
-    use crate::entity::follow;
     let db = &ctx.backends.db;
-    let followed = Expr::col((image::Entity, image::Column::OwnerId)).in_subquery(
-        sea_orm::sea_query::Query::select()
-            .column(follow::Column::FolloweeId)
-            .from(follow::Entity)
-            .and_where(follow::Column::FollowerId.eq(me.user_id))
-            .and_where(follow::Column::Status.eq(follow::ACTIVE))
-            .to_owned(),
-    );
+    let followed = followees(me.user_id);
     let query = image::Entity::find().filter(
         Condition::any()
             .add(image::Column::OwnerId.eq(me.user_id))

@@ -76,7 +76,7 @@ async fn counts<C: ConnectionTrait, E: EntityTrait>(
         .collect())
 }
 
-/// Tags of each image, in insertion order is not kept: sorted.
+/// Tags of each image, sorted.
 pub async fn tags_of<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
@@ -180,32 +180,61 @@ pub async fn images<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// A task's view; derivatives come from its image once it is done.
+/// Views of tasks; done ones carry their image's derivatives (the images
+/// are read in one query).
+pub async fn tasks<C: ConnectionTrait>(
+    ctx: &AppContext,
+    conn: &C,
+    tasks: Vec<task::Model>,
+) -> Result<Vec<views::Task>, ApiError> {
+    let done: HashSet<Uuid> = tasks
+        .iter()
+        .filter(|t| t.status == task::DONE)
+        .map(|t| t.image_id)
+        .collect();
+    let images: HashMap<Uuid, image::Model> = if done.is_empty() {
+        HashMap::new()
+    } else {
+        image::Entity::find()
+            .filter(image::Column::Id.is_in(done))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect()
+    };
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let stored = match images.get(&t.image_id) {
+            Some(img) if t.status == task::DONE => stored_derivatives(img),
+            _ => Vec::new(),
+        };
+        out.push(views::Task {
+            id: t.id,
+            image_id: t.image_id,
+            batch_id: t.batch_id,
+            kind: t.kind,
+            status: t.status,
+            reason: t.reason,
+            derivatives: derivative_links(ctx, stored).await?,
+            callback_url: t.callback_url,
+            callback_state: t.callback_state,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            finished_at: t.finished_at,
+        });
+    }
+    Ok(out)
+}
+
+/// One task's view.
 pub async fn task<C: ConnectionTrait>(
     ctx: &AppContext,
     conn: &C,
     t: task::Model,
 ) -> Result<views::Task, ApiError> {
-    let derivatives = if t.status == task::DONE {
-        match image::Entity::find_by_id(t.image_id).one(conn).await? {
-            Some(img) => derivative_links(ctx, stored_derivatives(&img)).await?,
-            None => Vec::new(),
-        }
-    } else {
-        Vec::new()
-    };
-    Ok(views::Task {
-        id: t.id,
-        image_id: t.image_id,
-        batch_id: t.batch_id,
-        kind: t.kind,
-        status: t.status,
-        reason: t.reason,
-        derivatives,
-        callback_url: t.callback_url,
-        callback_state: t.callback_state,
-        created_at: t.created_at,
-        updated_at: t.updated_at,
-        finished_at: t.finished_at,
-    })
+    tasks(ctx, conn, vec![t])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal("a task view went missing"))
 }

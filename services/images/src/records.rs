@@ -40,28 +40,21 @@ pub(crate) async fn get_image(
     out.pop().map(Json).ok_or_else(image_not_found)
 }
 
-/// Absent: leave as is; `null`: clear; a value: set.
-fn some<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
 /// A change to an image's metadata: absent fields stay, `null` clears.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImagePatch {
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "pinhole_http::nullable")]
     title: Option<Option<String>>,
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "pinhole_http::nullable")]
     description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "pinhole_http::nullable")]
     alt_text: Option<Option<String>>,
     tags: Option<Vec<String>>,
     visibility: Option<String>,
     /// An object `{lat, lon, place_name}`, the string `exif` (the photo's
     /// GPS position), or `null` to clear.
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "pinhole_http::nullable")]
     #[schema(value_type = Option<Object>)]
     location: Option<Option<serde_json::Value>>,
 }

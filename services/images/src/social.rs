@@ -33,14 +33,7 @@ pub(crate) struct PageQuery {
 
 impl PageQuery {
     pub fn limit(&self) -> Result<u64, ApiError> {
-        match &self.limit {
-            None => Ok(20),
-            Some(l) => l
-                .parse::<u64>()
-                .ok()
-                .filter(|l| (1..=100).contains(l))
-                .ok_or_else(|| ApiError::field("limit", "must be a number from 1 to 100")),
-        }
+        pinhole_http::page_limit(self.limit.as_deref())
     }
 
     /// The cursor as an id (pages ordered by UUIDv7 ids).
@@ -169,17 +162,14 @@ pub(crate) async fn list_comments(
         .await?;
     let more = rows.len() as u64 > limit;
     let rows: Vec<comment::Model> = rows.into_iter().take(limit as usize).collect();
-    let mut people = authors(db, rows.iter().map(|c| c.author_id).collect()).await?;
+    let people = authors(db, rows.iter().map(|c| c.author_id).collect()).await?;
     let next_cursor = more
         .then(|| rows.last().map(|c| c.id.to_string()))
         .flatten();
     let items = rows
         .into_iter()
         .filter_map(|c| {
-            let author = people
-                .get(&c.author_id)
-                .cloned()
-                .or_else(|| people.remove(&c.author_id))?;
+            let author = people.get(&c.author_id).cloned()?;
             Some(views::Comment {
                 id: c.id,
                 image_id: c.image_id,

@@ -166,15 +166,14 @@ pub(crate) async fn list_tasks(
         .all(&ctx.backends.db)
         .await?;
     let mut counts = views::TaskCounts::default();
-    let mut items = Vec::with_capacity(rows.len());
-    for t in rows {
+    for t in &rows {
         match t.status.as_str() {
             task::QUEUED => counts.queued += 1,
             task::PROCESSING => counts.processing += 1,
             task::DONE => counts.done += 1,
             _ => counts.failed += 1,
         }
-        items.push(present::task(&ctx, &ctx.backends.db, t).await?);
     }
+    let items = present::tasks(&ctx, &ctx.backends.db, rows).await?;
     Ok(Json(views::TaskList { items, counts }))
 }

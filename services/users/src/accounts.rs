@@ -9,7 +9,7 @@ use pinhole_auth::password;
 use pinhole_http::{ApiError, ApiJson, AppContext, Auth};
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue, IntoActiveModel};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
@@ -149,22 +149,17 @@ pub(crate) async fn me(
     Ok(Json(account(db, me).await?))
 }
 
-/// Absent: leave as is; `null`: clear; a value: set.
-fn some<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateMe {
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "pinhole_http::nullable")]
     display_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "pinhole_http::nullable")]
     bio: Option<Option<String>>,
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "pinhole_http::nullable")]
     website: Option<Option<String>>,
     /// An image of yours to show as avatar.
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "pinhole_http::nullable")]
     avatar_image_id: Option<Option<Uuid>>,
     /// Followers must be approved; posts are for them only.
     is_private: Option<bool>,

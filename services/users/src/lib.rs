@@ -204,14 +204,7 @@ struct PageQuery {
 
 impl PageQuery {
     fn parse(&self) -> Result<(Option<i64>, u64), ApiError> {
-        let limit = match &self.limit {
-            None => 20,
-            Some(l) => l
-                .parse::<u64>()
-                .ok()
-                .filter(|l| (1..=100).contains(l))
-                .ok_or_else(|| ApiError::field("limit", "must be a number from 1 to 100"))?,
-        };
+        let limit = pinhole_http::page_limit(self.limit.as_deref())?;
         let cursor = match &self.cursor {
             None => None,
             Some(c) => Some(

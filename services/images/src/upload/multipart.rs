@@ -131,7 +131,7 @@ pub(crate) async fn upload(
             ),
         )
     })?;
-    let _permit = PERMITS.acquire().await.map_err(ApiError::internal)?;
+    let permit = PERMITS.acquire().await.map_err(ApiError::internal)?;
     let max = ctx.settings.max_upload_bytes;
     let mut file: Option<BytesMut> = None;
     let mut pairs: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -204,6 +204,6 @@ pub(crate) async fn upload(
         .ok_or_else(|| ApiError::field("file", "a non-empty `file` part is required"))?;
     let staged = stage(&ctx, file.freeze()).await?;
     let accepted = ingest(&ctx, me.user_id, staged, fields).await?;
-    drop(_permit);
+    drop(permit);
     respond(&ctx, accepted, wait).await
 }

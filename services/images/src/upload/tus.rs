@@ -496,10 +496,6 @@ async fn receive(
     }
     if up.length.is_some_and(|l| l == up.offset) {
         let response = finish(ctx, up.clone()).await?;
-        let up = upload::Entity::find_by_id(up.id)
-            .one(&ctx.backends.db)
-            .await?
-            .unwrap_or(up);
         return Ok((up, Some(response)));
     }
     Ok((up, None))
@@ -512,6 +508,7 @@ async fn append(
     part: Bytes,
     length: Option<u64>,
 ) -> Result<upload::Model, ApiError> {
+    let up_offset = up.offset;
     let mut chunks: Vec<String> = serde_json::from_str(&up.chunks).unwrap_or_default();
     let key = format!(
         "uploads/{}/{:020}-{}",
@@ -526,20 +523,20 @@ async fn append(
             .map_err(ApiError::unavailable)?;
         chunks.push(key.clone());
     }
-    let expires = Utc::now() + chrono::Duration::from_std(LIFETIME).unwrap_or_default();
+    let moved_to = upload::Model {
+        offset: up.offset + n,
+        chunks: serde_json::to_string(&chunks).map_err(ApiError::internal)?,
+        length: length.map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
+        expires_at: Utc::now() + chrono::Duration::from_std(LIFETIME).unwrap_or_default(),
+        ..up
+    };
     let moved = upload::Entity::update_many()
-        .col_expr(upload::Column::Offset, Expr::value(up.offset + n))
-        .col_expr(
-            upload::Column::Chunks,
-            Expr::value(serde_json::to_string(&chunks).map_err(ApiError::internal)?),
-        )
-        .col_expr(
-            upload::Column::Length,
-            Expr::value(length.map(|l| i64::try_from(l).unwrap_or(i64::MAX))),
-        )
-        .col_expr(upload::Column::ExpiresAt, Expr::value(expires))
-        .filter(upload::Column::Id.eq(up.id))
-        .filter(upload::Column::Offset.eq(up.offset))
+        .col_expr(upload::Column::Offset, Expr::value(moved_to.offset))
+        .col_expr(upload::Column::Chunks, Expr::value(moved_to.chunks.clone()))
+        .col_expr(upload::Column::Length, Expr::value(moved_to.length))
+        .col_expr(upload::Column::ExpiresAt, Expr::value(moved_to.expires_at))
+        .filter(upload::Column::Id.eq(moved_to.id))
+        .filter(upload::Column::Offset.eq(up_offset))
         .filter(upload::Column::ImageId.is_null())
         .exec(&ctx.backends.db)
         .await?
@@ -552,10 +549,7 @@ async fn append(
             "another request changed this upload first; ask HEAD for the offset",
         ));
     }
-    upload::Entity::find_by_id(up.id)
-        .one(&ctx.backends.db)
-        .await?
-        .ok_or_else(upload_not_found)
+    Ok(moved_to)
 }
 
 /// Reads (and drops) what is left of a body, up to `limit` bytes, before an
