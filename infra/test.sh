@@ -6,15 +6,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# C toolchain for the crates that compile C (librdkafka, SQLite, aws-lc).
+# C toolchain for the crates that compile C (librdkafka, SQLite, aws-lc,
+# mozjpeg with its SIMD code in nasm, libwebp).
 missing=()
-for tool in cc c++ make perl; do
+for tool in cc c++ make perl nasm; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test: installing a C toolchain (missing: ${missing[*]})" >&2
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential perl >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential perl nasm >&2
 fi
 command -v cargo >/dev/null || { echo "test: cargo is required (https://rustup.rs)" >&2; exit 1; }
 

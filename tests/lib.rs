@@ -1,6 +1,9 @@
 //! Cross-role tests live beside this file; see Cargo.toml for the list.
 //! What they share is here.
 
+pub mod app;
+pub mod bench;
+
 use std::path::Path;
 
 use pinhole_config::{BlobUrl, BusUrl, CacheUrl, DatabaseUrl, KafkaSettings, Settings};

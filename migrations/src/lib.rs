@@ -7,6 +7,7 @@ mod m20261121_000001_outbox;
 mod m20261121_000002_outbox_failures;
 mod m20261121_000003_accounts;
 mod m20261121_000004_images;
+mod m20261121_000005_versions;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_outbox_failures::Migration),
             Box::new(m20261121_000003_accounts::Migration),
             Box::new(m20261121_000004_images::Migration),
+            Box::new(m20261121_000005_versions::Migration),
         ]
     }
 }

@@ -12,21 +12,13 @@ use std::time::{Duration, Instant};
 
 use pinhole_config::Settings;
 use reqwest::multipart::{Form, Part};
+use pinhole_tests::app::variant;
+use pinhole_tests::bench::{ms, percentile};
 use serde_json::{Value, json};
 
 const CLIENTS: usize = 16;
 const PER_CLIENT: usize = 8;
 const TARGET_BYTES: usize = 5 * 1024 * 1024;
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[index]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
 
 /// A real 3840×2160 photo re-encoded to about 5 MB.
 fn five_mb_jpeg() -> anyhow::Result<Vec<u8>> {
@@ -49,17 +41,6 @@ fn five_mb_jpeg() -> anyhow::Result<Vec<u8>> {
     }
     anyhow::ensure!(!best.is_empty(), "could not reach 5 MB");
     Ok(best)
-}
-
-/// The same JPEG with a distinct comment: other bytes (no dedup), same picture.
-fn variant(jpeg: &[u8], n: usize) -> Vec<u8> {
-    let text = format!("bench variant {n}");
-    let mut out = jpeg[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xFE]);
-    out.extend_from_slice(&u16::try_from(text.len() + 2).unwrap_or(0).to_be_bytes());
-    out.extend_from_slice(text.as_bytes());
-    out.extend_from_slice(&jpeg[2..]);
-    out
 }
 
 struct Figures {

@@ -82,6 +82,12 @@ const KNOWN_KEYS: &[&str] = &[
     "max_image_pixels",
     "callback_allow_private",
     "bus_namespace",
+    "transform_keys",
+    "transform_presets",
+    "transform_unsigned_presets",
+    "transform_max_output_pixels",
+    "transform_max_source_pixels",
+    "processing_time_limit",
 ];
 
 /// Settings as written by a person: every field optional or defaulted.
@@ -104,6 +110,12 @@ struct RawSettings {
     max_image_pixels: u64,
     callback_allow_private: bool,
     bus_namespace: String,
+    transform_keys: Option<String>,
+    transform_presets: String,
+    transform_unsigned_presets: String,
+    transform_max_output_pixels: u64,
+    transform_max_source_pixels: u64,
+    processing_time_limit: u64,
 }
 
 impl Default for RawSettings {
@@ -125,6 +137,12 @@ impl Default for RawSettings {
             max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
             callback_allow_private: false,
             bus_namespace: String::new(),
+            transform_keys: None,
+            transform_presets: String::new(),
+            transform_unsigned_presets: "thumb,small,medium,large".into(),
+            transform_max_output_pixels: 16 * 1024 * 1024,
+            transform_max_source_pixels: 50_000_000,
+            processing_time_limit: 60,
         }
     }
 }
@@ -174,6 +192,20 @@ pub struct Settings {
     /// Prefix (`NAMESPACE.`) of every topic and consumer group, so several
     /// deployments can share a Kafka cluster; empty: none.
     pub bus_namespace: String,
+    /// `HEXKEY:HEXSALT` pairs (comma-separated) signing on-demand transform
+    /// URLs; the first signs, any verifies. `None`: one pair derived from the
+    /// signing key.
+    pub transform_keys: Option<SecretString>,
+    /// Extra named transform presets, `name=options;name=options`.
+    pub transform_presets: String,
+    /// Presets served without a signature (comma-separated names).
+    pub transform_unsigned_presets: Vec<String>,
+    /// The most pixels a transform may output.
+    pub transform_max_output_pixels: u64,
+    /// The most pixels an original may have to be transformed on demand.
+    pub transform_max_source_pixels: u64,
+    /// How long the thumbnails role may work on one image.
+    pub processing_time_limit: std::time::Duration,
 }
 
 impl Settings {
@@ -366,7 +398,58 @@ impl RawSettings {
                 "up to 100 characters of [A-Za-z0-9_-], or empty",
             ));
         }
+        let transform_keys = match self.transform_keys {
+            Some(k) if !valid_key_pairs(&k) => {
+                return Err(ConfigError::invalid(
+                    "transform_keys",
+                    "it is not a list of hex key:salt pairs",
+                    "HEXKEY:HEXSALT[,HEXKEY:HEXSALT...], keys of at least 16 bytes",
+                ));
+            }
+            other => other.map(SecretString::from),
+        };
+        for (name, value, max, expected) in [
+            (
+                "transform_max_output_pixels",
+                self.transform_max_output_pixels,
+                1u64 << 30,
+                "a number of pixels from 1 to 1073741824",
+            ),
+            (
+                "transform_max_source_pixels",
+                self.transform_max_source_pixels,
+                1u64 << 40,
+                "a number of pixels from 1 to 1099511627776",
+            ),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(ConfigError::invalid(
+                    name,
+                    format!("{value} is out of range"),
+                    expected,
+                ));
+            }
+        }
+        if !(1..=3600).contains(&self.processing_time_limit) {
+            return Err(ConfigError::invalid(
+                "processing_time_limit",
+                format!("{} is out of range", self.processing_time_limit),
+                "a number of seconds from 1 to 3600",
+            ));
+        }
         Ok(Settings {
+            transform_keys,
+            transform_presets: self.transform_presets,
+            transform_unsigned_presets: self
+                .transform_unsigned_presets
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            transform_max_output_pixels: self.transform_max_output_pixels,
+            transform_max_source_pixels: self.transform_max_source_pixels,
+            processing_time_limit: std::time::Duration::from_secs(self.processing_time_limit),
             bus_namespace: self.bus_namespace,
             max_upload_bytes: self.max_upload_bytes,
             max_image_pixels: self.max_image_pixels,
@@ -385,6 +468,16 @@ impl RawSettings {
             bus_partitions: self.bus_partitions,
         })
     }
+}
+
+/// `HEXKEY:HEXSALT[,…]` with keys of at least 16 bytes.
+fn valid_key_pairs(s: &str) -> bool {
+    let hex = |h: &str| h.len() % 2 == 0 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    s.split(',').all(|pair| {
+        pair.trim()
+            .split_once(':')
+            .is_some_and(|(k, salt)| hex(k) && k.len() >= 32 && hex(salt))
+    })
 }
 
 /// S3 credentials not given in the URL come from the standard AWS variables.

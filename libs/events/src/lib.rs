@@ -144,22 +144,32 @@ pub mod images {
     pub const PROCESSING: &str = "image.processing";
     pub const PROCESSED: &str = "image.processed";
     pub const PROCESSING_FAILED: &str = "image.processing_failed";
+    pub const EDIT_REQUESTED: &str = "image.edit_requested";
+    pub const EDITED: &str = "image.edited";
+    /// A [`ProcessJob`] on the background topic (re-processing, backfills).
+    pub const REPROCESS: &str = "image.reprocess";
     pub const COMMENT_CREATED: &str = "comment.created";
     pub const COMMENT_DELETED: &str = "comment.deleted";
     pub const LIKE_CREATED: &str = "like.created";
     pub const LIKE_REMOVED: &str = "like.removed";
 
-    /// The job the thumbnails role works on: an original to process.
+    /// The job the thumbnails role works on: an original to process. Fresh
+    /// uploads go to the urgent topic with their task; re-processing and
+    /// backfills go to the background topic without one.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct ProcessJob {
         pub image_id: Uuid,
-        pub task_id: Uuid,
+        #[serde(default)]
+        pub task_id: Option<Uuid>,
         pub owner_id: Uuid,
         pub sha256: String,
         /// `jpeg`, `png`, `gif`, `webp`, `heic` or `avif`.
         pub format: String,
         /// Blob key of the original.
         pub original_key: String,
+        /// Make everything again even where a finished set is stored.
+        #[serde(default)]
+        pub force: bool,
     }
 
     /// A derivative the thumbnails role stored.
@@ -177,22 +187,75 @@ pub mod images {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct Processing {
         pub image_id: Uuid,
-        pub task_id: Uuid,
+        #[serde(default)]
+        pub task_id: Option<Uuid>,
     }
 
-    /// `image.processed`: the derivatives are stored.
+    /// `image.processed`: the derivatives of content `sha256` are stored.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct Processed {
         pub image_id: Uuid,
-        pub task_id: Uuid,
+        #[serde(default)]
+        pub task_id: Option<Uuid>,
+        #[serde(default)]
+        pub sha256: String,
         pub derivatives: Vec<Derivative>,
+        /// Placeholder, dominant colour, perceptual hash and faces.
+        #[serde(default)]
+        pub analysis: Option<serde_json::Value>,
+        /// Version of the pipeline that made them.
+        #[serde(default)]
+        pub pipeline: u32,
+    }
+
+    /// An original: its content hash, format and blob key.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Source {
+        pub sha256: String,
+        pub format: String,
+        pub original_key: String,
+    }
+
+    /// `image.edit_requested` (thumbnails urgent topic): make a new version
+    /// of `image_id` from version `base_version` by `operations`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct EditJob {
+        pub image_id: Uuid,
+        pub task_id: Uuid,
+        pub owner_id: Uuid,
+        pub base_version: i32,
+        pub base: Source,
+        /// The edit operations, as the client sent them (validated).
+        pub operations: serde_json::Value,
+        /// The image a watermark operation places, if any.
+        #[serde(default)]
+        pub watermark: Option<Source>,
+    }
+
+    /// `image.edited`: the new version's original and derivatives are
+    /// stored.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Edited {
+        pub image_id: Uuid,
+        pub task_id: Uuid,
+        pub base_version: i32,
+        pub original: Source,
+        pub width: u32,
+        pub height: u32,
+        pub size: u64,
+        pub derivatives: Vec<Derivative>,
+        #[serde(default)]
+        pub analysis: Option<serde_json::Value>,
+        pub pipeline: u32,
+        pub operations: serde_json::Value,
     }
 
     /// `image.processing_failed`: the original could not be processed.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct ProcessingFailed {
         pub image_id: Uuid,
-        pub task_id: Uuid,
+        #[serde(default)]
+        pub task_id: Option<Uuid>,
         pub reason: String,
     }
 }

@@ -62,6 +62,14 @@ pub mod image {
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
         pub published_at: Option<DateTimeUtc>,
+        /// The current version (1 until an edit replaces it).
+        pub version: i32,
+        /// Placeholder, dominant colour, perceptual hash, faces (JSON).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub analysis: Option<String>,
+        /// The thumbnails pipeline version that made the derivatives.
+        pub pipeline: Option<i32>,
+        pub processed_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -261,6 +269,38 @@ pub mod block {
         pub blocker_id: Uuid,
         #[sea_orm(primary_key, auto_increment = false)]
         pub blocked_id: Uuid,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod image_version {
+    use sea_orm::entity::prelude::*;
+
+    /// A version of an image replaced by an edit, kept until deleted.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "image_versions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub image_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version: i32,
+        pub sha256: String,
+        pub format: String,
+        pub width: i32,
+        pub height: i32,
+        pub size: i64,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub derivatives: Option<String>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub analysis: Option<String>,
+        /// The edit operations that made this version (none for the upload).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub edits: Option<String>,
+        pub created_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

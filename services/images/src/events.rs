@@ -4,7 +4,9 @@
 
 use chrono::Utc;
 use pinhole_bus::{HandleError, Record};
-use pinhole_events::images::{self as kinds, ProcessJob, Processed, Processing, ProcessingFailed};
+use pinhole_events::images::{
+    self as kinds, Edited, ProcessJob, Processed, Processing, ProcessingFailed,
+};
 use pinhole_events::{Envelope, OutgoingEvent, topics};
 use pinhole_http::AppContext;
 use sea_orm::ActiveValue::Set;
@@ -59,7 +61,8 @@ pub fn uploaded(img: &image::Model, tags: &[String], t: &task::Model) -> Vec<Out
     data["task_id"] = json!(t.id);
     let job = ProcessJob {
         image_id: img.id,
-        task_id: t.id,
+        task_id: Some(t.id),
+        force: false,
         owner_id: img.owner_id,
         sha256: img.sha256.clone(),
         format: img.format.clone(),
@@ -96,6 +99,9 @@ pub async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError>
     match env.kind.as_str() {
         kinds::PROCESSING => {
             let p: Processing = payload(&env)?;
+            let Some(task_id) = p.task_id else {
+                return Ok(());
+            };
             task::Entity::update_many()
                 .col_expr(
                     task::Column::Status,
@@ -105,19 +111,23 @@ pub async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError>
                     task::Column::UpdatedAt,
                     sea_orm::sea_query::Expr::value(Utc::now()),
                 )
-                .filter(task::Column::Id.eq(p.task_id))
+                .filter(task::Column::Id.eq(task_id))
                 .filter(task::Column::Status.eq(task::QUEUED))
                 .exec(&ctx.backends.db)
                 .await?;
-            tasks::notify(p.task_id);
+            tasks::notify(task_id);
         }
         kinds::PROCESSED => {
             let p: Processed = payload(&env)?;
-            finish(ctx, p.image_id, p.task_id, Ok(p.derivatives)).await?;
+            finish(ctx, p.image_id, p.task_id, Outcome::Processed(p)).await?;
+        }
+        kinds::EDITED => {
+            let e: Edited = payload(&env)?;
+            finish(ctx, e.image_id, Some(e.task_id), Outcome::Edited(e)).await?;
         }
         kinds::PROCESSING_FAILED => {
             let p: ProcessingFailed = payload(&env)?;
-            finish(ctx, p.image_id, p.task_id, Err(p.reason)).await?;
+            finish(ctx, p.image_id, p.task_id, Outcome::Failed(p.reason)).await?;
         }
         "user.deleted" => {
             let Some(user_id) = env
@@ -138,42 +148,80 @@ pub async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError>
     Ok(())
 }
 
-/// Ends a task (idempotent: a replayed report changes nothing).
+/// A backfill's report arrived (it counts progress by `processed_at`).
+async fn mark_attempted<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    image::Entity::update_many()
+        .col_expr(
+            image::Column::ProcessedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(image::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// What the thumbnails role reported.
+enum Outcome {
+    Processed(Processed),
+    Edited(Edited),
+    Failed(String),
+}
+
+/// Records a report on an image and ends its task, if it has one
+/// (idempotent: a replayed report finds the task finished and changes
+/// nothing; a report without a task, from a backfill, is applied only while
+/// the image still shows the content it was made from).
 async fn finish(
     ctx: &AppContext,
     image_id: Uuid,
-    task_id: Uuid,
-    outcome: Result<Vec<kinds::Derivative>, String>,
+    task_id: Option<Uuid>,
+    outcome: Outcome,
 ) -> Result<(), HandleError> {
+    let retry = |e: pinhole_http::ApiError| HandleError::Retry(e.message);
     let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
-    let Some(t) = task::Entity::find_by_id(task_id).one(&txn).await? else {
-        return Ok(());
-    };
     let now = Utc::now();
-    // Claim it: a replayed report, or the loser of two racing (Postgres),
-    // finds it finished and changes nothing.
-    let claimed = task::Entity::update_many()
-        .col_expr(
-            task::Column::FinishedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(task::Column::Id.eq(task_id))
-        .filter(task::Column::FinishedAt.is_null())
-        .exec(&txn)
-        .await?
-        .rows_affected
-        == 1;
-    if !claimed {
-        return Ok(());
-    }
+    let t = match task_id {
+        None => None,
+        Some(task_id) => {
+            let Some(t) = task::Entity::find_by_id(task_id).one(&txn).await? else {
+                return Ok(());
+            };
+            // Claim it: a replayed report, or the loser of two racing
+            // (Postgres), finds it finished and changes nothing.
+            let claimed = task::Entity::update_many()
+                .col_expr(
+                    task::Column::FinishedAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(task::Column::Id.eq(task_id))
+                .filter(task::Column::FinishedAt.is_null())
+                .exec(&txn)
+                .await?
+                .rows_affected
+                == 1;
+            if !claimed {
+                return Ok(());
+            }
+            Some(t)
+        }
+    };
     let img = image::Entity::find_by_id(image_id).one(&txn).await?;
     let mut events = Vec::new();
-    let (status, reason) = match (&outcome, img) {
-        (Ok(derivatives), Some(img)) => {
+    let mut collect = None;
+    let (status, reason) = match (outcome, img) {
+        (Outcome::Processed(p), Some(img)) if p.sha256.is_empty() || p.sha256 == img.sha256 => {
             let first_publish = img.published_at.is_none();
             let mut active = img.clone().into_active_model();
             active.status = Set(image::READY.to_owned());
-            active.derivatives = Set(serde_json::to_string(derivatives).ok());
+            active.derivatives = Set(serde_json::to_string(&p.derivatives).ok());
+            active.analysis = Set(p.analysis.as_ref().map(ToString::to_string));
+            active.pipeline = Set(i32::try_from(p.pipeline).ok());
+            active.processed_at = Set(Some(now));
             active.updated_at = Set(now);
             if first_publish {
                 active.published_at = Set(Some(now));
@@ -182,26 +230,77 @@ async fn finish(
             if first_publish {
                 let tags = crate::present::tags_of(&txn, &[img.id])
                     .await
-                    .map_err(|e| HandleError::Retry(e.message))?
+                    .map_err(retry)?
                     .remove(&img.id)
                     .unwrap_or_default();
                 let mut data = image_data(&img, &tags);
-                data["derivatives"] = json!(derivatives);
+                data["derivatives"] = json!(p.derivatives);
                 events.push(event(kinds::PUBLISHED, img.id, data));
             }
             (task::DONE, None)
         }
-        (Err(reason), Some(img)) => {
+        // Made from content the image no longer shows (an edit came first).
+        (Outcome::Processed(_), Some(img)) => {
+            mark_attempted(&txn, img.id, now).await?;
+            (task::DONE, None)
+        }
+        (Outcome::Edited(e), Some(img)) => {
+            match crate::edits::apply_edited(ctx, &txn, img, &e)
+                .await
+                .map_err(retry)?
+            {
+                Ok(img) => {
+                    let tags = crate::present::tags_of(&txn, &[img.id])
+                        .await
+                        .map_err(retry)?
+                        .remove(&img.id)
+                        .unwrap_or_default();
+                    let mut data = image_data(&img, &tags);
+                    data["version"] = json!(img.version);
+                    data["derivatives"] = json!(e.derivatives);
+                    events.push(event(kinds::UPDATED, img.id, data));
+                    (task::DONE, None)
+                }
+                Err(reason) => (task::FAILED, Some(reason)),
+            }
+        }
+        (Outcome::Failed(reason), Some(img)) => {
+            if task_id.is_none() {
+                mark_attempted(&txn, img.id, now).await?;
+            }
             if img.status == image::PROCESSING {
                 let mut active = img.into_active_model();
                 active.status = Set(image::FAILED.to_owned());
                 active.updated_at = Set(now);
                 active.update(&txn).await?;
             }
-            (task::FAILED, Some(reason.clone()))
+            (task::FAILED, Some(reason))
         }
-        (_, None) => (task::FAILED, Some("the image was deleted".to_owned())),
+        (outcome, None) => {
+            if let Outcome::Edited(e) = outcome
+                && let Some(format) = pinhole_media::Format::parse(&e.original.format)
+            {
+                // The edit's result belongs to nobody: count it, uncounted,
+                // so it is collected.
+                crate::store::lock(&txn, &e.original.sha256).await?;
+                if crate::store::retain_stored(ctx, &txn, &e.original.sha256, format, e.size)
+                    .await
+                    .map_err(retry)?
+                {
+                    crate::store::release(&txn, &e.original.sha256).await?;
+                    collect = Some(e.original.sha256.clone());
+                }
+            }
+            (task::FAILED, Some("the image was deleted".to_owned()))
+        }
     };
+    let Some(t) = t else {
+        ctx.outbox.enqueue(&txn, &events).await?;
+        txn.commit().await?;
+        ctx.outbox.wake();
+        return Ok(());
+    };
+    let task_id = t.id;
     let has_callback = t.callback_url.is_some();
     let mut active = t.into_active_model();
     active.status = Set(status.to_owned());
@@ -219,6 +318,9 @@ async fn finish(
     tasks::notify(task_id);
     if has_callback {
         crate::callback::wake();
+    }
+    if let Some(sha) = collect {
+        let _ = crate::store::collect(ctx, &sha).await;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 mod access;
 pub mod callback;
 pub mod domain;
+mod edits;
 pub mod entity;
 mod events;
 mod feeds;
@@ -47,6 +48,10 @@ pub fn router(ctx: &AppContext) -> OpenApiRouter {
             records::delete_image
         ))
         .routes(routes!(records::original))
+        .routes(routes!(edits::create_edit))
+        .routes(routes!(edits::list_versions))
+        .routes(routes!(edits::version_original))
+        .routes(routes!(edits::delete_version))
         .routes(routes!(social::add_comment, social::list_comments))
         .routes(routes!(social::delete_comment))
         .routes(routes!(social::like_image, social::unlike_image))

@@ -175,6 +175,11 @@ pub async fn images<C: ConnectionTrait>(
             created_at: img.created_at,
             updated_at: img.updated_at,
             published_at: img.published_at,
+            version: img.version,
+            analysis: img
+                .analysis
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok()),
         });
     }
     Ok(out)

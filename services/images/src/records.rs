@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::access::{image_not_found, owned_image, visible_image};
 use crate::domain::{self, Location, Visibility};
-use crate::entity::{image, image_tag, task, upload};
+use crate::entity::{image, image_tag, image_version, task, upload};
 use crate::{events, present, store, views};
 
 pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
@@ -255,6 +255,24 @@ pub async fn remove(ctx: &AppContext, img: image::Model) -> Result<(), ApiError>
         .exec(&txn)
         .await?;
     store::release(&txn, &img.sha256).await?;
+    // Replaced versions hold their own references (the current one's row
+    // shares the image's).
+    let old_versions: Vec<String> = image_version::Entity::find()
+        .filter(image_version::Column::ImageId.eq(img.id))
+        .filter(image_version::Column::Version.ne(img.version))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|v| v.sha256)
+        .collect();
+    for sha in &old_versions {
+        store::lock(&txn, sha).await?;
+        store::release(&txn, sha).await?;
+    }
+    image_version::Entity::delete_many()
+        .filter(image_version::Column::ImageId.eq(img.id))
+        .exec(&txn)
+        .await?;
     crate::upload::bump_post_count(&txn, img.owner_id, -1).await?;
     ctx.outbox
         .enqueue(
@@ -273,9 +291,11 @@ pub async fn remove(ctx: &AppContext, img: image::Model) -> Result<(), ApiError>
         .await?;
     txn.commit().await?;
     ctx.outbox.wake();
-    if let Err(e) = store::collect(ctx, &img.sha256).await {
-        // The periodic sweep collects it later.
-        tracing::warn!(sha256 = %img.sha256, error = %e.message, "could not collect the original yet");
+    for sha in std::iter::once(&img.sha256).chain(&old_versions) {
+        if let Err(e) = store::collect(ctx, sha).await {
+            // The periodic sweep collects it later.
+            tracing::warn!(sha256 = %sha, error = %e.message, "could not collect the original yet");
+        }
     }
     tracing::info!(image_id = %img.id, "image deleted");
     Ok(())

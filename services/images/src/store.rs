@@ -115,6 +115,56 @@ pub async fn retain<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Inside the transaction (after [`lock`]): one more reference to content
+/// that another role stored (an edit's result). False when the object is not
+/// there (collected between its storing and now).
+pub async fn retain_stored<C: ConnectionTrait>(
+    ctx: &AppContext,
+    txn: &C,
+    sha256: &str,
+    format: Format,
+    size: u64,
+) -> Result<bool, ApiError> {
+    let key = original_key(sha256, format);
+    let row = blob::Entity::find_by_id(sha256.to_owned()).one(txn).await?;
+    if !row.as_ref().is_some_and(|b| b.ref_count > 0)
+        && ctx
+            .backends
+            .blobs
+            .head(&key)
+            .await
+            .map_err(ApiError::unavailable)?
+            .is_none()
+    {
+        return Ok(false);
+    }
+    match row {
+        Some(_) => {
+            blob::Entity::update_many()
+                .col_expr(
+                    blob::Column::RefCount,
+                    Expr::col(blob::Column::RefCount).add(1),
+                )
+                .filter(blob::Column::Sha256.eq(sha256))
+                .exec(txn)
+                .await?;
+        }
+        None => {
+            blob::ActiveModel {
+                sha256: Set(sha256.to_owned()),
+                blob_key: Set(key),
+                size: Set(i64::try_from(size).unwrap_or(i64::MAX)),
+                format: Set(format.as_str().to_owned()),
+                ref_count: Set(1),
+                created_at: Set(chrono::Utc::now()),
+            }
+            .insert(txn)
+            .await?;
+        }
+    }
+    Ok(true)
+}
+
 /// Inside the transaction that removes an image: one reference fewer.
 /// Call [`collect`] after committing.
 pub async fn release<C: ConnectionTrait>(txn: &C, sha256: &str) -> Result<(), DbErr> {

@@ -68,6 +68,13 @@ pub struct Image {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
+    /// The current version (edits make new ones).
+    pub version: i32,
+    /// From the thumbnails role once processed: `thumbhash` (base64
+    /// placeholder), `dominant_color` (`#rrggbb`), `phash` (64-bit perceptual
+    /// hash, hex) and `faces` (boxes in displayed pixels).
+    #[schema(value_type = Option<Object>)]
+    pub analysis: Option<serde_json::Value>,
 }
 
 /// A page of images, newest first.

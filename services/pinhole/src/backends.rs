@@ -28,6 +28,8 @@ pub enum StartError {
     Listen(SocketAddr, std::io::Error),
     #[error("signing key {0}: {1}")]
     SigningKey(String, std::io::Error),
+    #[error("{0}")]
+    Settings(String),
 }
 
 fn unreachable(backend: &'static str, url: &impl ToString, reason: impl ToString) -> StartError {

@@ -113,7 +113,16 @@ pub fn app(ctx: &AppContext, roles: &[&str]) -> axum::Router {
         let router = match *role {
             pinhole_users::ROLE => pinhole_users::router(ctx),
             pinhole_images::ROLE => pinhole_images::router(ctx),
-            pinhole_thumbnails::ROLE => pinhole_thumbnails::router(ctx),
+            pinhole_thumbnails::ROLE => {
+                match pinhole_thumbnails::transforms(&ctx.settings, &ctx.signer) {
+                    Ok(t) => pinhole_thumbnails::router(ctx, t),
+                    // `start` checked them first.
+                    Err(e) => {
+                        tracing::error!(error = %e, "transform settings are invalid");
+                        continue;
+                    }
+                }
+            }
             pinhole_search::ROLE => pinhole_search::router(ctx),
             pinhole_sns_sync::ROLE => pinhole_sns_sync::router(ctx),
             pinhole_gateway::ROLE => pinhole_gateway::router(ctx),
@@ -199,6 +208,9 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
         None => bound_url(addr),
     };
     let signer = pinhole_blob::UrlSigner::new(public_url, signing_key(&settings).await?);
+    if roles.contains(&pinhole_thumbnails::ROLE) {
+        pinhole_thumbnails::transforms(&settings, &signer).map_err(StartError::Settings)?;
+    }
     let backends = connect_backends(&settings, &signer).await?;
     pinhole_db::migrate(&backends.db)
         .await

@@ -25,6 +25,12 @@ Settings come from defaults, then the --config TOML file, then PINHOLE_* environ
   PINHOLE_MAX_IMAGE_PIXELS most pixels an uploaded image may have (default 150000000)
   PINHOLE_BUS_NAMESPACE  prefix of every topic and consumer group, to share a Kafka cluster (default none)
   PINHOLE_CALLBACK_ALLOW_PRIVATE true lets task callbacks reach private/loopback addresses (default false)
+  PINHOLE_TRANSFORM_KEYS HEXKEY:HEXSALT[,...] signing /t/ transform URLs; first signs, any verifies (default: from the signing key)
+  PINHOLE_TRANSFORM_PRESETS extra named transforms, name=options;name=options (default none)
+  PINHOLE_TRANSFORM_UNSIGNED_PRESETS presets served without a signature (default thumb,small,medium,large)
+  PINHOLE_TRANSFORM_MAX_OUTPUT_PIXELS most pixels a transform may output (default 16777216)
+  PINHOLE_TRANSFORM_MAX_SOURCE_PIXELS most pixels an original may have to be transformed (default 50000000)
+  PINHOLE_PROCESSING_TIME_LIMIT seconds the thumbnails role may spend on one image (default 60)
 In the TOML file, use the same names in lower case without the prefix: listen = \"0.0.0.0:8080\".";
 
 /// Pinhole: a social photo-sharing backend.
@@ -58,6 +64,50 @@ enum Command {
     },
     /// Apply pending database migrations, then exit.
     Migrate {
+        /// A TOML file of settings (see below).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Derivatives and on-demand transforms.
+    Thumbnails {
+        #[command(subcommand)]
+        command: ThumbnailsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ThumbnailsCommand {
+    /// Queue re-processing of stored images on the background topic (served
+    /// by running thumbnails workers, never ahead of fresh uploads) and show
+    /// their progress: images whose derivatives are missing or were made by
+    /// an older pipeline, or every processed image with --all.
+    Backfill {
+        /// Re-make every processed image's derivatives.
+        #[arg(long)]
+        all: bool,
+        /// At most this many images.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Queue and exit without following progress.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up following after this many seconds (the jobs stay queued).
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        /// A TOML file of settings (see below).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Print a signed transform URL path: /t/SIGNATURE/OPTIONS/IMAGE_ID.EXT
+    /// (prefixed with the public URL when one is set).
+    SignUrl {
+        /// Comma-separated options, e.g. rs:fill:300:200,g:face,q:80
+        options: String,
+        /// The image id.
+        image_id: uuid::Uuid,
+        /// Output extension: jpg, png, webp, gif or auto.
+        #[arg(default_value = "jpg")]
+        ext: String,
         /// A TOML file of settings (see below).
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -121,6 +171,10 @@ async fn run(cli: Cli) -> ExitCode {
             init_tracing(settings.log_format);
             let server = match pinhole::start(settings, &roles.0).await {
                 Ok(server) => server,
+                Err(e @ pinhole::StartError::Settings(_)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::FAILURE;
@@ -134,6 +188,7 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Thumbnails { command } => thumbnails(command).await,
         Command::Migrate { config } => {
             let settings = match load_settings(config.as_deref()) {
                 Ok(s) => s,
@@ -163,6 +218,127 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+async fn thumbnails(command: ThumbnailsCommand) -> ExitCode {
+    match command {
+        ThumbnailsCommand::SignUrl {
+            options,
+            image_id,
+            ext,
+            config,
+        } => {
+            let settings = match load_settings(config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let key = match pinhole::signing_key(&settings).await {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let base = settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| url::Url::parse("http://localhost/").unwrap_or_else(|_| unreachable!()));
+            let links = pinhole_blob::UrlSigner::new(base, key);
+            match pinhole_thumbnails::transform_signer(&settings, &links) {
+                Ok(signer) => {
+                    let path = signer.url_path(&options, &image_id.to_string(), &ext);
+                    match &settings.public_url {
+                        Some(u) => println!("{}{path}", u.as_str().trim_end_matches('/')),
+                        None => println!("{path}"),
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: PINHOLE_TRANSFORM_KEYS: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        ThumbnailsCommand::Backfill {
+            all,
+            limit,
+            no_wait,
+            timeout,
+            config,
+        } => {
+            let settings = match load_settings(config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            init_tracing(settings.log_format);
+            match backfill(&settings, all, limit, no_wait, timeout).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn backfill(
+    settings: &Settings,
+    all: bool,
+    limit: Option<u64>,
+    no_wait: bool,
+    timeout: u64,
+) -> anyhow::Result<ExitCode> {
+    use pinhole_thumbnails::backfill as bf;
+    let links = pinhole_blob::UrlSigner::new(
+        url::Url::parse("http://localhost/")?,
+        pinhole::signing_key(settings).await?,
+    );
+    let backends = pinhole::connect_backends(settings, &links).await?;
+    pinhole_db::migrate(&backends.db).await?;
+    let jobs = bf::select(&backends.db, bf::Selection { all, limit }).await?;
+    if jobs.is_empty() {
+        println!("nothing to backfill");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let since = chrono::Utc::now();
+    bf::enqueue(&backends.bus, &jobs).await?;
+    println!("queued {} images on the background topic", jobs.len());
+    if no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.image_id).collect();
+    let bar = indicatif::ProgressBar::new(ids.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} images ({per_sec}, eta {eta}) {msg}",
+        )?
+        .progress_chars("=> "),
+    );
+    let (done, failed) = bf::follow(
+        &backends.db,
+        &ids,
+        since,
+        std::time::Duration::from_secs(timeout),
+        |reported, failed| {
+            bar.set_position(reported);
+            if failed > 0 {
+                bar.set_message(format!("{failed} failed"));
+            }
+        },
+    )
+    .await?;
+    bar.finish();
+    println!(
+        "{done} of {} re-processed ({failed} failed)",
+        ids.len()
+    );
+    Ok(if done < ids.len() as u64 {
+        eprintln!("timed out: the rest stay queued for the workers");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn main() -> ExitCode {

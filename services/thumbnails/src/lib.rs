@@ -1,36 +1,92 @@
 //! The `thumbnails` role: derivative images, on-demand signed transforms and
 //! edit operations.
 //!
-//! Its routes are mounted by `pinhole serve` when the role is selected; its
-//! worker (started by [`background`]) consumes upload jobs from the urgent
-//! topic and reports progress as image events.
+//! Its routes (`/t/…` transforms) are mounted by `pinhole serve` when the
+//! role is selected; its workers (started by [`background`]) consume upload
+//! and edit jobs from the urgent topic and re-processing jobs from the
+//! background topic, and report progress as image events.
 
+pub mod backfill;
+mod pipeline;
+mod transform;
 mod worker;
 
+use std::sync::Arc;
+
+use pinhole_blob::UrlSigner;
+use pinhole_config::Settings;
 use pinhole_http::AppContext;
+use pinhole_transform::{Caps, Presets, Signer};
+use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub use worker::{Made, derivative_key, make_derivatives};
+pub use pipeline::{PIPELINE, process};
+pub use transform::Transforms;
+pub use worker::{Lane, Manifest, derivative_key, derivative_prefix};
 
 /// The role's name in `pinhole serve --roles`.
 pub const ROLE: &str = "thumbnails";
 
-/// Consumer group of the upload workers.
+/// Consumer group of the urgent workers (uploads, edits).
 pub const GROUP: &str = "thumbnails";
 
-/// The role's HTTP routes.
-pub fn router(ctx: &AppContext) -> OpenApiRouter {
-    OpenApiRouter::new().with_state(ctx.clone())
+/// Consumer group of the background workers (re-processing, backfills).
+pub const BACKGROUND_GROUP: &str = "thumbnails-background";
+
+/// The transform URL signer: the configured key/salt pairs, or one pair
+/// derived from the signing key (so `pinhole serve` with no settings signs
+/// and verifies consistently across restarts).
+pub fn transform_signer(settings: &Settings, links: &UrlSigner) -> Result<Signer, String> {
+    match &settings.transform_keys {
+        Some(pairs) => {
+            pinhole_transform::parse_key_pairs(pairs.expose_secret()).map(Signer::new).map_err(|e| e.to_string())
+        }
+        None => Ok(Signer::new(vec![(
+            links.sign_message(b"pinhole transform key").into_bytes(),
+            links.sign_message(b"pinhole transform salt").into_bytes(),
+        )])),
+    }
 }
 
-/// Starts the role's workers.
+/// Signer, presets and caps from the settings; an error names the setting.
+pub fn transforms(settings: &Settings, links: &UrlSigner) -> Result<Transforms, String> {
+    let signer = transform_signer(settings, links).map_err(|e| format!("PINHOLE_TRANSFORM_KEYS: {e}"))?;
+    let presets = Presets::standard()
+        .with(&settings.transform_presets)
+        .map_err(|e| format!("PINHOLE_TRANSFORM_PRESETS: {e}"))?
+        .allow_unsigned(&settings.transform_unsigned_presets)
+        .map_err(|e| format!("PINHOLE_TRANSFORM_UNSIGNED_PRESETS: {e}"))?;
+    Ok(Transforms {
+        signer: Arc::new(signer),
+        presets: Arc::new(presets),
+        caps: Caps {
+            max_output_pixels: settings.transform_max_output_pixels,
+            max_dimension: 8192,
+        },
+    })
+}
+
+/// The role's HTTP routes.
+pub fn router(ctx: &AppContext, transforms: Transforms) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(transform::transform))
+        .with_state((ctx.clone(), transforms))
+}
+
+/// Starts the role's workers: one urgent group member per core, and
+/// cores − 1 (at least one) background members.
 pub fn background(ctx: &AppContext) -> Vec<JoinHandle<()>> {
-    // One group member per core: each takes its share of the partitions.
-    let workers = std::thread::available_parallelism()
+    let cores = std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(2);
-    (0..workers)
-        .map(|_| tokio::spawn(worker::run(ctx.clone())))
-        .collect()
+    let mut workers: Vec<JoinHandle<()>> = (0..cores)
+        .map(|_| tokio::spawn(worker::run(ctx.clone(), Lane::Urgent)))
+        .collect();
+    workers.extend(
+        (0..cores.saturating_sub(1).max(1))
+            .map(|_| tokio::spawn(worker::run(ctx.clone(), Lane::Background))),
+    );
+    workers
 }

@@ -1,130 +1,92 @@
-//! The upload worker: for each `image.uploaded` job on the urgent topic it
-//! reports `image.processing`, decodes the original once (EXIF orientation
-//! applied), stores the standard derivatives under content-addressed keys
-//! (the original's SHA-256, so replays and duplicate uploads overwrite the
-//! same objects), and reports `image.processed` or, for an image that
-//! cannot be decoded, `image.processing_failed` with the reason.
+//! The workers. Urgent ones (one group member per core on the urgent topic)
+//! take fresh uploads (`image.uploaded`) and edits (`image.edit_requested`);
+//! background ones (their own group on the background topic, with at most
+//! cores − 1 images at a time, so one core is always left to fresh uploads)
+//! take re-processing and backfills (`image.reprocess`).
 //!
-//! At-least-once: the job is committed only after the report is published;
-//! a worker stopped half-way leaves the job to the next one.
+//! For an image: report `image.processing`, decode once, store the standard
+//! derivatives under content-addressed keys (the original's SHA-256) with a
+//! manifest, report `image.processed` (or `image.processing_failed` with the
+//! reason). At-least-once: a job is committed only after its report is
+//! published, so a worker killed half-way leaves it to the next one; a
+//! replay finds the manifest and reports the same derivatives without
+//! making them again. Each image gets at most `processing_time_limit`.
 
 use std::sync::{Arc, LazyLock};
 
-use image::imageops::FilterType;
-use image::{DynamicImage, ImageFormat, ImageReader};
+use bytes::Bytes;
 use pinhole_bus::{HandleError, Message, Record};
 use pinhole_events::images::{
-    self as kinds, Derivative, ProcessJob, Processed, Processing, ProcessingFailed,
+    self as kinds, Derivative, EditJob, Edited, ProcessJob, Processed, Processing,
+    ProcessingFailed, Source,
 };
 use pinhole_events::{Envelope, topics};
 use pinhole_http::AppContext;
-use pinhole_media::Format;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::pipeline::{self, PIPELINE};
 
 const SOURCE: &str = "/pinhole/thumbnails";
 
-/// Decoding is CPU-bound: one image per core at a time.
-static CPU: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-    Arc::new(Semaphore::new(
-        std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(2),
-    ))
-});
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(2)
+}
 
-/// A derivative made in memory.
-pub struct Made {
-    pub name: &'static str,
-    pub width: u32,
-    pub height: u32,
-    pub jpeg: Vec<u8>,
+/// Fresh uploads and edits: one image per core at a time.
+static URGENT: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(cores())));
+/// Background work leaves a core to the urgent workers.
+static BACKGROUND: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(cores().saturating_sub(1).max(1))));
+
+/// Which queue a worker serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    Urgent,
+    Background,
+}
+
+impl Lane {
+    fn pool(self) -> Arc<Semaphore> {
+        match self {
+            Lane::Urgent => Arc::clone(&URGENT),
+            Lane::Background => Arc::clone(&BACKGROUND),
+        }
+    }
 }
 
 /// Where a derivative of the content `sha256` lives.
 pub fn derivative_key(sha256: &str, name: &str, ext: &str) -> String {
-    format!(
-        "derivatives/{}/{sha256}/{name}.{ext}",
-        &sha256[..2.min(sha256.len())]
-    )
+    format!("{}{name}.{ext}", derivative_prefix(sha256))
 }
 
-fn orient(img: DynamicImage, orientation: Option<u16>) -> DynamicImage {
-    match orientation.unwrap_or(1) {
-        2 => img.fliph(),
-        3 => img.rotate180(),
-        4 => img.flipv(),
-        5 => img.rotate90().fliph(),
-        6 => img.rotate90(),
-        7 => img.rotate270().fliph(),
-        8 => img.rotate270(),
-        _ => img,
-    }
+/// The folder of everything derived from the content `sha256` (collected
+/// with the original by the images role).
+pub fn derivative_prefix(sha256: &str) -> String {
+    format!("derivatives/{}/{sha256}/", &sha256[..2.min(sha256.len())])
 }
 
-fn encode(img: &DynamicImage) -> Result<Vec<u8>, String> {
-    let rgb = img.to_rgb8();
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 82)
-        .encode_image(&rgb)
-        .map_err(|e| e.to_string())?;
-    Ok(out)
+/// What a finished derivative set is recorded as, beside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub pipeline: u32,
+    pub width: u32,
+    pub height: u32,
+    pub derivatives: Vec<Derivative>,
+    pub analysis: serde_json::Value,
 }
 
-/// Decodes `bytes` once and makes the square 256 px thumbnail and the 1080 px
-/// (longest edge, never enlarged) JPEG.
-pub fn make_derivatives(bytes: &[u8], max_pixels: u64) -> Result<Vec<Made>, String> {
-    let inspected = pinhole_media::inspect(bytes, &pinhole_media::Limits { max_pixels })
-        .map_err(|e| e.to_string())?;
-    let format = match inspected.format {
-        Format::Jpeg => ImageFormat::Jpeg,
-        Format::Png => ImageFormat::Png,
-        Format::Gif => ImageFormat::Gif,
-        Format::Webp => ImageFormat::WebP,
-        other => {
-            return Err(format!(
-                "{} images cannot be decoded on this server",
-                other.as_str()
-            ));
-        }
-    };
-    let mut reader = ImageReader::with_format(std::io::Cursor::new(bytes), format);
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(inspected.width.max(1));
-    limits.max_image_height = Some(inspected.height.max(1));
-    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
-    reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|e| format!("the image cannot be decoded: {e}"))?;
-    let img = orient(img, inspected.exif.and_then(|e| e.orientation));
-    let square = {
-        let side = img.width().min(img.height());
-        let x = (img.width() - side) / 2;
-        let y = (img.height() - side) / 2;
-        img.crop_imm(x, y, side, side)
-            .resize_exact(256, 256, FilterType::Triangle)
-    };
-    let w1080 = if img.width().max(img.height()) > 1080 {
-        img.resize(1080, 1080, FilterType::Triangle)
-    } else {
-        img
-    };
-    let mut out = Vec::new();
-    for (name, d) in [("thumb_256", square), ("w1080", w1080)] {
-        out.push(Made {
-            name,
-            width: d.width(),
-            height: d.height(),
-            jpeg: encode(&d)?,
-        });
-    }
-    Ok(out)
+fn manifest_key(sha256: &str) -> String {
+    format!("{}manifest.json", derivative_prefix(sha256))
 }
 
-async fn publish<T: serde::Serialize>(
+async fn publish<T: Serialize>(
     ctx: &AppContext,
     kind: &str,
-    image_id: uuid::Uuid,
+    image_id: Uuid,
     data: &T,
 ) -> Result<(), HandleError> {
     let env = Envelope::new(
@@ -147,14 +109,102 @@ async fn publish<T: serde::Serialize>(
     Ok(())
 }
 
-async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError> {
-    let env = Envelope::from_json(&record.payload)
-        .map_err(|e| HandleError::Skip(format!("not an event: {e}")))?;
-    if env.kind != kinds::UPLOADED {
-        return Ok(());
+/// The bytes at `key`; `None` when they are gone.
+async fn fetch(ctx: &AppContext, key: &str) -> Result<Option<Bytes>, HandleError> {
+    match ctx.backends.blobs.get(key, None).await {
+        Ok(body) => Ok(Some(body.bytes().await?)),
+        Err(pinhole_blob::BlobError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
     }
-    let job: ProcessJob =
-        serde_json::from_value(env.data).map_err(|e| HandleError::Skip(format!("bad job: {e}")))?;
+}
+
+/// Runs `work` on a blocking thread under the lane's pool and the time
+/// limit. The permit goes with the thread, so an image that overran its
+/// limit still counts against the pool until it really stops.
+async fn run_limited<T: Send + 'static>(
+    pool: Arc<Semaphore>,
+    limit: std::time::Duration,
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<Result<T, String>, HandleError> {
+    let permit = pool
+        .acquire_owned()
+        .await
+        .map_err(|e| HandleError::Retry(e.to_string()))?;
+    let job = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    });
+    match tokio::time::timeout(limit, job).await {
+        Ok(Ok(result)) => Ok(result),
+        // A panic in a decoder: the image is at fault, not the worker.
+        Ok(Err(e)) => Ok(Err(format!("the image could not be processed ({e})"))),
+        Err(_) => Ok(Err(format!(
+            "processing took longer than the limit of {} s",
+            limit.as_secs_f64()
+        ))),
+    }
+}
+
+/// Makes (or finds, from an earlier run) the derivative set of an original.
+async fn derive(
+    ctx: &AppContext,
+    lane: Lane,
+    sha256: &str,
+    original: Option<Bytes>,
+    original_key: &str,
+    force: bool,
+) -> Result<Result<Manifest, String>, HandleError> {
+    if !force
+        && let Some(raw) = fetch(ctx, &manifest_key(sha256)).await?
+        && let Ok(m) = serde_json::from_slice::<Manifest>(&raw)
+        && m.pipeline == PIPELINE
+    {
+        return Ok(Ok(m));
+    }
+    let original = match original {
+        Some(b) => b,
+        None => match fetch(ctx, original_key).await? {
+            Some(b) => b,
+            None => return Ok(Err("the original is gone".into())),
+        },
+    };
+    let max_pixels = ctx.settings.max_image_pixels;
+    let out = match run_limited(
+        lane.pool(),
+        ctx.settings.processing_time_limit,
+        move || pipeline::process(&original, max_pixels),
+    ).await?
+    {
+        Ok(out) => out,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let mut derivatives = Vec::with_capacity(out.made.len());
+    for m in out.made {
+        let key = derivative_key(sha256, m.name, m.format.extension());
+        pinhole_blob::put_bytes(ctx.backends.blobs.as_ref(), &key, m.bytes).await?;
+        derivatives.push(Derivative {
+            name: m.name.to_owned(),
+            key,
+            width: m.width,
+            height: m.height,
+            format: m.format.as_str().to_owned(),
+        });
+    }
+    let manifest = Manifest {
+        pipeline: PIPELINE,
+        width: out.width,
+        height: out.height,
+        derivatives,
+        analysis: serde_json::to_value(&out.analysis)
+            .map_err(|e| HandleError::Skip(e.to_string()))?,
+    };
+    // Last: its presence means the whole set is stored.
+    let raw = serde_json::to_vec(&manifest).map_err(|e| HandleError::Skip(e.to_string()))?;
+    pinhole_blob::put_bytes(ctx.backends.blobs.as_ref(), &manifest_key(sha256), raw).await?;
+    Ok(Ok(manifest))
+}
+
+async fn process(ctx: &AppContext, lane: Lane, job: ProcessJob) -> Result<(), HandleError> {
     publish(
         ctx,
         kinds::PROCESSING,
@@ -165,31 +215,8 @@ async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError> {
         },
     )
     .await?;
-    let original = match ctx.backends.blobs.get(&job.original_key, None).await {
-        Ok(body) => body.bytes().await?,
-        Err(pinhole_blob::BlobError::NotFound(_)) => {
-            // The image was deleted (and its original collected) meanwhile.
-            let failed = ProcessingFailed {
-                image_id: job.image_id,
-                task_id: job.task_id,
-                reason: "the original is gone".into(),
-            };
-            return publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &failed).await;
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let permit = Arc::clone(&CPU)
-        .acquire_owned()
-        .await
-        .map_err(|e| HandleError::Retry(e.to_string()))?;
-    let max_pixels = ctx.settings.max_image_pixels;
-    let made = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        make_derivatives(&original, max_pixels)
-    })
-    .await
-    .map_err(|e| HandleError::Retry(e.to_string()))?;
-    match made {
+    let started = std::time::Instant::now();
+    match derive(ctx, lane, &job.sha256, None, &job.original_key, job.force).await? {
         Err(reason) => {
             tracing::info!(image_id = %job.image_id, %reason, "image cannot be processed");
             let failed = ProcessingFailed {
@@ -199,42 +226,205 @@ async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError> {
             };
             publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &failed).await
         }
-        Ok(made) => {
-            let mut derivatives = Vec::with_capacity(made.len());
-            for m in made {
-                let key = derivative_key(&job.sha256, m.name, "jpg");
-                pinhole_blob::put_bytes(ctx.backends.blobs.as_ref(), &key, m.jpeg).await?;
-                derivatives.push(Derivative {
-                    name: m.name.to_owned(),
-                    key,
-                    width: m.width,
-                    height: m.height,
-                    format: "jpeg".into(),
-                });
-            }
+        Ok(m) => {
             let done = Processed {
                 image_id: job.image_id,
                 task_id: job.task_id,
-                derivatives,
+                sha256: job.sha256.clone(),
+                derivatives: m.derivatives,
+                analysis: Some(m.analysis),
+                pipeline: m.pipeline,
             };
             publish(ctx, kinds::PROCESSED, job.image_id, &done).await?;
-            tracing::info!(image_id = %job.image_id, "derivatives made");
+            metrics::histogram!("pinhole_thumbnails_seconds").record(started.elapsed());
+            tracing::info!(image_id = %job.image_id, ms = started.elapsed().as_millis() as u64, "derivatives made");
             Ok(())
         }
     }
 }
 
-/// Consumes upload jobs until the task is aborted.
-pub async fn run(ctx: AppContext) {
+fn ext_of(format: &str) -> &'static str {
+    pinhole_media::Format::parse(format)
+        .map(|f| f.extension())
+        .unwrap_or("bin")
+}
+
+async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
+    let fail = |reason: String| ProcessingFailed {
+        image_id: job.image_id,
+        task_id: Some(job.task_id),
+        reason,
+    };
+    publish(
+        ctx,
+        kinds::PROCESSING,
+        job.image_id,
+        &Processing {
+            image_id: job.image_id,
+            task_id: Some(job.task_id),
+        },
+    )
+    .await?;
+    let ops: Vec<pinhole_transform::EditOp> = match serde_json::from_value(job.operations.clone())
+    {
+        Ok(ops) => ops,
+        Err(e) => {
+            let failed = fail(format!("the operations cannot be read: {e}"));
+            return publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &failed).await;
+        }
+    };
+    let Some(base) = fetch(ctx, &job.base.original_key).await? else {
+        let failed = fail("the original is gone".into());
+        return publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &failed).await;
+    };
+    let watermark = match &job.watermark {
+        None => None,
+        Some(w) => match fetch(ctx, &w.original_key).await? {
+            Some(b) => Some(b),
+            None => {
+                let failed = fail("the watermark image is gone".into());
+                return publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &failed).await;
+            }
+        },
+    };
+    let max_pixels = ctx.settings.max_image_pixels;
+    let made = run_limited(Lane::Urgent.pool(), ctx.settings.processing_time_limit, move || {
+        pipeline::edit(&base, &ops, watermark.as_deref(), max_pixels)
+    })
+    .await?;
+    let edited = match made {
+        Ok(e) => e,
+        Err(reason) => {
+            return publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &fail(reason)).await;
+        }
+    };
+    let original = Source {
+        sha256: edited.sha256.clone(),
+        format: edited.format.as_str().to_owned(),
+        original_key: format!(
+            "originals/{}/{}.{}",
+            &edited.sha256[..2],
+            edited.sha256,
+            ext_of(edited.format.as_str())
+        ),
+    };
+    let size = edited.bytes.len() as u64;
+    let bytes = Bytes::from(edited.bytes);
+    pinhole_blob::put_bytes(
+        ctx.backends.blobs.as_ref(),
+        &original.original_key,
+        bytes.clone(),
+    )
+    .await?;
+    let m = match derive(
+        ctx,
+        Lane::Urgent,
+        &original.sha256,
+        Some(bytes),
+        &original.original_key,
+        false,
+    )
+    .await?
+    {
+        Ok(m) => m,
+        Err(reason) => {
+            return publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &fail(reason)).await;
+        }
+    };
+    let done = Edited {
+        image_id: job.image_id,
+        task_id: job.task_id,
+        base_version: job.base_version,
+        original,
+        width: m.width,
+        height: m.height,
+        size,
+        derivatives: m.derivatives,
+        analysis: Some(m.analysis),
+        pipeline: m.pipeline,
+        operations: job.operations,
+    };
+    publish(ctx, kinds::EDITED, job.image_id, &done).await?;
+    tracing::info!(image_id = %job.image_id, task_id = %job.task_id, "edit made");
+    Ok(())
+}
+
+async fn handle(ctx: &AppContext, lane: Lane, record: Record) -> Result<(), HandleError> {
+    let env = Envelope::from_json(&record.payload)
+        .map_err(|e| HandleError::Skip(format!("not an event: {e}")))?;
+    let bad = |e: serde_json::Error| HandleError::Skip(format!("bad {} job: {e}", env.kind));
+    match env.kind.as_str() {
+        kinds::UPLOADED | kinds::REPROCESS => {
+            let job: ProcessJob = serde_json::from_value(env.data.clone()).map_err(bad)?;
+            process(ctx, lane, job).await
+        }
+        kinds::EDIT_REQUESTED => {
+            let job: EditJob = serde_json::from_value(env.data.clone()).map_err(bad)?;
+            edit(ctx, job).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Consumes the lane's topic until the task is aborted.
+pub async fn run(ctx: AppContext, lane: Lane) {
+    let (group, topic) = match lane {
+        Lane::Urgent => (crate::GROUP, topics::THUMBNAILS_URGENT),
+        Lane::Background => (crate::BACKGROUND_GROUP, topics::THUMBNAILS_BACKGROUND),
+    };
     let handler_ctx = ctx.clone();
     pinhole_bus::consume(
         ctx.backends.bus.clone(),
-        crate::GROUP.to_owned(),
-        vec![topics::THUMBNAILS_URGENT],
+        group.to_owned(),
+        vec![topic],
         move |record| {
             let ctx = handler_ctx.clone();
-            async move { handle(&ctx, record).await }
+            async move { handle(&ctx, lane, record).await }
         },
     )
     .await;
+}
+
+/// The background job that re-processes an image.
+pub fn reprocess_job(job: &ProcessJob) -> Envelope {
+    Envelope::new(
+        SOURCE,
+        kinds::REPROCESS,
+        format!("image/{}", job.image_id),
+        1,
+        serde_json::to_value(job).unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn an_image_over_its_time_limit_fails_and_keeps_its_permit() {
+        let pool = Arc::new(Semaphore::new(1));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let outcome = run_limited(Arc::clone(&pool), Duration::from_millis(50), move || {
+            let _ = wait.recv_timeout(Duration::from_secs(5));
+            Ok(())
+        })
+        .await
+        .map_err(|_| "retry")
+        .expect("no retry");
+        let reason = outcome.expect_err("over the limit");
+        assert!(reason.contains("longer than the limit"), "{reason}");
+        // The overrunning thread still holds the pool's only permit.
+        assert_eq!(pool.available_permits(), 0);
+        release.send(()).expect("send");
+        tokio::time::timeout(Duration::from_secs(5), pool.acquire())
+            .await
+            .expect("permit back")
+            .expect("open");
+        let ok = run_limited(pool, Duration::from_secs(5), || Ok(7))
+            .await
+            .map_err(|_| "retry")
+            .expect("no retry");
+        assert_eq!(ok, Ok(7));
+    }
 }

@@ -193,6 +193,10 @@ pub async fn ingest(
         created_at: Set(now),
         updated_at: Set(now),
         published_at: Set(None),
+        version: Set(1),
+        analysis: Set(None),
+        pipeline: Set(None),
+        processed_at: Set(None),
     };
     let task_row = task::ActiveModel {
         id: Set(task_id),

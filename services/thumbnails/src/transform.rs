@@ -1,0 +1,350 @@
+//! On-demand transforms: `GET /t/{signature}/{options}/{image_id}.{ext}`,
+//! imgproxy-style. The signature is HMAC-SHA256 over `/{options}/{file}`
+//! with a configured key and salt (several pairs for rotation); `_` asks
+//! for an unsigned transform, which only presets on the allowed list get,
+//! and only for public images of public accounts. A signed URL is a
+//! capability: whoever holds it gets the transform of whatever image it
+//! names (the server signs only for those who may see the image).
+//!
+//! Results are stored beside the image's derivatives (content-addressed by
+//! the original and the canonical options, so they go when the original
+//! goes) and their existence is cached, so a repeat is a lookup.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use pinhole_http::{ApiError, AppContext};
+use pinhole_imaging::{Limits, OutputFormat};
+use pinhole_transform::{Caps, Options, Presets, Signer};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::pipeline::Vision;
+use crate::worker::derivative_prefix;
+
+/// Transforms computed at once (CPU-bound); more wait.
+static WORKERS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    Arc::new(Semaphore::new(
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2),
+    ))
+});
+
+/// How long the existence of a stored result is remembered.
+const KNOWN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The largest width or height a transform may produce.
+const MAX_DIMENSION: u32 = 8192;
+
+/// What the transform route needs, made once at start-up.
+#[derive(Clone)]
+pub struct Transforms {
+    pub signer: Arc<Signer>,
+    pub presets: Arc<Presets>,
+    pub caps: Caps,
+}
+
+fn status(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(status, code, message)
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("image-not-found", "no such image")
+}
+
+/// The image row fields a transform needs.
+struct Source {
+    sha256: String,
+    format: String,
+    width: i64,
+    height: i64,
+    public: bool,
+}
+
+async fn load(ctx: &AppContext, id: Uuid) -> Result<Option<Source>, ApiError> {
+    let db = &ctx.backends.db;
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            "SELECT i.sha256, i.format, i.width, i.height, i.visibility, i.status, u.is_private \
+             FROM images i JOIN users u ON u.id = i.owner_id WHERE i.id = $1"
+        }
+        _ => {
+            "SELECT i.sha256, i.format, i.width, i.height, i.visibility, i.status, u.is_private \
+             FROM images i JOIN users u ON u.id = i.owner_id WHERE i.id = ?"
+        }
+    };
+    let Some(row) = db
+        .query_one(Statement::from_sql_and_values(backend, sql, [id.into()]))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let status: String = row.try_get("", "status")?;
+    if status != "ready" {
+        return Ok(None);
+    }
+    let visibility: String = row.try_get("", "visibility")?;
+    let private: bool = row.try_get("", "is_private")?;
+    Ok(Some(Source {
+        sha256: row.try_get("", "sha256")?,
+        format: row.try_get("", "format")?,
+        width: i64::from(row.try_get::<i32>("", "width")?),
+        height: i64::from(row.try_get::<i32>("", "height")?),
+        public: visibility == "public" && !private,
+    }))
+}
+
+/// The output format: `f:` wins, then the extension; `auto` picks WebP for
+/// clients that accept it (the answer then varies by `Accept`).
+fn output_format(
+    opts: &Options,
+    ext: &str,
+    headers: &HeaderMap,
+) -> Result<(OutputFormat, bool), ApiError> {
+    let from_name = |name: &str| -> Result<OutputFormat, ApiError> {
+        match name {
+            "avif" => Err(status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "format-unsupported",
+                "AVIF output is not supported on this server: use webp, jpeg, png or gif",
+            )),
+            other => OutputFormat::parse(other).ok_or_else(|| {
+                status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "format-unsupported",
+                    format!("`{other}` is not an output format: use jpg, png, webp, gif or auto"),
+                )
+            }),
+        }
+    };
+    if let Some(f) = opts.format.as_deref() {
+        return Ok((from_name(f)?, false));
+    }
+    if ext == "auto" {
+        let accepts_webp = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("image/webp"));
+        let f = if accepts_webp {
+            OutputFormat::Webp
+        } else {
+            OutputFormat::Jpeg
+        };
+        return Ok((f, true));
+    }
+    Ok((from_name(ext)?, false))
+}
+
+/// The signed part of the path: `/{options}/{file}` as the client sent it.
+fn signed_path<'a>(uri: &'a str, signature: &str) -> Option<&'a str> {
+    uri.strip_prefix("/t/")?.strip_prefix(signature)
+}
+
+/// An image, transformed.
+#[utoipa::path(get, path = "/t/{signature}/{options}/{file}", tag = "thumbnails",
+    params(
+        ("signature" = String, Path, description = "base64url HMAC-SHA256 of `/{options}/{file}` with a key and salt, or `_` for an allowed preset"),
+        ("options" = String, Path, description = "comma-separated `name:arg` items, e.g. `rs:fill:300:200,g:face,q:80`, or `pr:NAME`; `_` for none"),
+        ("file" = String, Path, description = "`{image_id}.{ext}`: ext jpg, png, webp, gif, or auto (WebP when accepted)"),
+    ),
+    responses(
+        (status = 200, description = "The transformed image", content_type = "image/*"),
+        (status = 304, description = "Not modified"),
+        (status = 403, body = pinhole_http::ErrorBody),
+        (status = 404, body = pinhole_http::ErrorBody),
+        (status = 422, body = pinhole_http::ErrorBody),
+    ))]
+pub(crate) async fn transform(
+    State((ctx, t)): State<(AppContext, Transforms)>,
+    Path((signature, options, file)): Path<(String, String, String)>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let path = signed_path(uri.path(), &signature).ok_or_else(not_found)?;
+    if signature == "_" || signature == "unsafe" {
+        if !t.presets.allows_unsigned(&options) {
+            return Err(status(
+                StatusCode::FORBIDDEN,
+                "signature-required",
+                "unsigned transforms are limited to the allowed presets (pr:NAME); sign the URL",
+            ));
+        }
+    } else if !t.signer.verify(&signature, path) {
+        return Err(status(
+            StatusCode::FORBIDDEN,
+            "signature-invalid",
+            "the signature does not match this URL",
+        ));
+    }
+    let unsigned = signature == "_" || signature == "unsafe";
+    let (id, ext) = file.rsplit_once('.').ok_or_else(not_found)?;
+    let id = Uuid::parse_str(id).map_err(|_| not_found())?;
+    let opts = pinhole_transform::parse(&options, &t.presets, &t.caps).map_err(|e| {
+        let code = if e.is_too_large() {
+            "transform-too-large"
+        } else {
+            "transform-invalid"
+        };
+        status(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+    })?;
+    let (format, negotiated) = output_format(&opts, ext, &headers)?;
+    let src = load(&ctx, id).await?.ok_or_else(not_found)?;
+    if unsigned && !src.public {
+        return Err(not_found());
+    }
+    let (sw, sh) = (
+        u32::try_from(src.width).unwrap_or(0),
+        u32::try_from(src.height).unwrap_or(0),
+    );
+    if u64::from(sw) * u64::from(sh) > ctx.settings.transform_max_source_pixels {
+        return Err(status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "source-too-large",
+            format!(
+                "the original has {} pixels; on-demand transforms take up to {}",
+                u64::from(sw) * u64::from(sh),
+                ctx.settings.transform_max_source_pixels
+            ),
+        ));
+    }
+    let (ow, oh) = opts.output_size(sw, sh);
+    if u64::from(ow) * u64::from(oh) > t.caps.max_output_pixels
+        || ow > MAX_DIMENSION
+        || oh > MAX_DIMENSION
+    {
+        return Err(status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "transform-too-large",
+            format!("the result would be {ow}×{oh}; transforms produce at most {} pixels and {MAX_DIMENSION} on a side", t.caps.max_output_pixels),
+        ));
+    }
+    let canonical = opts.canonical();
+    let digest = hex::encode(Sha256::digest(
+        format!("{canonical}|{}|{}", format.as_str(), src.sha256).as_bytes(),
+    ));
+    let etag = format!("\"{}\"", &digest[..32]);
+    let mut out_headers = HeaderMap::new();
+    out_headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        out_headers.insert(header::ETAG, v);
+    }
+    if negotiated {
+        out_headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
+    out_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.mime()));
+    out_headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim() == etag || e.trim() == "*"))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, out_headers).into_response());
+    }
+    let key = format!(
+        "{}t/{}.{}",
+        derivative_prefix(&src.sha256),
+        &digest[..32],
+        format.extension()
+    );
+    let known_key = format!("transform:{key}");
+    let known = matches!(ctx.backends.cache.get(&known_key).await, Ok(Some(_)));
+    if known || stored(&ctx, &key).await? {
+        match ctx.backends.blobs.get(&key, None).await {
+            Ok(body) => {
+                if !known {
+                    let _ = ctx
+                        .backends
+                        .cache
+                        .set(&known_key, Bytes::from_static(b"1"), KNOWN_TTL)
+                        .await;
+                }
+                out_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.meta.size));
+                out_headers.insert("pinhole-transform", HeaderValue::from_static("stored"));
+                return Ok((out_headers, Body::from_stream(body.stream)).into_response());
+            }
+            // Collected since: make it again.
+            Err(pinhole_blob::BlobError::NotFound(_)) => {
+                let _ = ctx.backends.cache.delete(&known_key).await;
+            }
+            Err(e) => return Err(ApiError::unavailable(e)),
+        }
+    }
+    let media = pinhole_media::Format::parse(&src.format)
+        .ok_or_else(|| ApiError::internal("unknown stored format"))?;
+    let original_key = format!(
+        "originals/{}/{}.{}",
+        &src.sha256[..2],
+        src.sha256,
+        media.extension()
+    );
+    let original = ctx
+        .backends
+        .blobs
+        .get(&original_key, None)
+        .await
+        .map_err(ApiError::unavailable)?
+        .bytes()
+        .await
+        .map_err(ApiError::unavailable)?;
+    let permit = Arc::clone(&WORKERS)
+        .acquire_owned()
+        .await
+        .map_err(ApiError::internal)?;
+    let max_pixels = ctx.settings.transform_max_source_pixels;
+    let quality = opts.quality.unwrap_or(82);
+    let made = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let min_edge = opts.min_source_edge(sw, sh);
+        let decoded = pinhole_imaging::decode(&original, &Limits { max_pixels }, min_edge)
+            .map_err(|e| e.to_string())?;
+        let img = pinhole_transform::apply(decoded.image, &opts, &Vision).map_err(|e| e.to_string())?;
+        pinhole_imaging::encode(&img, format, quality).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|reason| {
+        status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "transform-failed",
+            format!("the image could not be transformed: {reason}"),
+        )
+    })?;
+    let bytes = Bytes::from(made);
+    pinhole_blob::put_bytes(ctx.backends.blobs.as_ref(), &key, bytes.clone())
+        .await
+        .map_err(ApiError::unavailable)?;
+    let _ = ctx
+        .backends
+        .cache
+        .set(&known_key, Bytes::from_static(b"1"), KNOWN_TTL)
+        .await;
+    out_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    out_headers.insert("pinhole-transform", HeaderValue::from_static("made"));
+    Ok((out_headers, bytes).into_response())
+}
+
+async fn stored(ctx: &AppContext, key: &str) -> Result<bool, ApiError> {
+    Ok(ctx
+        .backends
+        .blobs
+        .head(key)
+        .await
+        .map_err(ApiError::unavailable)?
+        .is_some())
+}
