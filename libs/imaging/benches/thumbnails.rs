@@ -1,1 +1,367 @@
-fn main() {}
+//! 256 px JPEG thumbnails of 12 MP camera-like JPEGs: this crate against
+//! `vipsthumbnail` and GraphicsMagick, each tool in a child process over the
+//! whole set, timed by `/usr/bin/time` (CPU = user + sys, peak RSS), three
+//! runs each (median), and the mean PSNR of each tool's thumbnails against a
+//! float Lanczos3 reference of the same size. Then the CPU cost of
+//! `make_derivatives` per image, by stage.
+//!
+//! `cargo bench -p pinhole-imaging --bench thumbnails`. Needs the packages
+//! `time`, `mate-backgrounds`; `libvips-tools` and `graphicsmagick` for the
+//! comparison (a missing tool is skipped).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/reference.rs"]
+mod reference;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use image::{DynamicImage, RgbImage};
+use pinhole_imaging::{
+    Limits, OutputFormat, StageTimes, decode, encode, fit_within, make_derivatives_timed, resize,
+};
+use reference::{FloatImage, lanczos, psnr};
+
+const LIMITS: Limits = Limits {
+    max_pixels: 100_000_000,
+};
+const QUALITY: u8 = 85;
+const EDGE: u32 = 256;
+const RUNS: usize = 3;
+const TIME: &str = "/usr/bin/time";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--thumbs") => thumbs(args[1].parse().unwrap(), Path::new(&args[2]), &args[3..]),
+        Some("--derivatives") => derivatives(&args[1..]),
+        _ => bench(),
+    }
+}
+
+/// Worker: a 256 px JPEG thumbnail of each file into `out`, decoded at the
+/// smallest scale with a longest edge of at least `decode_edge`.
+fn thumbs(decode_edge: u32, out: &Path, files: &[String]) {
+    for file in files {
+        let bytes = std::fs::read(file).unwrap();
+        let decoded = decode(&bytes, &LIMITS, Some(decode_edge)).unwrap();
+        let (w, h) = fit_within(decoded.full_width, decoded.full_height, EDGE);
+        let thumb = resize(&decoded.image, w, h).unwrap();
+        let jpeg = encode(&thumb, OutputFormat::Jpeg, QUALITY).unwrap();
+        std::fs::write(out.join(file_name(file)), jpeg).unwrap();
+    }
+}
+
+/// This thread's CPU time, from the scheduler.
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = stat
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+/// Worker: the derivative set of each file; prints the stage totals in ms.
+fn derivatives(files: &[String]) {
+    let mut total = StageTimes::default();
+    for file in files {
+        let bytes = std::fs::read(file).unwrap();
+        let (_, times) = make_derivatives_timed(&bytes, &LIMITS, &thread_cpu).unwrap();
+        total.decode += times.decode;
+        total.resize += times.resize;
+        total.jpeg_encode += times.jpeg_encode;
+        total.webp_encode += times.webp_encode;
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{} {} {} {}",
+        ms(total.decode),
+        ms(total.resize),
+        ms(total.jpeg_encode),
+        ms(total.webp_encode)
+    );
+}
+
+fn file_name(path: &str) -> String {
+    let stem = Path::new(path).file_stem().unwrap().to_string_lossy();
+    format!("{stem}.jpg")
+}
+
+/// Six distinct 12 MP camera-like JPEGs (quality 90, baseline): crops of the
+/// 5640x3172 photo at full resolution and upscaled crops of the 3840x2160
+/// one (one portrait).
+fn make_set(dir: &Path) -> Vec<String> {
+    let open = |name: &str| {
+        let path = format!("/usr/share/backgrounds/mate/abstract/{name}");
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (install mate-backgrounds)"));
+        decode(&bytes, &LIMITS, None).unwrap().image
+    };
+    let big = open("Elephants_5640x3172.jpg");
+    let small = open("Elephants_3840x2160.jpg");
+    let crops: [Crop<'_>; 6] = [
+        (&big, (0, 0, 4000, 3000), (4000, 3000)),
+        (&big, (1640, 172, 4000, 3000), (4000, 3000)),
+        (&big, (820, 86, 4000, 3000), (4000, 3000)),
+        (&small, (0, 0, 2880, 2160), (4000, 3000)),
+        (&small, (960, 0, 2880, 2160), (4000, 3000)),
+        (&small, (1500, 0, 1620, 2160), (3000, 4000)),
+    ];
+    let mut files = Vec::new();
+    for (i, (src, (x, y, w, h), (tw, th))) in crops.into_iter().enumerate() {
+        let crop = src.crop_imm(x, y, w, h);
+        let img = if (w, h) == (tw, th) {
+            crop
+        } else {
+            resize(&crop, tw, th).unwrap()
+        };
+        let path = dir.join(format!("camera{i}.jpg"));
+        std::fs::write(&path, camera_jpeg(&img.to_rgb8())).unwrap();
+        files.push(path.to_string_lossy().into_owned());
+    }
+    files
+}
+
+/// Baseline, quality 90, 4:2:2 chroma like most cameras.
+fn camera_jpeg(rgb: &RgbImage) -> Vec<u8> {
+    let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    c.set_fastest_defaults();
+    c.set_size(rgb.width() as usize, rgb.height() as usize);
+    c.set_quality(90.0);
+    c.set_chroma_sampling_pixel_sizes((2, 1), (2, 1));
+    let mut started = c.start_compress(Vec::new()).unwrap();
+    started.write_scanlines(rgb.as_raw()).unwrap();
+    started.finish().unwrap()
+}
+
+struct Measured {
+    cpu_ms: f64,
+    rss_kb: u64,
+    stdout: String,
+}
+
+/// Runs `cmd` under `/usr/bin/time`: user + sys CPU and peak RSS.
+fn timed(cmd: &mut Command, scratch: &Path) -> Measured {
+    let report = scratch.join("time.txt");
+    let program = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let output = Command::new(TIME)
+        .args(["-f", "%U %S %M", "-o"])
+        .arg(&report)
+        .arg(&program)
+        .args(&args)
+        .output()
+        .expect("run /usr/bin/time");
+    assert!(
+        output.status.success(),
+        "{program:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    let last = text.lines().last().unwrap_or_default();
+    let fields: Vec<&str> = last.split_whitespace().collect();
+    let user: f64 = fields[0].parse().unwrap();
+    let sys: f64 = fields[1].parse().unwrap();
+    Measured {
+        cpu_ms: (user + sys) * 1000.0,
+        rss_kb: fields[2].parse().unwrap(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn have(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// The command that makes the thumbnails of `files` into `out`.
+type MakeCommand = Box<dyn Fn(&Path, &[String]) -> Command>;
+/// A tool: its name and its command (one process for the whole set).
+type Tool = (&'static str, MakeCommand);
+/// A source image, the region to take (x, y, w, h) and the size to make.
+type Crop<'a> = (&'a DynamicImage, (u32, u32, u32, u32), (u32, u32));
+
+fn tools(scratch: &Path) -> Vec<Tool> {
+    let me = std::env::current_exe().unwrap();
+    let ours = |decode_edge: u32| -> MakeCommand {
+        let me = me.clone();
+        Box::new(move |out: &Path, files: &[String]| {
+            let mut c = Command::new(&me);
+            c.arg("--thumbs")
+                .arg(decode_edge.to_string())
+                .arg(out)
+                .args(files);
+            c
+        })
+    };
+    // Decoding at the smallest scale that covers 256 px (1/8 for 12 MP: the
+    // DC coefficients only), and at twice that, as vipsthumbnail does.
+    let mut tools: Vec<Tool> = vec![
+        ("ours (>=256)", ours(EDGE)),
+        ("ours (>=512)", ours(2 * EDGE)),
+    ];
+    if have("vipsthumbnail") {
+        tools.push((
+            "vipsthumbnail",
+            Box::new(|out: &Path, files: &[String]| {
+                let mut c = Command::new("vipsthumbnail");
+                c.args(["-s", &EDGE.to_string(), "-o"])
+                    .arg(format!("{}/%s.jpg[Q={QUALITY}]", out.display()))
+                    .args(files);
+                c
+            }),
+        ));
+    } else {
+        println!("skipping vipsthumbnail: not installed (apt-get install libvips-tools)");
+    }
+    if have("gm") {
+        let script = scratch.join("gm-batch.txt");
+        tools.push((
+            "gm convert",
+            Box::new(move |out: &Path, files: &[String]| {
+                // `gm batch` runs the very `gm convert` command lines in one process.
+                let lines: String = files
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "convert -size 512x512 {f} -thumbnail {EDGE}x{EDGE} -quality {QUALITY} {}\n",
+                            out.join(file_name(f)).display()
+                        )
+                    })
+                    .collect();
+                std::fs::write(&script, lines).unwrap();
+                let mut c = Command::new("gm");
+                c.args(["batch", "-echo", "off", "-feedback", "off"]).arg(&script);
+                c
+            }),
+        ));
+    } else {
+        println!("skipping gm: not installed (apt-get install graphicsmagick)");
+    }
+    tools
+}
+
+fn bench() {
+    if !Path::new(TIME).is_file() {
+        println!("skipping: {TIME} is missing (apt-get install time)");
+        return;
+    }
+    let scratch =
+        std::env::temp_dir().join(format!("pinhole-imaging-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    println!("making the 12 MP test set in {}", scratch.display());
+    let files = make_set(&scratch);
+    let n = files.len() as f64;
+
+    // The reference: full decode, f32, Lanczos3 to each output's own size.
+    let sources: Vec<FloatImage> = files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(f).unwrap();
+            FloatImage::from_rgb(&decode(&bytes, &LIMITS, None).unwrap().image.to_rgb8())
+        })
+        .collect();
+    let mut references: HashMap<(usize, u32, u32), RgbImage> = HashMap::new();
+
+    println!(
+        "\n256 px JPEG thumbnails (quality {QUALITY}) of {} 12 MP JPEGs, median of {RUNS} runs, one process per run",
+        files.len()
+    );
+    println!(
+        "{:<16} {:>12} {:>14} {:>12} {:>10} {:>10}",
+        "tool", "CPU ms/img", "startup CPU ms", "peak RSS MB", "PSNR dB", "size"
+    );
+    let mut cpu_of = HashMap::new();
+    let mut psnr_of = HashMap::new();
+    for (name, make) in tools(&scratch) {
+        let mut cpu = Vec::new();
+        let mut rss = Vec::new();
+        let out = scratch.join(format!("out-{}", name.replace(' ', "-")));
+        for _ in 0..RUNS {
+            let _ = std::fs::remove_dir_all(&out);
+            std::fs::create_dir_all(&out).unwrap();
+            let m = timed(&mut make(&out, &files), &scratch);
+            cpu.push(m.cpu_ms / n);
+            rss.push(m.rss_kb as f64 / 1024.0);
+        }
+        let empty = scratch.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let startup = median(
+            (0..RUNS)
+                .map(|_| timed(&mut make(&empty, &[]), &scratch).cpu_ms)
+                .collect(),
+        );
+        let mut dbs = Vec::new();
+        let mut size = (0, 0);
+        for (i, f) in files.iter().enumerate() {
+            let bytes = std::fs::read(out.join(file_name(f))).unwrap();
+            let thumb = decode(&bytes, &LIMITS, None).unwrap().image.to_rgb8();
+            size = thumb.dimensions();
+            let reference = references
+                .entry((i, size.0, size.1))
+                .or_insert_with(|| lanczos(&sources[i], size.0, size.1));
+            dbs.push(psnr(reference, &thumb));
+        }
+        let db = dbs.iter().sum::<f64>() / n;
+        let cpu = median(cpu);
+        println!(
+            "{:<16} {:>12.1} {:>14.1} {:>12.1} {:>10.2} {:>10}",
+            name,
+            cpu,
+            startup,
+            median(rss),
+            db,
+            format!("{}x{}", size.0, size.1)
+        );
+        cpu_of.insert(name, cpu);
+        psnr_of.insert(name, db);
+    }
+    if let Some(vips) = cpu_of.get("vipsthumbnail") {
+        for ours in ["ours (>=256)", "ours (>=512)"] {
+            println!(
+                "vipsthumbnail CPU / {ours} CPU = {:.2} (PSNR {:.2} dB against vips {:.2} dB)",
+                vips / cpu_of[ours],
+                psnr_of[ours],
+                psnr_of["vipsthumbnail"]
+            );
+        }
+    }
+
+    // The whole derivative set.
+    let me = std::env::current_exe().unwrap();
+    let mut runs: Vec<(f64, Vec<f64>)> = (0..RUNS)
+        .map(|_| {
+            let m = timed(
+                Command::new(&me).arg("--derivatives").args(&files),
+                &scratch,
+            );
+            let stages = m
+                .stdout
+                .split_whitespace()
+                .map(|v| v.parse::<f64>().unwrap() / n)
+                .collect();
+            (m.cpu_ms / n, stages)
+        })
+        .collect();
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (cpu, stages) = &runs[runs.len() / 2];
+    println!(
+        "\nmake_derivatives (thumb_256, w640, w1080, w2048 as JPEG q82 + WebP q80), median of {RUNS} runs:"
+    );
+    println!("  process CPU {cpu:.1} ms per 12 MP image (startup and file reading included)");
+    println!(
+        "  thread CPU by stage, ms per image: decode {:.1}, resizes {:.1}, JPEG encodes {:.1}, WebP encodes {:.1}",
+        stages[0], stages[1], stages[2], stages[3]
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}

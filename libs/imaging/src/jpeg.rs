@@ -1,126 +1,187 @@
-//! JPEG through libjpeg-turbo (the `mozjpeg` crate).
+//! JPEG through libjpeg-turbo (the mozjpeg fork, SIMD): scaled decoding and
+//! fast baseline encoding.
 //!
-//! libjpeg reports fatal errors through a callback that must not return;
-//! the `mozjpeg` crate makes it unwind (`resume_unwind`, so no panic hook
-//! runs) through the C frames. Every call is therefore wrapped in
-//! `catch_unwind`, which turns those unwinds into errors. (This needs
-//! `panic = "unwind"`, the default: with `panic = "abort"` a corrupt JPEG
-//! would abort the process.) Truncated data is not fatal for libjpeg: the
-//! missing part decodes as grey and a warning is dropped.
+//! libjpeg reports fatal errors through a callback that must not return; the
+//! `mozjpeg` crate makes it unwind (the C code is built with unwind tables),
+//! so every call into it runs under [`catch`], which turns that unwinding
+//! into an error. A file that ends early is not fatal: libjpeg fills the
+//! missing rows with grey and we return what was decoded.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use mozjpeg::{ColorSpace, Compress, Decompress};
+use image::{DynamicImage, RgbImage};
+use mozjpeg::ColorSpace;
 
-use crate::{ImagingError, Limits};
+use crate::{ImagingError, Limits, MinSize};
 
-/// Raw decoded pixels, in the stored (un-oriented) orientation.
-pub(crate) struct Pixels {
-    pub width: u32,
-    pub height: u32,
-    pub rgb: Vec<u8>,
-}
+/// The `n/8` numerators the decoder may use, smallest first. libjpeg-turbo
+/// has SIMD inverse DCTs for 1/8, 1/4, 1/2 and 8/8 only; the other scales
+/// use plain C code but still beat decoding at the next larger SIMD scale.
+const SCALES: [u32; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
 
-/// The size libjpeg outputs at `numerator / 8`.
-pub(crate) fn scaled_size(width: u32, height: u32, numerator: u8) -> (u32, u32) {
-    let scale = |v: u32| -> u32 {
-        let scaled = (u64::from(v) * u64::from(numerator)).div_ceil(8);
-        u32::try_from(scaled).unwrap_or(u32::MAX)
-    };
-    (scale(width), scale(height))
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<String>() {
-        s.trim_start_matches("libjpeg fatal error: ").to_owned()
-    } else if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else {
-        "libjpeg failed".to_owned()
+/// Runs `f`, turning a panic or an unwinding libjpeg error into `wrap(message)`.
+pub(crate) fn catch<T>(
+    f: impl FnOnce() -> Result<T, ImagingError>,
+    wrap: fn(String) -> ImagingError,
+) -> Result<T, ImagingError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("libjpeg failed");
+            Err(wrap(
+                message
+                    .trim_start_matches("libjpeg fatal error: ")
+                    .to_string(),
+            ))
+        }
     }
 }
 
-/// Decodes at `numerator / 8` of the stored size, to RGB.
-pub(crate) fn decode(bytes: &[u8], numerator: u8, limits: &Limits) -> Result<Pixels, ImagingError> {
-    let numerator = numerator.clamp(1, 8);
-    catch_unwind(AssertUnwindSafe(|| decode_inner(bytes, numerator, limits)))
-        .unwrap_or_else(|payload| Err(ImagingError::Decode(panic_message(payload))))
+/// The size libjpeg gives for `size` at `n/8`: rounded up.
+pub(crate) fn scaled(size: u32, n: u32) -> u32 {
+    (u64::from(size) * u64::from(n)).div_ceil(8) as u32
 }
 
-fn decode_inner(bytes: &[u8], numerator: u8, limits: &Limits) -> Result<Pixels, ImagingError> {
-    let io = |e: std::io::Error| ImagingError::Decode(e.to_string());
-    let mut d = Decompress::builder().from_mem(bytes).map_err(io)?;
-    // The container walk checked the first SOF; check what libjpeg will use.
-    let (w, h) = (d.width(), d.height());
-    if (w as u64).saturating_mul(h as u64) > limits.max_pixels {
+/// The smallest numerator whose output covers `min` (or is full size).
+pub(crate) fn choose_scale(width: u32, height: u32, min: MinSize) -> u32 {
+    let (long, short) = (width.max(height), width.min(height));
+    let want_long = min.longest.map_or(long, |edge| edge.min(long));
+    let want_short = min.shortest.map_or(0, |edge| edge.min(short));
+    SCALES
+        .into_iter()
+        .find(|&n| scaled(long, n) >= want_long && scaled(short, n) >= want_short)
+        .unwrap_or(8)
+}
+
+/// Decodes to RGB at the smallest scale that covers `min` (no orientation).
+pub(crate) fn decode(
+    bytes: &[u8],
+    limits: &Limits,
+    min: MinSize,
+) -> Result<DynamicImage, ImagingError> {
+    catch(
+        || decode_unguarded(bytes, limits, min),
+        ImagingError::Decode,
+    )
+}
+
+fn decode_unguarded(
+    bytes: &[u8],
+    limits: &Limits,
+    min: MinSize,
+) -> Result<DynamicImage, ImagingError> {
+    let decode_error = |e: std::io::Error| ImagingError::Decode(e.to_string());
+    let mut decompress = mozjpeg::Decompress::new_mem(bytes).map_err(decode_error)?;
+    let (width, height) = (
+        u32::try_from(decompress.width()).unwrap_or(u32::MAX),
+        u32::try_from(decompress.height()).unwrap_or(u32::MAX),
+    );
+    // The decoder reads the frame header itself: check its idea of the size.
+    if width == 0 || height == 0 {
+        return Err(ImagingError::Decode("the image has no pixels".into()));
+    }
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
         return Err(ImagingError::TooManyPixels {
-            width: u32::try_from(w).unwrap_or(u32::MAX),
-            height: u32::try_from(h).unwrap_or(u32::MAX),
+            width,
+            height,
             limit: limits.max_pixels,
         });
     }
-    d.scale(numerator);
+    let n = choose_scale(width, height, min);
+    decompress.scale(n as u8);
     let cmyk = matches!(
-        d.color_space(),
+        decompress.color_space(),
         ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK
     );
     let mut started = if cmyk {
-        d.to_colorspace(ColorSpace::JCS_CMYK).map_err(io)?
+        decompress.to_colorspace(ColorSpace::JCS_CMYK)
     } else {
-        d.rgb().map_err(io)?
-    };
-    let width = u32::try_from(started.width()).map_err(|e| ImagingError::Decode(e.to_string()))?;
-    let height =
-        u32::try_from(started.height()).map_err(|e| ImagingError::Decode(e.to_string()))?;
-    let data: Vec<u8> = started.read_scanlines().map_err(io)?;
-    started.finish().map_err(io)?;
-    let rgb = if cmyk { cmyk_to_rgb(&data) } else { data };
-    if rgb.len() != width as usize * height as usize * 3 {
-        return Err(ImagingError::Decode("the decoder returned too few rows".into()));
+        decompress.rgb()
     }
-    Ok(Pixels { width, height, rgb })
+    .map_err(decode_error)?;
+    let (out_width, out_height) = (started.width(), started.height());
+    let pixels: Vec<u8> = started.read_scanlines().map_err(decode_error)?;
+    // Trailing garbage or a missing EOI after complete scans is no reason to
+    // throw the pixels away.
+    let _ = started.finish();
+    let rgb = if cmyk { cmyk_to_rgb(&pixels) } else { pixels };
+    RgbImage::from_raw(out_width as u32, out_height as u32, rgb)
+        .map(DynamicImage::ImageRgb8)
+        .ok_or_else(|| ImagingError::Decode("the decoder returned too few rows".into()))
 }
 
-/// Adobe-style (inverted) CMYK, as Photoshop writes it, to RGB.
+/// Adobe CMYK as Photoshop writes it (inverted: 255 is no ink) to RGB.
 fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(cmyk.len() / 4 * 3);
+    let mut rgb = Vec::with_capacity(cmyk.len() / 4 * 3);
     for px in cmyk.chunks_exact(4) {
         let k = u16::from(px[3]);
         for &c in &px[..3] {
-            // Both values are stored inverted: 255 means no ink.
-            out.push(((u16::from(c) * k + 127) / 255) as u8);
+            rgb.push(((u16::from(c) * k + 127) / 255) as u8);
         }
     }
-    out
+    rgb
 }
 
-/// Encodes RGB as a baseline JPEG with optimised Huffman tables, 4:2:0,
-/// libjpeg-turbo's fast settings (no trellis quantisation), no metadata.
-pub(crate) fn encode_rgb(
-    rgb: &[u8],
-    width: u32,
-    height: u32,
-    quality: u8,
-) -> Result<Vec<u8>, ImagingError> {
-    if width == 0 || height == 0 || width > 65_535 || height > 65_535 {
-        return Err(ImagingError::Encode(format!(
-            "a JPEG cannot be {width}x{height} pixels"
-        )));
+/// Baseline JPEG, 4:2:0, libjpeg-turbo's fast path (no trellis
+/// quantisation) with optimised Huffman tables, no metadata.
+pub(crate) fn encode(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>, ImagingError> {
+    catch(
+        || {
+            let mut compress = mozjpeg::Compress::new(ColorSpace::JCS_RGB);
+            compress.set_fastest_defaults();
+            compress.set_size(rgb.width() as usize, rgb.height() as usize);
+            compress.set_quality(f32::from(quality.clamp(1, 100)));
+            compress.set_optimize_coding(true);
+            let out = Vec::with_capacity(rgb.as_raw().len() / 8);
+            let mut started = compress
+                .start_compress(out)
+                .map_err(|e| ImagingError::Encode(e.to_string()))?;
+            started
+                .write_scanlines(rgb.as_raw())
+                .map_err(|e| ImagingError::Encode(e.to_string()))?;
+            started
+                .finish()
+                .map_err(|e| ImagingError::Encode(e.to_string()))
+        },
+        ImagingError::Encode,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_is_the_smallest_covering_one() {
+        let min = |l| MinSize {
+            longest: Some(l),
+            shortest: None,
+        };
+        // 4000 px long: 1/8 gives 500, 2/8 gives 1000.
+        assert_eq!(choose_scale(4000, 3000, min(256)), 1);
+        assert_eq!(choose_scale(4000, 3000, min(500)), 1);
+        assert_eq!(choose_scale(4000, 3000, min(501)), 2);
+        assert_eq!(choose_scale(4000, 3000, min(2048)), 5);
+        assert_eq!(choose_scale(3000, 4000, min(2048)), 5);
+        // Wanting more than there is means full size.
+        assert_eq!(choose_scale(1000, 800, min(2048)), 8);
+        assert_eq!(choose_scale(1000, 800, MinSize::default()), 8);
+        // A panorama: the short edge decides.
+        let both = MinSize {
+            longest: Some(2048),
+            shortest: Some(256),
+        };
+        assert_eq!(choose_scale(16000, 800, both), 3);
     }
-    if rgb.len() != width as usize * height as usize * 3 {
-        return Err(ImagingError::Encode("pixel buffer of the wrong size".into()));
+
+    #[test]
+    fn scaled_sizes_round_up() {
+        assert_eq!(scaled(4001, 1), 501);
+        assert_eq!(scaled(4000, 1), 500);
+        assert_eq!(scaled(7, 1), 1);
     }
-    catch_unwind(AssertUnwindSafe(|| {
-        let io = |e: std::io::Error| ImagingError::Encode(e.to_string());
-        let mut comp = Compress::new(ColorSpace::JCS_RGB);
-        comp.set_fastest_defaults();
-        comp.set_size(width as usize, height as usize);
-        comp.set_quality(f32::from(quality.clamp(1, 100)));
-        comp.set_optimize_coding(true);
-        let estimate = rgb.len() / 8;
-        let mut started = comp.start_compress(Vec::with_capacity(estimate)).map_err(io)?;
-        started.write_scanlines(rgb).map_err(io)?;
-        started.finish().map_err(io)
-    }))
-    .unwrap_or_else(|payload| Err(ImagingError::Encode(panic_message(payload))))
 }

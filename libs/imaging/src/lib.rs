@@ -1,71 +1,83 @@
-//! The pixel pipeline of the thumbnails role: scaled decoding, resizing,
-//! encoding, and the standard set of derivatives made from one decode.
+//! The pixel pipeline of the thumbnails role: decoding at a reduced scale,
+//! resizing, encoding, and the standard derivative set made from one decode.
 //!
-//! JPEG goes through libjpeg-turbo (the `mozjpeg` fork, built from source
-//! with its SIMD code), which decodes at `n/8` of the full size inside the
-//! IDCT, so a 256 px thumbnail of a 12 MP photo never materialises the full
-//! pixels. PNG, GIF and WebP are decoded with the `image` crate (GIF and
-//! animated WebP: the first frame). Resizing is `fast_image_resize`
-//! (Lanczos3, SIMD); lossy WebP is libwebp. HEIC and AVIF are recognised but
-//! cannot be decoded here.
+//! - JPEG is decoded and encoded with libjpeg-turbo's SIMD code (the
+//!   mozjpeg fork, built from source with `nasm`): [`decode`] asks the
+//!   decoder for the smallest `n/8` scale that still covers the wanted size,
+//!   which skips most of the inverse DCT and colour conversion work.
+//! - PNG, GIF (first frame) and WebP (first frame) are decoded by the `image`
+//!   crate; HEIC and AVIF are recognised but refused as
+//!   [`ImagingError::Unsupported`].
+//! - [`resize`] is a separable Lanczos3 convolution (`fast_image_resize`,
+//!   SIMD), with alpha premultiplied while filtering.
+//! - [`encode`] writes baseline JPEG (libjpeg-turbo, Huffman tables
+//!   optimised), lossy WebP (libwebp), PNG and GIF. Outputs carry no
+//!   metadata.
 //!
-//! Everything is synchronous and CPU-bound: call it from a blocking pool.
+//! Limits are checked from the headers ([`pinhole_media::inspect`]) before
+//! any pixel buffer is allocated. Hostile input gives an error, never a
+//! panic: libjpeg's fatal errors unwind out of the C code and are caught
+//! here.
 
-mod decode;
 mod derivatives;
 mod encode;
 mod jpeg;
 mod resize;
 
-use std::fmt;
+use std::io::Cursor;
 
-pub use decode::decode;
-pub use derivatives::{
-    DERIVATIVE_NAMES, Derivatives, JPEG_QUALITY, Made, StageTimes, WEBP_QUALITY,
-    make_derivatives, make_derivatives_timed, thumbnail,
-};
-pub use encode::{WEBP_METHOD, encode};
+pub use derivatives::{Derivatives, Made, StageTimes, make_derivatives, make_derivatives_timed};
+pub use encode::encode;
 pub use resize::{fit_within, resize};
 
-/// Limits checked from the headers, before any pixel buffer is allocated.
+use image::DynamicImage;
+use pinhole_media::{Format, InspectError};
+
+/// Limits enforced before decoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// The largest `width * height` accepted.
+    /// The largest `width * height` of the full-resolution image.
     pub max_pixels: u64,
 }
 
-impl Default for Limits {
-    /// 100 megapixels.
-    fn default() -> Self {
-        Limits {
-            max_pixels: 100_000_000,
+/// Why an image could not be decoded, resized or encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagingError {
+    /// A format this server recognises but cannot work with.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("the image is {width}x{height} pixels, over the limit of {limit} pixels")]
+    TooManyPixels { width: u32, height: u32, limit: u64 },
+    #[error("the image could not be decoded: {0}")]
+    Decode(String),
+    #[error("the image could not be resized: {0}")]
+    Resize(String),
+    #[error("the image could not be encoded: {0}")]
+    Encode(String),
+}
+
+impl From<InspectError> for ImagingError {
+    fn from(error: InspectError) -> Self {
+        match error {
+            InspectError::Unsupported => ImagingError::Unsupported(
+                "the file is not an image in a supported format (JPEG, PNG, GIF, WebP)".into(),
+            ),
+            InspectError::TooManyPixels {
+                width,
+                height,
+                limit,
+            } => ImagingError::TooManyPixels {
+                width,
+                height,
+                limit,
+            },
+            other => ImagingError::Decode(other.to_string()),
         }
     }
 }
 
-/// Why an image could not be decoded, resized or encoded.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ImagingError {
-    /// The bytes are not an image, or in a format this server cannot decode
-    /// (HEIC, AVIF).
-    #[error("{0}")]
-    Unsupported(String),
-    /// The headers announce more pixels than [`Limits::max_pixels`].
-    #[error("the image is {width}x{height} pixels, over the limit of {limit} pixels")]
-    TooManyPixels { width: u32, height: u32, limit: u64 },
-    /// The image is corrupt or truncated beyond what the decoder tolerates.
-    #[error("the image cannot be decoded: {0}")]
-    Decode(String),
-    /// A requested size cannot be produced (zero width or height).
-    #[error("the image cannot be resized: {0}")]
-    Resize(String),
-    /// The encoder failed (or the image is too large for the format).
-    #[error("the image cannot be encoded: {0}")]
-    Encode(String),
-}
-
-/// A format derivatives can be written in.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// A format [`encode`] can write.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub enum OutputFormat {
     Jpeg,
     Png,
@@ -110,34 +122,127 @@ impl OutputFormat {
         }
     }
 
-    /// The format named by [`OutputFormat::as_str`] or
-    /// [`OutputFormat::extension`] (ASCII case-insensitive), or `None`.
+    /// The format named by [`OutputFormat::as_str`] or by its extension
+    /// (`jpg`), ignoring ASCII case; `None` for anything else.
     pub fn parse(s: &str) -> Option<OutputFormat> {
-        OutputFormat::ALL.into_iter().find(|f| {
-            s.eq_ignore_ascii_case(f.as_str()) || s.eq_ignore_ascii_case(f.extension())
-        })
-    }
-}
-
-impl fmt::Display for OutputFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        let s = s.to_ascii_lowercase();
+        OutputFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s || f.extension() == s)
     }
 }
 
 /// A decoded image.
 #[derive(Clone, Debug)]
 pub struct Decoded {
-    /// The pixels with the EXIF orientation applied: `Rgb8` for JPEG,
-    /// `Rgb8` or `Rgba8` (when the source has alpha) otherwise; the first
-    /// frame of an animation.
-    pub image: image::DynamicImage,
+    /// The pixels, EXIF orientation applied: `Rgb8` for JPEG, `Rgb8` or
+    /// `Rgba8` (when the source has alpha) otherwise. GIF and animated WebP
+    /// give their first frame.
+    pub image: DynamicImage,
     /// The displayed (oriented) width of the full-resolution image.
     pub full_width: u32,
     /// The displayed (oriented) height of the full-resolution image.
     pub full_height: u32,
-    /// The source format.
-    pub format: pinhole_media::Format,
+    /// The format of the source.
+    pub format: Format,
+}
+
+/// Decodes, at the smallest decoder scale (JPEG: `n/8`) whose longest edge
+/// is still at least `min_longest_edge` (`None`: full size), applying the
+/// EXIF orientation. Formats other than JPEG are always decoded at full size.
+pub fn decode(
+    bytes: &[u8],
+    limits: &Limits,
+    min_longest_edge: Option<u32>,
+) -> Result<Decoded, ImagingError> {
+    decode_covering(
+        bytes,
+        limits,
+        MinSize {
+            longest: min_longest_edge,
+            shortest: None,
+        },
+    )
+}
+
+/// The smallest decoded size wanted: each edge is at least this, or the full
+/// size when that is smaller.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MinSize {
+    pub longest: Option<u32>,
+    pub shortest: Option<u32>,
+}
+
+pub(crate) fn decode_covering(
+    bytes: &[u8],
+    limits: &Limits,
+    min: MinSize,
+) -> Result<Decoded, ImagingError> {
+    if let Some(format @ (Format::Heic | Format::Avif)) = pinhole_media::sniff(bytes) {
+        return Err(unsupported(format));
+    }
+    let inspected = pinhole_media::inspect(
+        bytes,
+        &pinhole_media::Limits {
+            max_pixels: limits.max_pixels,
+        },
+    )?;
+    let orientation = inspected
+        .exif
+        .as_ref()
+        .and_then(|exif| exif.orientation)
+        .and_then(|o| u8::try_from(o).ok())
+        .and_then(image::metadata::Orientation::from_exif);
+    let mut image = match inspected.format {
+        Format::Jpeg => jpeg::decode(bytes, limits, min)?,
+        Format::Png => decode_with_image(bytes, image::ImageFormat::Png, &inspected, limits)?,
+        Format::Gif => decode_with_image(bytes, image::ImageFormat::Gif, &inspected, limits)?,
+        Format::Webp => decode_with_image(bytes, image::ImageFormat::WebP, &inspected, limits)?,
+        format @ (Format::Heic | Format::Avif) => return Err(unsupported(format)),
+    };
+    if let Some(orientation) = orientation {
+        image.apply_orientation(orientation);
+    }
+    let (full_width, full_height) = inspected.display_size();
+    Ok(Decoded {
+        image,
+        full_width,
+        full_height,
+        format: inspected.format,
+    })
+}
+
+fn unsupported(format: Format) -> ImagingError {
+    ImagingError::Unsupported(format!("{format} images cannot be decoded on this server"))
+}
+
+/// PNG, GIF and WebP through the `image` crate, as `Rgb8` or `Rgba8`.
+fn decode_with_image(
+    bytes: &[u8],
+    format: image::ImageFormat,
+    inspected: &pinhole_media::Inspected,
+    limits: &Limits,
+) -> Result<DynamicImage, ImagingError> {
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
+    let mut image_limits = image::Limits::default();
+    image_limits.max_image_width = Some(inspected.width);
+    image_limits.max_image_height = Some(inspected.height);
+    // Room for a 16-bit RGBA canvas and a frame of the allowed size.
+    image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(16).max(64 << 20));
+    reader.limits(image_limits);
+    let image = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => ImagingError::TooManyPixels {
+            width: inspected.width,
+            height: inspected.height,
+            limit: limits.max_pixels,
+        },
+        other => ImagingError::Decode(other.to_string()),
+    })?;
+    Ok(match image {
+        DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => image,
+        other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.to_rgba8()),
+        other => DynamicImage::ImageRgb8(other.to_rgb8()),
+    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Exact resizing with `fast_image_resize`.
+//! Exact resizing with a separable convolution (`fast_image_resize`, SIMD).
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -6,22 +6,21 @@ use image::{DynamicImage, RgbImage, RgbaImage};
 
 use crate::ImagingError;
 
-/// Lanczos3: on photos it scores ~0.3 dB PSNR above Catmull-Rom against a
-/// float reference for about 15% more resize time, which is a few ms in a
-/// pipeline dominated by decoding and encoding.
+/// Lanczos3: measured sharper than Catmull-Rom against a float reference
+/// (higher PSNR) for a few percent more time, since most of the cost is the
+/// decode anyway.
 const FILTER: FilterType = FilterType::Lanczos3;
 
-/// The size that fits within a longest edge of `edge`: never enlarged, the
+/// The size that fits within `edge` on its longest side: never enlarged, the
 /// aspect ratio kept (rounded to the nearest pixel), each side at least 1.
 pub fn fit_within(width: u32, height: u32, edge: u32) -> (u32, u32) {
-    let (width, height, edge) = (width.max(1), height.max(1), edge.max(1));
     let long = width.max(height);
-    if long <= edge {
-        return (width, height);
+    if long <= edge || long == 0 {
+        return (width.max(1), height.max(1));
     }
-    let scale = |side: u32| -> u32 {
-        let v = (u64::from(side) * u64::from(edge) + u64::from(long) / 2) / u64::from(long);
-        u32::try_from(v).unwrap_or(edge).clamp(1, edge)
+    let scale = |side: u32| {
+        let side = (u64::from(side) * u64::from(edge) + u64::from(long) / 2) / u64::from(long);
+        (side as u32).max(1)
     };
     if width >= height {
         (edge, scale(height))
@@ -30,19 +29,37 @@ pub fn fit_within(width: u32, height: u32, edge: u32) -> (u32, u32) {
     }
 }
 
-/// Resizes to exactly `width` x `height` (aspect not kept) with Lanczos3.
-///
-/// `Rgb8` stays `Rgb8`, `Rgba8` stays `Rgba8` (filtered with premultiplied
-/// alpha, so transparent pixels do not bleed their colour); other pixel
-/// types are converted to one of those first.
+/// Resizes to exactly `width` x `height` with a Lanczos3 filter. `Rgb8` and
+/// `Rgba8` keep their type (alpha is premultiplied while filtering, so
+/// transparent pixels do not bleed their colour); other pixel types are
+/// converted to one of them first.
 pub fn resize(img: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, ImagingError> {
     resize_region(img, None, width, height)
 }
 
-/// A crop of the source, in source pixels: left, top, width, height.
-pub(crate) type Region = (f64, f64, f64, f64);
+/// A region of the source, in source pixels (fractions allowed).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Region {
+    pub left: f64,
+    pub top: f64,
+    pub width: f64,
+    pub height: f64,
+}
 
-/// Resizes `region` of `img` (all of it when `None`) to `width` x `height`.
+impl Region {
+    /// The largest centred square of a `width` x `height` image.
+    pub(crate) fn centre_square(width: u32, height: u32) -> Region {
+        let side = f64::from(width.min(height));
+        Region {
+            left: (f64::from(width) - side) / 2.0,
+            top: (f64::from(height) - side) / 2.0,
+            width: side,
+            height: side,
+        }
+    }
+}
+
+/// Resizes `region` of `img` (the whole image when `None`) to `width` x `height`.
 pub(crate) fn resize_region(
     img: &DynamicImage,
     region: Option<Region>,
@@ -51,46 +68,44 @@ pub(crate) fn resize_region(
 ) -> Result<DynamicImage, ImagingError> {
     if width == 0 || height == 0 {
         return Err(ImagingError::Resize(format!(
-            "cannot make an image of {width}x{height} pixels"
+            "cannot resize to {width}x{height}"
         )));
-    }
-    if img.width() == 0 || img.height() == 0 {
-        return Err(ImagingError::Resize("the source image is empty".into()));
     }
     let converted;
     let img = match img {
         DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => img,
+        other if other.color().has_alpha() => {
+            converted = DynamicImage::ImageRgba8(other.to_rgba8());
+            &converted
+        }
         other => {
-            converted = crate::decode::normalise(other.clone());
+            converted = DynamicImage::ImageRgb8(other.to_rgb8());
             &converted
         }
     };
-    let full = (0.0, 0.0, f64::from(img.width()), f64::from(img.height()));
-    let region = region.unwrap_or(full);
-    if region == full && (img.width(), img.height()) == (width, height) {
-        return Ok(img.clone());
-    }
-    let (pixel_type, raw): (PixelType, &[u8]) = match img {
-        DynamicImage::ImageRgba8(buf) => (PixelType::U8x4, buf.as_raw()),
-        DynamicImage::ImageRgb8(buf) => (PixelType::U8x3, buf.as_raw()),
-        _ => return Err(ImagingError::Resize("unexpected pixel type".into())),
+    let pixel_type = if img.color().has_alpha() {
+        PixelType::U8x4
+    } else {
+        PixelType::U8x3
     };
-    let err = |e: &dyn std::fmt::Display| ImagingError::Resize(e.to_string());
-    let src = ImageRef::new(img.width(), img.height(), raw, pixel_type).map_err(|e| err(&e))?;
+    let error = |e: &dyn std::fmt::Display| ImagingError::Resize(e.to_string());
+    let src = ImageRef::new(img.width(), img.height(), img.as_bytes(), pixel_type)
+        .map_err(|e| error(&e))?;
     let mut dst = Image::new(width, height, pixel_type);
-    let options = ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(FILTER))
-        .crop(region.0, region.1, region.2, region.3)
-        .use_alpha(true);
+    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FILTER));
+    if let Some(r) = region {
+        options = options.crop(r.left, r.top, r.width, r.height);
+    }
     Resizer::new()
         .resize(&src, &mut dst, &options)
-        .map_err(|e| err(&e))?;
-    let out = dst.into_vec();
-    let image = match pixel_type {
-        PixelType::U8x4 => RgbaImage::from_raw(width, height, out).map(DynamicImage::ImageRgba8),
-        _ => RgbImage::from_raw(width, height, out).map(DynamicImage::ImageRgb8),
+        .map_err(|e| error(&e))?;
+    let buffer = dst.into_vec();
+    let out = if pixel_type == PixelType::U8x4 {
+        RgbaImage::from_raw(width, height, buffer).map(DynamicImage::ImageRgba8)
+    } else {
+        RgbImage::from_raw(width, height, buffer).map(DynamicImage::ImageRgb8)
     };
-    image.ok_or_else(|| ImagingError::Resize("pixel buffer of the wrong size".into()))
+    out.ok_or_else(|| ImagingError::Resize("the output buffer has the wrong size".into()))
 }
 
 #[cfg(test)]
@@ -100,9 +115,17 @@ mod tests {
     #[test]
     fn fit_within_keeps_aspect_and_never_enlarges() {
         assert_eq!(fit_within(4000, 3000, 2048), (2048, 1536));
-        assert_eq!(fit_within(3000, 4000, 1080), (810, 1080));
-        assert_eq!(fit_within(640, 480, 2048), (640, 480));
-        assert_eq!(fit_within(10_000, 10, 256), (256, 1));
-        assert_eq!(fit_within(1, 1, 256), (1, 1));
+        assert_eq!(fit_within(3000, 4000, 2048), (1536, 2048));
+        assert_eq!(fit_within(1920, 1280, 256), (256, 171));
+        assert_eq!(fit_within(800, 600, 2048), (800, 600));
+        assert_eq!(fit_within(2048, 10, 2048), (2048, 10));
+        assert_eq!(fit_within(100_000, 10, 256), (256, 1));
+        assert_eq!(fit_within(10, 100_000, 256), (1, 256));
+    }
+
+    #[test]
+    fn zero_sized_targets_are_errors() {
+        let img = DynamicImage::ImageRgb8(RgbImage::new(4, 4));
+        assert!(matches!(resize(&img, 0, 3), Err(ImagingError::Resize(_))));
     }
 }

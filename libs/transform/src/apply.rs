@@ -145,10 +145,12 @@ fn resize(
     let (cw, ch) = (img.width(), img.height());
     match opts.plan(cw, ch) {
         Plan::Keep => Ok(img),
-        Plan::Scale { out } => scale(&img, out, None),
+        Plan::Scale { out, .. } => scale(&img, out, None),
         Plan::Window { win, out } => {
             let (left, top) = place(&img, win, opts.gravity, vision)?;
-            if opts.resize_mode == ResizeMode::Crop || (f64::from(out.0) == win.0 && f64::from(out.1) == win.1) {
+            if opts.resize_mode == ResizeMode::Crop
+                || (f64::from(out.0) == win.0 && f64::from(out.1) == win.1)
+            {
                 // No scaling: cut whole pixels.
                 let x = (left.round() as u32).min(cw.saturating_sub(out.0));
                 let y = (top.round() as u32).min(ch.saturating_sub(out.1));

@@ -160,13 +160,18 @@ pub fn validate_edits(ops: &[EditOp]) -> Result<(), Vec<(String, String)>> {
         let err = |errors: &mut Vec<(String, String)>, field: &str, message: &str| {
             errors.push((format!("operations[{i}].{field}"), message.to_owned()));
         };
-        let range = |errors: &mut Vec<(String, String)>, field: &str, v: Option<f32>, lo: f32, hi: f32| {
-            if let Some(v) = v
-                && !(lo..=hi).contains(&v)
-            {
-                err(errors, field, &format!("must be a number from {lo} to {hi}"));
-            }
-        };
+        let range =
+            |errors: &mut Vec<(String, String)>, field: &str, v: Option<f32>, lo: f32, hi: f32| {
+                if let Some(v) = v
+                    && !(lo..=hi).contains(&v)
+                {
+                    err(
+                        errors,
+                        field,
+                        &format!("must be a number from {lo} to {hi}"),
+                    );
+                }
+            };
         match op {
             EditOp::Crop { width, height, .. } => {
                 if *width == 0 {

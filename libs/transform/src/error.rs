@@ -63,6 +63,11 @@ impl TransformError {
         }
     }
 
+    /// True for [`TransformError::TooLarge`] (answered with `transform-too-large`).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, Self::TooLarge(_))
+    }
+
     pub(crate) fn option(item: &str, message: impl Into<String>) -> Self {
         Self::InvalidOption {
             item: item.to_owned(),

@@ -16,8 +16,8 @@ mod sign;
 
 pub use apply::{NoVision, Rect, Vision, apply};
 pub use color::Adjustments;
-pub use edits::{EditOp, FilterName, FlipDirection, apply_edits, validate_edits};
+pub use edits::{EditOp, FilterName, FlipDirection, MAX_EDIT_OPS, apply_edits, validate_edits};
 pub use error::TransformError;
-pub use options::{Caps, Flip, Format, Gravity, Options, ResizeMode};
+pub use options::{Caps, Flip, Format, Gravity, Options, ResizeMode, parse};
 pub use presets::Presets;
-pub use sign::{KeyError, Signer, is_unsigned, parse_key_pairs};
+pub use sign::{KeyError, KeyPair, Signer, is_unsigned, parse_key_pairs};

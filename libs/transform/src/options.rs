@@ -11,7 +11,8 @@ pub enum ResizeMode {
     /// Scale to fit inside the box, keeping the aspect ratio.
     #[default]
     Fit,
-    /// Scale to cover the box, then crop to it at the gravity.
+    /// Scale to cover the box, then crop to it at the gravity. Without `el:1`, a box larger
+    /// than the source shrinks (keeping its aspect ratio) until it fits inside the source.
     Fill,
     /// Cut a `w` x `h` window at the gravity without scaling (clamped to the image).
     Crop,
@@ -221,13 +222,18 @@ pub struct Options {
     pub format: Option<Format>,
 }
 
+/// Parses an options path segment: shorthand for [`Options::parse`].
+pub fn parse(source: &str, presets: &Presets, caps: &Caps) -> Result<Options, TransformError> {
+    Options::parse(source, presets, caps)
+}
+
 /// What a resize will do, in source coordinates (after the explicit crop).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Plan {
     /// Keep the size.
     Keep,
-    /// Scale the whole image to `out`.
-    Scale { out: (u32, u32) },
+    /// Scale the whole image by `scale` (exact) to `out` (rounded).
+    Scale { out: (u32, u32), scale: f64 },
     /// Take a `win` window (source pixels, placed by gravity) and scale it to `out`.
     Window { win: (f64, f64), out: (u32, u32) },
 }
@@ -309,7 +315,12 @@ impl Options {
                 // Filling a box with a free side is fitting it.
                 mode = ResizeMode::Fit;
             }
-            items.push(format!("rs:{}:{}:{}", mode.as_str(), self.width, self.height));
+            items.push(format!(
+                "rs:{}:{}:{}",
+                mode.as_str(),
+                self.width,
+                self.height
+            ));
             if self.enlarge && mode != ResizeMode::Crop {
                 items.push("el:1".into());
             }
@@ -398,7 +409,7 @@ impl Options {
             if out == (cw, ch) {
                 Plan::Keep
             } else {
-                Plan::Scale { out }
+                Plan::Scale { out, scale: s }
             }
         };
         match self.resize_mode {
@@ -445,7 +456,7 @@ impl Options {
         };
         let (w, h) = match self.plan(c.width, c.height) {
             Plan::Keep => (c.width, c.height),
-            Plan::Scale { out } | Plan::Window { out, .. } => out,
+            Plan::Scale { out, .. } | Plan::Window { out, .. } => out,
         };
         if self.rotate % 180 == 90 {
             (h, w)
@@ -464,7 +475,7 @@ impl Options {
         }
         let s = match self.plan(src_w, src_h) {
             Plan::Keep => return None,
-            Plan::Scale { out } => f64::from(out.0) / f64::from(src_w),
+            Plan::Scale { scale, .. } => scale,
             Plan::Window { win, out } => {
                 if self.resize_mode == ResizeMode::Crop {
                     return None;
@@ -473,8 +484,8 @@ impl Options {
             }
         };
         let longest = src_w.max(src_h);
-        // Bounded by `longest` since s < 1 here.
-        let need = (f64::from(longest) * s).ceil() as u32;
+        // Bounded by `longest` since s < 1 here; the epsilon absorbs float noise.
+        let need = (f64::from(longest) * s - 1e-9).ceil() as u32;
         (need < longest).then_some(need)
     }
 }
@@ -523,14 +534,15 @@ fn arity(item: &str, args: &[&str], n: usize, usage: &str) -> Result<(), Transfo
 }
 
 impl Parser {
-    fn mark(&mut self, field: &'static str, item: &str) -> Result<(), TransformError> {
+    /// Records that `label` sets `field`; an error naming `item` if it is already set.
+    fn mark(&mut self, field: &'static str, item: &str, label: &str) -> Result<(), TransformError> {
         if let Some((_, prev)) = self.set.iter().find(|(f, _)| *f == field) {
             return Err(TransformError::option(
                 item,
                 format!("{field} is already set by \"{prev}\""),
             ));
         }
-        self.set.push((field, item.to_owned()));
+        self.set.push((field, label.to_owned()));
         Ok(())
     }
 
@@ -595,9 +607,9 @@ impl Parser {
                 })?;
                 let w = int_arg(item, args[1], "width")?;
                 let h = int_arg(item, args[2], "height")?;
-                self.mark("resize type", label)?;
-                self.mark("width", label)?;
-                self.mark("height", label)?;
+                self.mark("resize type", item, label)?;
+                self.mark("width", item, label)?;
+                self.mark("height", item, label)?;
                 let o = &mut self.opts;
                 o.resize_mode = mode;
                 o.width = w;
@@ -608,7 +620,7 @@ impl Parser {
                 o.resize_mode = ResizeMode::parse(args[0]).ok_or_else(|| {
                     TransformError::option(item, "resize type must be fit, fill or crop")
                 })?;
-                self.mark("resize type", label)?;
+                self.mark("resize type", item, label)?;
             }
             "w" | "h" => {
                 arity(item, &args, 1, &format!("{name}:{{pixels}}"))?;
@@ -618,7 +630,7 @@ impl Parser {
                     ("height", "height")
                 };
                 let v = int_arg(item, args[0], what)?;
-                self.mark(field, label)?;
+                self.mark(field, item, label)?;
                 if name == "w" {
                     self.opts.width = v;
                 } else {
@@ -627,7 +639,7 @@ impl Parser {
             }
             "el" => {
                 o.enlarge = bool_arg(item, &args, "enlarge")?;
-                self.mark("enlarge", label)?;
+                self.mark("enlarge", item, label)?;
             }
             "g" => {
                 arity(item, &args, 1, "g:{gravity}")?;
@@ -637,7 +649,7 @@ impl Parser {
                         "gravity must be one of ce, no, so, ea, we, noea, nowe, soea, sowe, face, sm",
                     )
                 })?;
-                self.mark("gravity", label)?;
+                self.mark("gravity", item, label)?;
             }
             "cr" => {
                 arity(item, &args, 4, "cr:{x}:{y}:{width}:{height}")?;
@@ -657,7 +669,7 @@ impl Parser {
                     width,
                     height,
                 });
-                self.mark("crop", label)?;
+                self.mark("crop", item, label)?;
             }
             "rot" => {
                 arity(item, &args, 1, "rot:{0|90|180|270}")?;
@@ -673,7 +685,7 @@ impl Parser {
                         ));
                     }
                 };
-                self.mark("rotation", label)?;
+                self.mark("rotation", item, label)?;
             }
             "fl" => {
                 arity(item, &args, 1, "fl:{h|v|hv}")?;
@@ -687,14 +699,14 @@ impl Parser {
                     horizontal,
                     vertical,
                 };
-                self.mark("flip", label)?;
+                self.mark("flip", item, label)?;
             }
             "bl" | "sh" => {
                 let what = if name == "bl" { "blur" } else { "sharpen" };
                 let usage = format!("{name}:{{sigma}}");
                 arity(item, &args, 1, &usage)?;
                 let v = float_arg(item, args[0], what, 0.1, 100.0)?;
-                self.mark(what, label)?;
+                self.mark(what, item, label)?;
                 if name == "bl" {
                     self.opts.blur = Some(v);
                 } else {
@@ -703,11 +715,11 @@ impl Parser {
             }
             "gs" => {
                 o.grayscale = bool_arg(item, &args, "grayscale")?;
-                self.mark("grayscale", label)?;
+                self.mark("grayscale", item, label)?;
             }
             "sp" => {
                 o.sepia = bool_arg(item, &args, "sepia")?;
-                self.mark("sepia", label)?;
+                self.mark("sepia", item, label)?;
             }
             "br" | "co" | "sa" | "ga" | "hu" => {
                 let (what, lo, hi) = match name {
@@ -719,7 +731,7 @@ impl Parser {
                 };
                 arity(item, &args, 1, &format!("{name}:{{number}}"))?;
                 let v = float_arg(item, args[0], what, lo, hi)?;
-                self.mark(what, label)?;
+                self.mark(what, item, label)?;
                 let a = &mut self.opts.adjust;
                 match name {
                     "br" => a.brightness = v,
@@ -740,14 +752,14 @@ impl Parser {
                         TransformError::option(item, "quality must be a whole number from 1 to 100")
                     })?;
                 o.quality = Some(q);
-                self.mark("quality", label)?;
+                self.mark("quality", item, label)?;
             }
             "f" => {
                 arity(item, &args, 1, "f:{format}")?;
                 o.format = Some(Format::parse(args[0]).ok_or_else(|| {
                     TransformError::option(item, "format must be jpeg, jpg, png, webp, gif or avif")
                 })?);
-                self.mark("format", label)?;
+                self.mark("format", item, label)?;
             }
             "pr" => {
                 arity(item, &args, 1, "pr:{preset}")?;

@@ -50,12 +50,13 @@ impl Presets {
     pub fn parse(spec: &str) -> Result<Self, TransformError> {
         let mut pairs = Vec::new();
         for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
-            let (name, body) = entry
-                .split_once('=')
-                .ok_or_else(|| TransformError::InvalidPreset {
-                    name: entry.to_owned(),
-                    message: "expected name=options".into(),
-                })?;
+            let (name, body) =
+                entry
+                    .split_once('=')
+                    .ok_or_else(|| TransformError::InvalidPreset {
+                        name: entry.to_owned(),
+                        message: "expected name=options".into(),
+                    })?;
             pairs.push((name.trim().to_owned(), body.trim().to_owned()));
         }
         Self::from_map(pairs)
@@ -97,6 +98,13 @@ impl Presets {
             bodies,
             allowed_unsigned: BTreeSet::new(),
         })
+    }
+
+    /// These presets plus (or overridden by) those of `spec` (`name=options;...`, as
+    /// [`Presets::parse`]). An overridden preset keeps its allowed-unsigned status.
+    pub fn with(mut self, spec: &str) -> Result<Self, TransformError> {
+        self.bodies.extend(Self::parse(spec)?.bodies);
+        Ok(self)
     }
 
     /// Allows the named presets to be requested without a signature.

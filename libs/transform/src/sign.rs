@@ -10,6 +10,9 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// A signing `(key, salt)` pair, raw bytes.
+pub type KeyPair = (Vec<u8>, Vec<u8>);
+
 /// Why signing keys could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
@@ -46,7 +49,7 @@ pub fn is_unsigned(signature: &str) -> bool {
 }
 
 /// Parses `hexkey:hexsalt,hexkey2:hexsalt2` (as in configuration) into key pairs.
-pub fn parse_key_pairs(s: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KeyError> {
+pub fn parse_key_pairs(s: &str) -> Result<Vec<KeyPair>, KeyError> {
     let mut pairs = Vec::new();
     for (i, entry) in s.split(',').map(str::trim).enumerate() {
         let n = i + 1;
@@ -67,7 +70,7 @@ pub fn parse_key_pairs(s: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KeyError> {
 
 impl Signer {
     /// A signer over `(key, salt)` pairs; the first pair signs.
-    pub fn new(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Self, KeyError> {
+    pub fn new(pairs: Vec<KeyPair>) -> Result<Self, KeyError> {
         if pairs.is_empty() {
             return Err(KeyError::Empty);
         }
@@ -93,14 +96,18 @@ impl Signer {
         mac
     }
 
-    /// The signature of `/{options}/{image_id}.{ext}`.
-    pub fn sign_path(&self, options: &str, image_id: impl fmt::Display, ext: &str) -> String {
-        let path = format!("/{options}/{image_id}.{ext}");
+    /// The signature of a signed path `/{options}/{image_id}.{ext}` (as it appears in the URL).
+    pub fn sign(&self, path: &str) -> String {
         // `new` guarantees at least one pair.
         let Some((keyed, salt)) = self.pairs.first() else {
             return String::new();
         };
-        URL_SAFE_NO_PAD.encode(Self::mac(keyed, salt, &path).finalize().into_bytes())
+        URL_SAFE_NO_PAD.encode(Self::mac(keyed, salt, path).finalize().into_bytes())
+    }
+
+    /// The signature of `/{options}/{image_id}.{ext}`.
+    pub fn sign_path(&self, options: &str, image_id: impl fmt::Display, ext: &str) -> String {
+        self.sign(&format!("/{options}/{image_id}.{ext}"))
     }
 
     /// The whole URL path `/t/{signature}/{options}/{image_id}.{ext}`.
@@ -110,21 +117,25 @@ impl Signer {
         format!("/t/{sig}/{options}/{id}.{ext}")
     }
 
-    /// True when `signature` matches `/{options}/{image_id}.{ext}` under any key pair
-    /// (constant-time comparison).
-    pub fn verify(
+    /// True when `signature` matches the signed `path` (`/{options}/{image_id}.{ext}`, exactly as
+    /// it appears in the request URL) under any key pair (constant-time comparison).
+    pub fn verify(&self, signature: &str, path: &str) -> bool {
+        let Ok(sig) = URL_SAFE_NO_PAD.decode(signature) else {
+            return false;
+        };
+        self.pairs.iter().fold(false, |ok, (keyed, salt)| {
+            Self::mac(keyed, salt, path).verify_slice(&sig).is_ok() | ok
+        })
+    }
+
+    /// [`Signer::verify`] for the path built from its parts.
+    pub fn verify_parts(
         &self,
         signature: &str,
         options: &str,
         image_id: impl fmt::Display,
         ext: &str,
     ) -> bool {
-        let Ok(sig) = URL_SAFE_NO_PAD.decode(signature) else {
-            return false;
-        };
-        let path = format!("/{options}/{image_id}.{ext}");
-        self.pairs.iter().fold(false, |ok, (keyed, salt)| {
-            Self::mac(keyed, salt, &path).verify_slice(&sig).is_ok() | ok
-        })
+        self.verify(signature, &format!("/{options}/{image_id}.{ext}"))
     }
 }

@@ -78,7 +78,11 @@ mod tests {
     fn majority_colour_wins_over_mean() {
         // 70 % red, 30 % blue: the mean would be purple.
         let img = RgbImage::from_fn(100, 10, |x, _| {
-            if x < 70 { image::Rgb([220, 30, 30]) } else { image::Rgb([20, 20, 200]) }
+            if x < 70 {
+                image::Rgb([220, 30, 30])
+            } else {
+                image::Rgb([20, 20, 200])
+            }
         });
         assert_eq!(dominant_color(&img), [220, 30, 30]);
     }

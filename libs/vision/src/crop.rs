@@ -4,6 +4,11 @@ use image::RgbImage;
 
 /// Edges weaker than this (in luma levels over two pixels) are treated as noise.
 const EDGE_FLOOR: f32 = 12.0;
+/// Weight of squared chroma (0..1): kept low so large saturated areas (clothes,
+/// flags) do not outweigh detail.
+const SATURATION_WEIGHT: f32 = 0.25;
+/// Weight of a skin-toned pixel, so that people win over busy backgrounds.
+const SKIN_WEIGHT: f32 = 0.7;
 
 /// Top-left corner of the `width x height` window of `img` with the most interest:
 /// luma edges (detail), strongly saturated colours and skin tones. Among equally
@@ -69,16 +74,22 @@ fn interest_map(img: &RgbImage) -> Vec<f32> {
             let chroma = f32::from(max - min) / 255.0;
             let saturation = chroma * chroma;
             let skin = if is_skin(r, g, b) { 1.0 } else { 0.0 };
-            out.push(edge + 0.5 * saturation + 0.5 * skin);
+            out.push(edge + SATURATION_WEIGHT * saturation + SKIN_WEIGHT * skin);
         }
     }
     out
 }
 
-/// Classic RGB skin-tone rule (well-lit skin of any complexion).
+/// Skin tone by normalized rg chromaticity (any complexion, reasonably lit); the
+/// orange-red of fabrics and flags falls outside (red share above 0.48).
 fn is_skin(r: u8, g: u8, b: u8) -> bool {
-    let (max, min) = (r.max(g).max(b), r.min(g).min(b));
-    r > 95 && g > 40 && b > 20 && max - min > 15 && r.abs_diff(g) > 15 && r > g && r > b
+    let (rf, gf, bf) = (f32::from(r), f32::from(g), f32::from(b));
+    let sum = rf + gf + bf;
+    if r <= 60 || !(r > g && g > b) || r - b < 25 {
+        return false;
+    }
+    let (rn, gn) = (rf / sum, gf / sum);
+    (0.38..=0.48).contains(&rn) && (0.29..=0.36).contains(&gn)
 }
 
 #[cfg(test)]
@@ -97,5 +108,7 @@ mod tests {
         assert!(is_skin(224, 172, 140));
         assert!(!is_skin(120, 120, 120));
         assert!(!is_skin(40, 90, 200));
+        assert!(is_skin(159, 119, 93)); // shaded skin
+        assert!(!is_skin(218, 101, 66)); // orange suit
     }
 }

@@ -1,6 +1,5 @@
 //! Frontal face detection (SeetaFace via `rustface`) and red-eye reduction.
 
-use std::cell::RefCell;
 use std::sync::LazyLock;
 
 use image::RgbImage;
@@ -14,28 +13,23 @@ use crate::{Face, Rect};
 static MODEL_BYTES: &[u8] = include_bytes!("../model/seeta_fd_frontal_v1.0.bin");
 
 /// The model, parsed once per process; `None` only if the embedded bytes are corrupt.
-static MODEL: LazyLock<Option<Model>> =
-    LazyLock::new(|| rustface::read_model(MODEL_BYTES).ok());
+static MODEL: LazyLock<Option<Model>> = LazyLock::new(|| rustface::read_model(MODEL_BYTES).ok());
 
-thread_local! {
-    /// Detectors keep scratch buffers and are not `Send`: one per thread, built lazily.
-    static DETECTOR: RefCell<Option<Box<dyn Detector>>> = const { RefCell::new(None) };
-}
-
-/// Smallest face side, in pixels of the (at most [`DETECT_MAX_EDGE`] px) detection
-/// image, that the detector finds: its sliding window never upsamples.
-pub const FACE_MODEL_MIN_FACE: u32 = 40;
+/// Smallest face side the detector finds, in pixels of the detection copy (the input
+/// fitted within 800 px): its 40 px window is never applied to an upscaled image.
+pub const MIN_FACE_SIZE: u32 = 40;
 
 /// Longest edge the detector works on; larger inputs are area-downscaled first.
 const DETECT_MAX_EDGE: u32 = 800;
 
-/// Cascade score a window needs to be reported (SeetaFace's demo uses 2.0; above it
-/// fewer false positives on textures at the cost of tilted or dim faces).
+/// Cascade score a window needs to be reported: SeetaFace's demo value. Raising it
+/// trades tilted or dim faces for fewer false positives on textures (none were seen
+/// on the test landscapes at 2.0; the astronaut's face scores about 24).
 const SCORE_THRESHOLD: f64 = 2.0;
 
 fn new_detector(model: &Model) -> Box<dyn Detector> {
     let mut detector = rustface::create_detector_with_model(model.clone());
-    detector.set_min_face_size(FACE_MODEL_MIN_FACE);
+    detector.set_min_face_size(MIN_FACE_SIZE);
     detector.set_score_thresh(SCORE_THRESHOLD);
     detector.set_pyramid_scale_factor(0.8);
     detector.set_slide_window_step(4, 4);
@@ -44,13 +38,13 @@ fn new_detector(model: &Model) -> Box<dyn Detector> {
 
 /// Frontal faces in `img`, highest score first, boxes clamped to the image.
 ///
-/// Faces smaller than about [`FACE_MODEL_MIN_FACE`] px (in a copy fitted within
-/// 800 px) or strongly turned away are not found. The model is parsed once per
-/// process; each thread keeps its own detector.
+/// Faces smaller than about [`MIN_FACE_SIZE`] px (in a copy fitted within
+/// 800 px) or strongly turned away are not found. The embedded model is parsed once
+/// per process.
 pub fn detect_faces(img: &RgbImage) -> Vec<Face> {
     let (w, h) = img.dimensions();
     let (dw, dh) = fit_within(w, h, DETECT_MAX_EDGE);
-    if dw.min(dh) < FACE_MODEL_MIN_FACE {
+    if dw.min(dh) < MIN_FACE_SIZE {
         return Vec::new();
     }
     let Some(model) = MODEL.as_ref() else {
@@ -66,10 +60,9 @@ pub fn detect_faces(img: &RgbImage) -> Vec<Face> {
             .map(|p| luma(p).round().clamp(0.0, 255.0) as u8)
             .collect()
     };
-    let found = DETECTOR.with_borrow_mut(|slot| {
-        slot.get_or_insert_with(|| new_detector(model))
-            .detect(&ImageData::new(&gray, dw, dh))
-    });
+    // A detector is not `Send` and holds scratch buffers, so each call builds its own
+    // from the shared model (a copy of about 1 MB, small next to the detection itself).
+    let found = new_detector(model).detect(&ImageData::new(&gray, dw, dh));
 
     let (sx, sy) = (w as f64 / dw as f64, h as f64 / dh as f64);
     let mut faces: Vec<Face> = found
@@ -78,10 +71,19 @@ pub fn detect_faces(img: &RgbImage) -> Vec<Face> {
             let b = f.bbox();
             let x0 = (f64::from(b.x()) * sx).round().clamp(0.0, f64::from(w));
             let y0 = (f64::from(b.y()) * sy).round().clamp(0.0, f64::from(h));
-            let x1 = ((f64::from(b.x()) + f64::from(b.width())) * sx).round().clamp(0.0, f64::from(w));
-            let y1 = ((f64::from(b.y()) + f64::from(b.height())) * sy).round().clamp(0.0, f64::from(h));
+            let x1 = ((f64::from(b.x()) + f64::from(b.width())) * sx)
+                .round()
+                .clamp(0.0, f64::from(w));
+            let y1 = ((f64::from(b.y()) + f64::from(b.height())) * sy)
+                .round()
+                .clamp(0.0, f64::from(h));
             (x1 > x0 && y1 > y0).then(|| Face {
-                rect: Rect { x: x0 as u32, y: y0 as u32, width: (x1 - x0) as u32, height: (y1 - y0) as u32 },
+                rect: Rect {
+                    x: x0 as u32,
+                    y: y0 as u32,
+                    width: (x1 - x0) as u32,
+                    height: (y1 - y0) as u32,
+                },
                 score: f.score() as f32,
             })
         })
@@ -98,8 +100,18 @@ pub fn eye_regions(face: &Rect) -> [Rect; 2] {
     let y = face.y + frac(face.height, 0.18);
     let height = frac(face.height, 0.37).max(1);
     let width = frac(face.width, 0.36).max(1);
-    let left = Rect { x: face.x + frac(face.width, 0.10), y, width, height };
-    let right = Rect { x: face.x + frac(face.width, 0.54), y, width, height };
+    let left = Rect {
+        x: face.x + frac(face.width, 0.10),
+        y,
+        width,
+        height,
+    };
+    let right = Rect {
+        x: face.x + frac(face.width, 0.54),
+        y,
+        width,
+        height,
+    };
     [left, right]
 }
 
@@ -148,7 +160,9 @@ mod tests {
     fn tiny_and_flat_images_have_no_faces() {
         assert!(detect_faces(&RgbImage::new(0, 0)).is_empty());
         assert!(detect_faces(&RgbImage::new(30, 500)).is_empty());
-        assert!(detect_faces(&RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]))).is_empty());
+        assert!(
+            detect_faces(&RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]))).is_empty()
+        );
     }
 
     #[test]
@@ -162,7 +176,12 @@ mod tests {
 
     #[test]
     fn eye_regions_stay_inside_the_face() {
-        let face = Rect { x: 100, y: 50, width: 90, height: 100 };
+        let face = Rect {
+            x: 100,
+            y: 50,
+            width: 90,
+            height: 100,
+        };
         for eye in eye_regions(&face) {
             assert!(face.contains(eye.x, eye.y));
             assert!(face.contains(eye.x + eye.width - 1, eye.y + eye.height - 1));

@@ -31,7 +31,10 @@ const PHASH_LOW: usize = 8;
 /// stay within a few bits, unrelated pictures differ in about half of them.
 pub fn phash(img: &RgbImage) -> u64 {
     let n = PHASH_SIZE;
-    let pixels: Vec<f32> = area_resize(img, n as u32, n as u32).into_iter().map(luma).collect();
+    let pixels: Vec<f32> = area_resize(img, n as u32, n as u32)
+        .into_iter()
+        .map(luma)
+        .collect();
     // cos_table[u][x] = cos((2x + 1) u pi / 2N) for the low frequencies only.
     let mut cos_table = [[0.0f32; PHASH_SIZE]; PHASH_LOW];
     for (u, row) in cos_table.iter_mut().enumerate() {

@@ -14,7 +14,7 @@ mod resample;
 
 pub use color::dominant_color;
 pub use crop::smart_crop;
-pub use faces::{FACE_MODEL_MIN_FACE, detect_faces, eye_regions, reduce_red_eye};
+pub use faces::{MIN_FACE_SIZE, detect_faces, eye_regions, reduce_red_eye};
 pub use hash::{hamming, phash, thumbhash};
 
 use serde::{Deserialize, Serialize};

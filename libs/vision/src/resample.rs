@@ -9,7 +9,8 @@ pub(crate) fn fit_within(width: u32, height: u32, max: u32) -> (u32, u32) {
     if long <= max {
         return (width.max(1), height.max(1));
     }
-    let scale = |v: u32| ((u64::from(v) * u64::from(max) + u64::from(long) / 2) / u64::from(long)) as u32;
+    let scale =
+        |v: u32| ((u64::from(v) * u64::from(max) + u64::from(long) / 2) / u64::from(long)) as u32;
     (scale(width).clamp(1, max), scale(height).clamp(1, max))
 }
 
@@ -70,8 +71,17 @@ mod tests {
 
     #[test]
     fn area_resize_averages_and_upscales() {
-        let img = RgbImage::from_fn(4, 2, |x, _| if x < 2 { image::Rgb([0, 0, 0]) } else { image::Rgb([200, 100, 50]) });
-        assert_eq!(area_resize(&img, 2, 1), vec![[0.0; 3], [200.0, 100.0, 50.0]]);
+        let img = RgbImage::from_fn(4, 2, |x, _| {
+            if x < 2 {
+                image::Rgb([0, 0, 0])
+            } else {
+                image::Rgb([200, 100, 50])
+            }
+        });
+        assert_eq!(
+            area_resize(&img, 2, 1),
+            vec![[0.0; 3], [200.0, 100.0, 50.0]]
+        );
         assert_eq!(area_resize(&img, 1, 1), vec![[100.0, 50.0, 25.0]]);
         let up = area_resize(&img, 8, 4);
         assert_eq!(up.len(), 32);

@@ -40,13 +40,14 @@ pub const BACKGROUND_GROUP: &str = "thumbnails-background";
 /// and verifies consistently across restarts).
 pub fn transform_signer(settings: &Settings, links: &UrlSigner) -> Result<Signer, String> {
     match &settings.transform_keys {
-        Some(pairs) => {
-            pinhole_transform::parse_key_pairs(pairs.expose_secret()).map(Signer::new).map_err(|e| e.to_string())
-        }
-        None => Ok(Signer::new(vec![(
+        Some(pairs) => pinhole_transform::parse_key_pairs(pairs.expose_secret())
+            .and_then(Signer::new)
+            .map_err(|e| e.to_string()),
+        None => Signer::new(vec![(
             links.sign_message(b"pinhole transform key").into_bytes(),
             links.sign_message(b"pinhole transform salt").into_bytes(),
-        )])),
+        )])
+        .map_err(|e| e.to_string()),
     }
 }
 

@@ -126,8 +126,8 @@ fn output_format(
             }),
         }
     };
-    if let Some(f) = opts.format.as_deref() {
-        return Ok((from_name(f)?, false));
+    if let Some(f) = opts.format {
+        return Ok((from_name(f.as_str())?, false));
     }
     if ext == "auto" {
         let accepts_webp = headers
