@@ -4,13 +4,13 @@
 //! embedded backends (SQLite, local disk, embedded log, in-process cache)
 //! and on the real ones (Postgres, Redis, Kafka via tansu, S3 via moto).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use pinhole_tests::app::{App, DEADLINE, PASSWORD, photo, read, variant, with_exif};
+use pinhole_tests::app::{App, DEADLINE, photo, read, variant, with_exif};
 use pinhole_testkit::{unique, wait_for};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{Context, ensure};
-use image::GenericImageView;
 use pinhole_tests::app::{App, DEADLINE, photo, variant, with_exif};
 use pinhole_testkit::wait_for;
 use reqwest::{Method, StatusCode, header};
@@ -237,17 +236,17 @@ async fn transform_settings_apply(app: App) -> anyhow::Result<()> {
         status == StatusCode::UNPROCESSABLE_ENTITY && error_code(&body) == "source-too-large",
         "{status}"
     );
-    let small = app.posted(&token, photo("Aqua.jpg")?, &[]).await?;
+    let small = app.posted(&token, photo("GreenMeadow.jpg")?, &[]).await?;
     let sid = small["id"].as_str().context("id")?;
     // Signed with the second (older) pair: still accepted.
     let old = pinhole_transform::Signer::new(pinhole_transform::parse_key_pairs(
         "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb:02",
-    )?);
+    )?)?;
     let (status, _, body) = fetch(&app, &old.url_path("rs:fit:100:100", sid, "png"), &[]).await?;
     ensure!(status == StatusCode::OK, "{status} {}", String::from_utf8_lossy(&body));
     let unknown = pinhole_transform::Signer::new(pinhole_transform::parse_key_pairs(
         "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc:03",
-    )?);
+    )?)?;
     let (status, _, _) = fetch(&app, &unknown.url_path("rs:fit:100:100", sid, "png"), &[]).await?;
     ensure!(status == StatusCode::FORBIDDEN, "{status}");
     Ok(())
@@ -350,17 +349,36 @@ async fn edits_make_versions(app: App) -> anyhow::Result<()> {
         let (status, _) = app.call(Method::DELETE, &format!("/images/{img}"), Some(&token), None).await?;
         ensure!(status == StatusCode::NO_CONTENT, "{status}");
     }
-    wait_for(DEADLINE, "every original to be collected", || async {
+    let collected = wait_for(DEADLINE, "every original to be collected", || async {
         (app.stored("originals/").await.ok()? == 0).then_some(())
     })
-    .await?;
+    .await;
+    if let Err(e) = collected {
+        let left: Vec<String> = app.server.ctx.backends.blobs.list("originals/").await?.into_iter().map(|m| m.key).collect();
+        use sea_orm::ConnectionTrait;
+        let rows = app
+            .server
+            .ctx
+            .backends
+            .db
+            .query_all(sea_orm::Statement::from_string(
+                app.server.ctx.backends.db.get_database_backend(),
+                "SELECT sha256, ref_count FROM blobs",
+            ))
+            .await?;
+        let rows: Vec<(String, i64)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get("", "sha256")?, r.try_get("", "ref_count")?)))
+            .collect::<Result<_, sea_orm::DbErr>>()?;
+        anyhow::bail!("{e}: {left:?}, blob rows {rows:?}");
+    }
     Ok(())
 }
 
 /// A server stopped while its worker is decoding: the next one finishes the
 /// task, and the image is published once.
 async fn killed_worker_loses_nothing(app: App) -> anyhow::Result<()> {
-    let token = app.user("jo").await?;
+    let token = app.user("joan").await?;
     let big = std::fs::read("/usr/share/backgrounds/mate/abstract/Elephants_3840x2160.jpg")?;
     let (status, accepted) = app.upload(&token, big, &[], "").await?;
     ensure!(status == StatusCode::ACCEPTED, "{status} {accepted}");
@@ -374,7 +392,7 @@ async fn killed_worker_loses_nothing(app: App) -> anyhow::Result<()> {
     let app = app.restart().await?;
     let token = {
         let (status, body) = app
-            .call(Method::POST, "/sessions", None, Some(json!({"login": "jo", "password": pinhole_tests::app::PASSWORD})))
+            .call(Method::POST, "/sessions", None, Some(json!({"login": "joan", "password": pinhole_tests::app::PASSWORD})))
             .await?;
         ensure!(status == StatusCode::CREATED, "{status}");
         body["access_token"].as_str().context("token")?.to_owned()

@@ -10,10 +10,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use pinhole_auth::Auth;
 use pinhole_events::images::{self as kinds, EditJob, Source};
 use pinhole_events::{Envelope, OutgoingEvent, topics};
-use pinhole_http::{ApiError, AppContext};
+use pinhole_http::{ApiError, ApiJson, AppContext, Auth};
 use pinhole_media::Format;
 use pinhole_transform::EditOp;
 use sea_orm::ActiveValue::Set;
@@ -97,16 +96,9 @@ pub(crate) async fn create_edit(
     Auth(me): Auth,
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
-    body: Result<Json<EditRequest>, axum::extract::rejection::JsonRejection>,
+    ApiJson(req): ApiJson<EditRequest>,
 ) -> Result<Response, ApiError> {
     let wait = q.limit()?;
-    let Json(req) = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-body",
-            format!("the body must be a JSON object with `operations`: {e}"),
-        )
-    })?;
     let id = parse_id(&id)?;
     let ops = parse_operations(&req.operations)?;
     let callback_url = match req.callback_url.as_deref().map(str::trim) {

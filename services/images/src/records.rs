@@ -242,6 +242,21 @@ pub(crate) async fn update_image(
 pub async fn remove(ctx: &AppContext, img: image::Model) -> Result<(), ApiError> {
     let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
     store::lock(&txn, &img.sha256).await?;
+    // An edit may have finished since `img` was read.
+    let Some(img) = image::Entity::find_by_id(img.id).one(&txn).await? else {
+        return Ok(());
+    };
+    store::lock(&txn, &img.sha256).await?;
+    // Replaced versions hold their own references (the current one's row
+    // shares the image's); read before the image's deletion cascades.
+    let old_versions: Vec<String> = image_version::Entity::find()
+        .filter(image_version::Column::ImageId.eq(img.id))
+        .filter(image_version::Column::Version.ne(img.version))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|v| v.sha256)
+        .collect();
     let gone = image::Entity::delete_by_id(img.id)
         .exec(&txn)
         .await?
@@ -255,16 +270,6 @@ pub async fn remove(ctx: &AppContext, img: image::Model) -> Result<(), ApiError>
         .exec(&txn)
         .await?;
     store::release(&txn, &img.sha256).await?;
-    // Replaced versions hold their own references (the current one's row
-    // shares the image's).
-    let old_versions: Vec<String> = image_version::Entity::find()
-        .filter(image_version::Column::ImageId.eq(img.id))
-        .filter(image_version::Column::Version.ne(img.version))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|v| v.sha256)
-        .collect();
     for sha in &old_versions {
         store::lock(&txn, sha).await?;
         store::release(&txn, sha).await?;

@@ -417,10 +417,11 @@ mod tests {
         // The overrunning thread still holds the pool's only permit.
         assert_eq!(pool.available_permits(), 0);
         release.send(()).expect("send");
-        tokio::time::timeout(Duration::from_secs(5), pool.acquire())
+        let back = tokio::time::timeout(Duration::from_secs(5), pool.acquire())
             .await
             .expect("permit back")
             .expect("open");
+        drop(back);
         let ok = run_limited(pool, Duration::from_secs(5), || Ok(7))
             .await
             .map_err(|_| "retry")
