@@ -1000,7 +1000,7 @@ async fn callbacks_are_signed(app: App) -> anyhow::Result<()> {
             && sent["task"]["id"] == accepted["task_id"]
             && sent["task"]["reason"]
                 .as_str()
-                .is_some_and(|r| r.contains("heic")),
+                .is_some_and(|r| r.to_lowercase().contains("heic")),
         "{sent}"
     );
     let (_, image) = app
