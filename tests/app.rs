@@ -145,7 +145,11 @@ impl App {
         read(request.send().await?).await
     }
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> anyhow::Result<(StatusCode, Value)> {
+    pub async fn get(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         self.call(Method::GET, path, token, None).await
     }
 
@@ -219,7 +223,11 @@ impl App {
         .await
     }
 
-    pub async fn bytes(&self, url: &str, token: Option<&str>) -> anyhow::Result<(StatusCode, Vec<u8>)> {
+    pub async fn bytes(
+        &self,
+        url: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, Vec<u8>)> {
         let url = if url.starts_with("http") {
             url.to_owned()
         } else {
@@ -248,4 +256,3 @@ pub async fn read(response: reqwest::Response) -> anyhow::Result<(StatusCode, Va
     };
     Ok((status, value))
 }
-

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use pinhole_tests::app::{App, DEADLINE, photo, read, variant, with_exif};
 use pinhole_testkit::{unique, wait_for};
+use pinhole_tests::app::{App, DEADLINE, photo, read, variant, with_exif};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{Context, ensure};
-use pinhole_tests::app::{App, DEADLINE, photo, variant, with_exif};
 use pinhole_testkit::wait_for;
+use pinhole_tests::app::{App, DEADLINE, photo, variant, with_exif};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
@@ -19,7 +19,8 @@ fn decode(bytes: &[u8]) -> anyhow::Result<image::DynamicImage> {
 
 /// The astronaut (NASA, public domain): a real photo with a face.
 fn astronaut() -> anyhow::Result<Vec<u8>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../libs/vision/tests/fixtures/astronaut.jpg");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../libs/vision/tests/fixtures/astronaut.jpg");
     std::fs::read(&path).with_context(|| format!("{}", path.display()))
 }
 
@@ -68,7 +69,13 @@ async fn uploads_get_every_derivative(app: App) -> anyhow::Result<()> {
     let gps = with_exif(
         app.dir.path(),
         "Storm.jpg",
-        &["-GPSLatitude=48.85", "-GPSLatitudeRef=N", "-GPSLongitude=2.35", "-GPSLongitudeRef=E", "-Orientation#=6"],
+        &[
+            "-GPSLatitude=48.85",
+            "-GPSLatitudeRef=N",
+            "-GPSLongitude=2.35",
+            "-GPSLongitudeRef=E",
+            "-Orientation#=6",
+        ],
     )?;
     let image = app.posted(&token, gps, &[]).await?;
     // Storm.jpg is 1920×1280; orientation 6 shows it as 1280×1920.
@@ -77,11 +84,19 @@ async fn uploads_get_every_derivative(app: App) -> anyhow::Result<()> {
         .as_array()
         .context("derivatives")?
         .iter()
-        .map(|d| (d["name"].as_str().unwrap_or_default().to_owned(), d["format"].as_str().unwrap_or_default().to_owned()))
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap_or_default().to_owned(),
+                d["format"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     for name in ["thumb_256", "w640", "w1080", "w2048"] {
         for format in ["jpeg", "webp"] {
-            ensure!(names.contains(&(name.to_owned(), format.to_owned())), "{name} {format} missing: {names:?}");
+            ensure!(
+                names.contains(&(name.to_owned(), format.to_owned())),
+                "{name} {format} missing: {names:?}"
+            );
         }
     }
     for (name, format, w, h) in [
@@ -114,32 +129,65 @@ async fn uploads_get_every_derivative(app: App) -> anyhow::Result<()> {
     let analysis = &image["analysis"];
     let thumbhash = analysis["thumbhash"].as_str().context("thumbhash")?;
     ensure!(thumbhash.len() >= 20, "{analysis}");
-    let color = analysis["dominant_color"].as_str().context("dominant_color")?;
-    ensure!(color.len() == 7 && color.starts_with('#') && u32::from_str_radix(&color[1..], 16).is_ok(), "{color}");
+    let color = analysis["dominant_color"]
+        .as_str()
+        .context("dominant_color")?;
+    ensure!(
+        color.len() == 7 && color.starts_with('#') && u32::from_str_radix(&color[1..], 16).is_ok(),
+        "{color}"
+    );
     let phash = analysis["phash"].as_str().context("phash")?;
-    ensure!(phash.len() == 16 && u64::from_str_radix(phash, 16).is_ok(), "{phash}");
-    ensure!(analysis["faces"].as_array().is_some_and(Vec::is_empty), "a storm has no faces: {analysis}");
+    ensure!(
+        phash.len() == 16 && u64::from_str_radix(phash, 16).is_ok(),
+        "{phash}"
+    );
+    ensure!(
+        analysis["faces"].as_array().is_some_and(Vec::is_empty),
+        "a storm has no faces: {analysis}"
+    );
 
     // A portrait: its face is found, in displayed pixels.
     let face = app.posted(&token, astronaut()?, &[]).await?;
     let faces = face["analysis"]["faces"].as_array().context("faces")?;
     ensure!(!faces.is_empty(), "no face found: {face}");
-    let (w, h) = (face["width"].as_u64().context("w")?, face["height"].as_u64().context("h")?);
+    let (w, h) = (
+        face["width"].as_u64().context("w")?,
+        face["height"].as_u64().context("h")?,
+    );
     for f in faces {
-        let (x, y, fw, fh) = (f["x"].as_u64().context("x")?, f["y"].as_u64().context("y")?, f["width"].as_u64().context("fw")?, f["height"].as_u64().context("fh")?);
-        ensure!(x + fw <= w && y + fh <= h && fw >= w / 20, "face box {f} in {w}×{h}");
+        let (x, y, fw, fh) = (
+            f["x"].as_u64().context("x")?,
+            f["y"].as_u64().context("y")?,
+            f["width"].as_u64().context("fw")?,
+            f["height"].as_u64().context("fh")?,
+        );
+        ensure!(
+            x + fw <= w && y + fh <= h && fw >= w / 20,
+            "face box {f} in {w}×{h}"
+        );
     }
 
     // Same picture, other bytes: the same perceptual hash; another picture:
     // far from it.
     let other = app.user("ezra").await?;
     let storm = app.posted(&other, photo("Storm.jpg")?, &[]).await?;
-    let copy = app.posted(&other, variant(&photo("Storm.jpg")?, 1), &[]).await?;
+    let copy = app
+        .posted(&other, variant(&photo("Storm.jpg")?, 1), &[])
+        .await?;
     let hash = |v: &Value| -> anyhow::Result<u64> {
-        Ok(u64::from_str_radix(v["analysis"]["phash"].as_str().context("phash")?, 16)?)
+        Ok(u64::from_str_radix(
+            v["analysis"]["phash"].as_str().context("phash")?,
+            16,
+        )?)
     };
-    ensure!((hash(&storm)? ^ hash(&copy)?).count_ones() <= 2, "same picture, far hashes");
-    ensure!((hash(&storm)? ^ hash(&face)?).count_ones() > 10, "different photos, close hashes");
+    ensure!(
+        (hash(&storm)? ^ hash(&copy)?).count_ones() <= 2,
+        "same picture, far hashes"
+    );
+    ensure!(
+        (hash(&storm)? ^ hash(&face)?).count_ones() > 10,
+        "different photos, close hashes"
+    );
     Ok(())
 }
 
@@ -152,20 +200,42 @@ async fn transforms_are_signed_and_cached(app: App) -> anyhow::Result<()> {
 
     let path = signed(&app, "rs:fill:300:200,sa:-100", id, "webp")?;
     let (status, headers, bytes) = fetch(&app, &path, &[]).await?;
-    ensure!(status == StatusCode::OK, "{status} {}", String::from_utf8_lossy(&bytes));
+    ensure!(
+        status == StatusCode::OK,
+        "{status} {}",
+        String::from_utf8_lossy(&bytes)
+    );
     ensure!(headers[header::CONTENT_TYPE] == "image/webp", "{headers:?}");
-    ensure!(headers[header::CACHE_CONTROL] == "public, max-age=31536000, immutable", "{headers:?}");
-    ensure!(headers.get(header::VARY).is_none(), "explicit format does not vary");
+    ensure!(
+        headers[header::CACHE_CONTROL] == "public, max-age=31536000, immutable",
+        "{headers:?}"
+    );
+    ensure!(
+        headers.get(header::VARY).is_none(),
+        "explicit format does not vary"
+    );
     let etag = headers[header::ETAG].to_str()?.to_owned();
     ensure!(headers["pinhole-transform"] == "made", "{headers:?}");
     let pixels = decode(&bytes)?;
-    ensure!((pixels.width(), pixels.height()) == (300, 200), "{}×{}", pixels.width(), pixels.height());
+    ensure!(
+        (pixels.width(), pixels.height()) == (300, 200),
+        "{}×{}",
+        pixels.width(),
+        pixels.height()
+    );
     let rgb = pixels.to_rgb8();
-    ensure!(rgb.pixels().all(|p| p[0].abs_diff(p[1]) <= 3 && p[1].abs_diff(p[2]) <= 3), "sa:-100 is grey");
+    ensure!(
+        rgb.pixels()
+            .all(|p| p[0].abs_diff(p[1]) <= 3 && p[1].abs_diff(p[2]) <= 3),
+        "sa:-100 is grey"
+    );
 
     // The second request is a lookup of the stored result.
     let (status, headers, again) = fetch(&app, &path, &[]).await?;
-    ensure!(status == StatusCode::OK && headers["pinhole-transform"] == "stored", "{status} {headers:?}");
+    ensure!(
+        status == StatusCode::OK && headers["pinhole-transform"] == "stored",
+        "{status} {headers:?}"
+    );
     ensure!(again == bytes, "same bytes");
     ensure!(headers[header::ETAG] == etag.as_str(), "same ETag");
     let (status, _, _) = fetch(&app, &path, &[("if-none-match", &etag)]).await?;
@@ -173,21 +243,39 @@ async fn transforms_are_signed_and_cached(app: App) -> anyhow::Result<()> {
 
     // Tampered: another size under the same signature.
     let sig = path.split('/').nth(2).context("sig")?;
-    let (status, _, body) = fetch(&app, &format!("/t/{sig}/rs:fill:3000:2000/{id}.webp"), &[]).await?;
-    ensure!(status == StatusCode::FORBIDDEN && error_code(&body) == "signature-invalid", "{status}");
+    let (status, _, body) =
+        fetch(&app, &format!("/t/{sig}/rs:fill:3000:2000/{id}.webp"), &[]).await?;
+    ensure!(
+        status == StatusCode::FORBIDDEN && error_code(&body) == "signature-invalid",
+        "{status}"
+    );
     let (status, _, body) = fetch(&app, &format!("/t/_/rs:fill:300:200/{id}.jpg"), &[]).await?;
-    ensure!(status == StatusCode::FORBIDDEN && error_code(&body) == "signature-required", "{status}");
+    ensure!(
+        status == StatusCode::FORBIDDEN && error_code(&body) == "signature-required",
+        "{status}"
+    );
 
     // An allowed preset needs no signature, on a public image.
     let (status, headers, thumb) = fetch(&app, &format!("/t/_/pr:thumb/{id}.jpg"), &[]).await?;
-    ensure!(status == StatusCode::OK && headers[header::CONTENT_TYPE] == "image/jpeg", "{status}");
+    ensure!(
+        status == StatusCode::OK && headers[header::CONTENT_TYPE] == "image/jpeg",
+        "{status}"
+    );
     let thumb = decode(&thumb)?;
-    ensure!((thumb.width(), thumb.height()) == (256, 256), "thumb {}×{}", thumb.width(), thumb.height());
+    ensure!(
+        (thumb.width(), thumb.height()) == (256, 256),
+        "thumb {}×{}",
+        thumb.width(),
+        thumb.height()
+    );
 
     // Negotiated format varies by Accept.
     let auto = signed(&app, "rs:fit:200:200", id, "auto")?;
     let (status, headers, _) = fetch(&app, &auto, &[("accept", "image/webp,image/*")]).await?;
-    ensure!(status == StatusCode::OK && headers[header::CONTENT_TYPE] == "image/webp", "{status} {headers:?}");
+    ensure!(
+        status == StatusCode::OK && headers[header::CONTENT_TYPE] == "image/webp",
+        "{status} {headers:?}"
+    );
     ensure!(headers[header::VARY] == "Accept", "{headers:?}");
     let (_, headers, _) = fetch(&app, &auto, &[("accept", "image/jpeg")]).await?;
     ensure!(headers[header::CONTENT_TYPE] == "image/jpeg", "{headers:?}");
@@ -209,7 +297,9 @@ async fn transforms_are_signed_and_cached(app: App) -> anyhow::Result<()> {
     }
 
     // A private image: signed URLs still work, presets do not.
-    let private = app.posted(&token, photo("Aqua.jpg")?, &[("visibility", "private")]).await?;
+    let private = app
+        .posted(&token, photo("Aqua.jpg")?, &[("visibility", "private")])
+        .await?;
     let pid = private["id"].as_str().context("id")?;
     let (status, _, _) = fetch(&app, &format!("/t/_/pr:thumb/{pid}.jpg"), &[]).await?;
     ensure!(status == StatusCode::NOT_FOUND, "{status}");
@@ -218,10 +308,15 @@ async fn transforms_are_signed_and_cached(app: App) -> anyhow::Result<()> {
 
     // Stored transforms go with the image.
     ensure!(app.stored("derivatives/").await? > 0, "stored");
-    let (status, _) = app.call(Method::DELETE, &format!("/images/{id}"), Some(&token), None).await?;
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/images/{id}"), Some(&token), None)
+        .await?;
     ensure!(status == StatusCode::NO_CONTENT, "{status}");
     let (status, _, _) = fetch(&app, &path, &[]).await?;
-    ensure!(status == StatusCode::NOT_FOUND, "deleted image still served: {status}");
+    ensure!(
+        status == StatusCode::NOT_FOUND,
+        "deleted image still served: {status}"
+    );
     Ok(())
 }
 
@@ -243,7 +338,11 @@ async fn transform_settings_apply(app: App) -> anyhow::Result<()> {
         "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb:02",
     )?)?;
     let (status, _, body) = fetch(&app, &old.url_path("rs:fit:100:100", sid, "png"), &[]).await?;
-    ensure!(status == StatusCode::OK, "{status} {}", String::from_utf8_lossy(&body));
+    ensure!(
+        status == StatusCode::OK,
+        "{status} {}",
+        String::from_utf8_lossy(&body)
+    );
     let unknown = pinhole_transform::Signer::new(pinhole_transform::parse_key_pairs(
         "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc:03",
     )?)?;
@@ -280,37 +379,86 @@ async fn edits_make_versions(app: App) -> anyhow::Result<()> {
         ]),
     )
     .await?;
-    ensure!(status == StatusCode::OK && body["status"] == "done", "{status} {body}");
+    ensure!(
+        status == StatusCode::OK && body["status"] == "done",
+        "{status} {body}"
+    );
     let (_, edited) = app.get(&format!("/images/{id}"), Some(&token)).await?;
-    ensure!(edited["version"] == 2 && edited["width"] == 600 && edited["height"] == 800, "{edited}");
+    ensure!(
+        edited["version"] == 2 && edited["width"] == 600 && edited["height"] == 800,
+        "{edited}"
+    );
     let d = derivative(&edited, "w640", "jpeg")?;
     let (_, bytes) = app.bytes(d["url"].as_str().context("url")?, None).await?;
     let px = decode(&bytes)?.to_rgb8();
-    ensure!((px.width(), px.height()) == (480, 640), "{}×{}", px.width(), px.height());
-    ensure!(px.pixels().all(|p| p[0].abs_diff(p[1]) <= 6 && p[1].abs_diff(p[2]) <= 6), "mono is grey");
+    ensure!(
+        (px.width(), px.height()) == (480, 640),
+        "{}×{}",
+        px.width(),
+        px.height()
+    );
+    ensure!(
+        px.pixels()
+            .all(|p| p[0].abs_diff(p[1]) <= 6 && p[1].abs_diff(p[2]) <= 6),
+        "mono is grey"
+    );
 
-    let (status, versions) = app.get(&format!("/images/{id}/versions"), Some(&token)).await?;
+    let (status, versions) = app
+        .get(&format!("/images/{id}/versions"), Some(&token))
+        .await?;
     ensure!(status == StatusCode::OK, "{status}");
     let items = versions["items"].as_array().context("items")?;
-    ensure!(items.len() == 2 && items[0]["version"] == 1 && items[1]["current"] == true, "{versions}");
-    ensure!(items[1]["edits"].as_array().is_some_and(|e| e.len() == 3), "{versions}");
-    let (status, v1) = app.bytes(&format!("/api/v1/images/{id}/versions/1/original"), Some(&token)).await?;
-    ensure!(status == StatusCode::OK && v1 == storm, "version 1 is the upload");
-    let (_, v2) = app.bytes(&format!("/api/v1/images/{id}/versions/2/original"), Some(&token)).await?;
+    ensure!(
+        items.len() == 2 && items[0]["version"] == 1 && items[1]["current"] == true,
+        "{versions}"
+    );
+    ensure!(
+        items[1]["edits"].as_array().is_some_and(|e| e.len() == 3),
+        "{versions}"
+    );
+    let (status, v1) = app
+        .bytes(
+            &format!("/api/v1/images/{id}/versions/1/original"),
+            Some(&token),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::OK && v1 == storm,
+        "version 1 is the upload"
+    );
+    let (_, v2) = app
+        .bytes(
+            &format!("/api/v1/images/{id}/versions/2/original"),
+            Some(&token),
+        )
+        .await?;
     let v2 = decode(&v2)?;
-    ensure!((v2.width(), v2.height()) == (600, 800), "v2 {}×{}", v2.width(), v2.height());
+    ensure!(
+        (v2.width(), v2.height()) == (600, 800),
+        "v2 {}×{}",
+        v2.width(),
+        v2.height()
+    );
 
     // Someone else: not theirs.
     let other = app.user("ivy").await?;
     let (status, _) = edit(&app, &other, id, json!([{"op": "rotate", "degrees": 90}])).await?;
     ensure!(status == StatusCode::FORBIDDEN, "{status}");
-    let (status, _) = app.get(&format!("/images/{id}/versions"), Some(&other)).await?;
+    let (status, _) = app
+        .get(&format!("/images/{id}/versions"), Some(&other))
+        .await?;
     ensure!(status == StatusCode::FORBIDDEN, "{status}");
 
     // Bad operations: 422 naming them; nothing changes.
     for (ops, field) in [
-        (json!([{"op": "rotate", "degrees": 45}]), "operations[0].degrees"),
-        (json!([{"op": "rotate", "degrees": 90}, {"op": "sparkle"}]), "operations[1]"),
+        (
+            json!([{"op": "rotate", "degrees": 45}]),
+            "operations[0].degrees",
+        ),
+        (
+            json!([{"op": "rotate", "degrees": 90}, {"op": "sparkle"}]),
+            "operations[1]",
+        ),
         (json!([]), "operations"),
     ] {
         let (status, body) = edit(&app, &token, id, ops.clone()).await?;
@@ -329,24 +477,63 @@ async fn edits_make_versions(app: App) -> anyhow::Result<()> {
         json!([{"op": "watermark", "image_id": mark["id"], "opacity": 0.8, "scale": 0.3}, {"op": "red_eye"}]),
     )
     .await?;
-    ensure!(status == StatusCode::OK && body["status"] == "done", "{status} {body}");
+    ensure!(
+        status == StatusCode::OK && body["status"] == "done",
+        "{status} {body}"
+    );
     let (_, now) = app.get(&format!("/images/{id}"), Some(&token)).await?;
     ensure!(now["version"] == 3, "{now}");
 
     // The current version goes only with the image; an old one can go.
-    let (status, body) = app.call(Method::DELETE, &format!("/images/{id}/versions/3"), Some(&token), None).await?;
-    ensure!(status == StatusCode::CONFLICT && body["code"] == "version-current", "{status} {body}");
-    let (status, _) = app.call(Method::DELETE, &format!("/images/{id}/versions/1"), Some(&token), None).await?;
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            &format!("/images/{id}/versions/3"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::CONFLICT && body["code"] == "version-current",
+        "{status} {body}"
+    );
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/images/{id}/versions/1"),
+            Some(&token),
+            None,
+        )
+        .await?;
     ensure!(status == StatusCode::NO_CONTENT, "{status}");
-    let (status, _) = app.bytes(&format!("/api/v1/images/{id}/versions/1/original"), Some(&token)).await?;
+    let (status, _) = app
+        .bytes(
+            &format!("/api/v1/images/{id}/versions/1/original"),
+            Some(&token),
+        )
+        .await?;
     ensure!(status == StatusCode::NOT_FOUND, "{status}");
-    let (_, versions) = app.get(&format!("/images/{id}/versions"), Some(&token)).await?;
-    let kept: Vec<i64> = versions["items"].as_array().context("items")?.iter().filter_map(|v| v["version"].as_i64()).collect();
+    let (_, versions) = app
+        .get(&format!("/images/{id}/versions"), Some(&token))
+        .await?;
+    let kept: Vec<i64> = versions["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .filter_map(|v| v["version"].as_i64())
+        .collect();
     ensure!(kept == [2, 3], "{versions}");
 
     // Deleting the image removes every version's original.
     for img in [id, mark["id"].as_str().context("id")?] {
-        let (status, _) = app.call(Method::DELETE, &format!("/images/{img}"), Some(&token), None).await?;
+        let (status, _) = app
+            .call(
+                Method::DELETE,
+                &format!("/images/{img}"),
+                Some(&token),
+                None,
+            )
+            .await?;
         ensure!(status == StatusCode::NO_CONTENT, "{status}");
     }
     let collected = wait_for(DEADLINE, "every original to be collected", || async {
@@ -354,7 +541,16 @@ async fn edits_make_versions(app: App) -> anyhow::Result<()> {
     })
     .await;
     if let Err(e) = collected {
-        let left: Vec<String> = app.server.ctx.backends.blobs.list("originals/").await?.into_iter().map(|m| m.key).collect();
+        let left: Vec<String> = app
+            .server
+            .ctx
+            .backends
+            .blobs
+            .list("originals/")
+            .await?
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
         use sea_orm::ConnectionTrait;
         let rows = app
             .server
@@ -385,22 +581,38 @@ async fn killed_worker_loses_nothing(app: App) -> anyhow::Result<()> {
     let task_id = accepted["task_id"].as_str().context("task")?.to_owned();
     let image_id = accepted["image_id"].as_str().context("image")?.to_owned();
     wait_for(DEADLINE, "the worker to start", || async {
-        let (_, t) = app.get(&format!("/tasks/{task_id}"), Some(&token)).await.ok()?;
+        let (_, t) = app
+            .get(&format!("/tasks/{task_id}"), Some(&token))
+            .await
+            .ok()?;
         (t["status"] != "queued").then_some(())
     })
     .await?;
     let app = app.restart().await?;
     let token = {
         let (status, body) = app
-            .call(Method::POST, "/sessions", None, Some(json!({"login": "joan", "password": pinhole_tests::app::PASSWORD})))
+            .call(
+                Method::POST,
+                "/sessions",
+                None,
+                Some(json!({"login": "joan", "password": pinhole_tests::app::PASSWORD})),
+            )
             .await?;
         ensure!(status == StatusCode::CREATED, "{status}");
         body["access_token"].as_str().context("token")?.to_owned()
     };
     let t = app.task_done(&token, &task_id).await?;
     ensure!(t["status"] == "done", "{t}");
-    let (_, image) = app.get(&format!("/images/{image_id}"), Some(&token)).await?;
-    ensure!(image["status"] == "ready" && image["derivatives"].as_array().is_some_and(|d| d.len() == 8), "{image}");
+    let (_, image) = app
+        .get(&format!("/images/{image_id}"), Some(&token))
+        .await?;
+    ensure!(
+        image["status"] == "ready"
+            && image["derivatives"]
+                .as_array()
+                .is_some_and(|d| d.len() == 8),
+        "{image}"
+    );
     Ok(())
 }
 
@@ -418,7 +630,8 @@ async fn backfill_reprocesses(app: App) -> anyhow::Result<()> {
     let jobs = backfill::select(db, backfill::Selection::default()).await?;
     ensure!(jobs.is_empty(), "{} jobs", jobs.len());
     // As if an older pipeline had made them.
-    db.execute_unprepared("UPDATE images SET pipeline = 1, analysis = NULL").await?;
+    db.execute_unprepared("UPDATE images SET pipeline = 1, analysis = NULL")
+        .await?;
     let jobs = backfill::select(db, backfill::Selection::default()).await?;
     ensure!(jobs.len() == 2, "{} jobs", jobs.len());
     let since = chrono::Utc::now();
@@ -429,11 +642,31 @@ async fn backfill_reprocesses(app: App) -> anyhow::Result<()> {
     ensure!(done == 2 && failed == 0, "{done} done, {failed} failed");
     ensure!(ticks.last() == Some(&2), "{ticks:?}");
     for img in [&a, &b] {
-        let (_, now) = app.get(&format!("/images/{}", img["id"].as_str().context("id")?), Some(&token)).await?;
-        ensure!(now["analysis"]["phash"] == img["analysis"]["phash"], "{now}");
+        let (_, now) = app
+            .get(
+                &format!("/images/{}", img["id"].as_str().context("id")?),
+                Some(&token),
+            )
+            .await?;
+        ensure!(
+            now["analysis"]["phash"] == img["analysis"]["phash"],
+            "{now}"
+        );
     }
-    ensure!(backfill::select(db, backfill::Selection::default()).await?.is_empty(), "all current");
-    let all = backfill::select(db, backfill::Selection { all: true, limit: Some(1) }).await?;
+    ensure!(
+        backfill::select(db, backfill::Selection::default())
+            .await?
+            .is_empty(),
+        "all current"
+    );
+    let all = backfill::select(
+        db,
+        backfill::Selection {
+            all: true,
+            limit: Some(1),
+        },
+    )
+    .await?;
     ensure!(all.len() == 1 && all[0].force, "--all --limit 1");
     Ok(())
 }

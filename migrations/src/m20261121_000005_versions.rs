@@ -111,7 +111,12 @@ impl MigrationTrait for Migration {
             Images::Version,
         ] {
             manager
-                .alter_table(Table::alter().table(Images::Table).drop_column(col).to_owned())
+                .alter_table(
+                    Table::alter()
+                        .table(Images::Table)
+                        .drop_column(col)
+                        .to_owned(),
+                )
                 .await?;
         }
         Ok(())

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use pinhole_config::Settings;
 use pinhole_tests::app::{App, variant};
 use pinhole_tests::bench::{ms, percentile};
-use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
 
 const CLIENTS: usize = 4;
 const PER_CLIENT: usize = 8;
@@ -45,13 +45,18 @@ fn reference(file: &[u8]) -> anyhow::Result<Duration> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let base = twelve_mp_jpeg()?;
-    let files: Arc<Vec<Vec<u8>>> =
-        Arc::new((0..CLIENTS * PER_CLIENT).map(|i| variant(&base, i)).collect());
+    let files: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..CLIENTS * PER_CLIENT)
+            .map(|i| variant(&base, i))
+            .collect(),
+    );
     println!(
         "{} uploads of {:.2} MB 12 MP JPEGs (4618x2598 from a real photo), {CLIENTS} concurrent clients, {} cores",
         files.len(),
         base.len() as f64 / 1e6,
-        std::thread::available_parallelism().map(usize::from).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(0),
     );
     let floor = reference(&base)?;
     println!(
@@ -111,7 +116,11 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "goal p99 < 1 s: {}",
-        if p99 < Duration::from_secs(1) { "met" } else { "not met" }
+        if p99 < Duration::from_secs(1) {
+            "met"
+        } else {
+            "not met"
+        }
     );
     app.server.stop().await?;
     Ok(())

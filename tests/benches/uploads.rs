@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pinhole_config::Settings;
-use reqwest::multipart::{Form, Part};
 use pinhole_tests::app::variant;
 use pinhole_tests::bench::{ms, percentile};
+use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 const CLIENTS: usize = 16;

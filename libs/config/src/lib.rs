@@ -472,7 +472,7 @@ impl RawSettings {
 
 /// `HEXKEY:HEXSALT[,…]` with keys of at least 16 bytes.
 fn valid_key_pairs(s: &str) -> bool {
-    let hex = |h: &str| h.len() % 2 == 0 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    let hex = |h: &str| h.len().is_multiple_of(2) && h.bytes().all(|b| b.is_ascii_hexdigit());
     s.split(',').all(|pair| {
         pair.trim()
             .split_once(':')

@@ -132,7 +132,10 @@ pub(crate) async fn create_edit(
         }
     }
     let watermark = match watermark {
-        Some(w) => image::Entity::find_by_id(w).one(db).await?.map(|m| source(&m)),
+        Some(w) => image::Entity::find_by_id(w)
+            .one(db)
+            .await?
+            .map(|m| source(&m)),
         None => None,
     };
     let now = Utc::now();
@@ -240,7 +243,10 @@ async fn versions_of(ctx: &AppContext, img: &image::Model) -> Result<Vec<Version
             width: dims(r.width),
             height: dims(r.height),
             size: u64::try_from(r.size).unwrap_or(0),
-            edits: r.edits.as_deref().and_then(|e| serde_json::from_str(e).ok()),
+            edits: r
+                .edits
+                .as_deref()
+                .and_then(|e| serde_json::from_str(e).ok()),
             derivatives: present::derivative_links(ctx, stored).await?,
             original_url: format!("/api/v1/images/{}/versions/{}/original", img.id, r.version),
             created_at: r.created_at,
@@ -395,7 +401,9 @@ pub async fn apply_edited(
         .ok_or_else(|| ApiError::internal("the edited version has an unknown format"))?;
     store::lock(txn, &edited.original.sha256).await?;
     if !store::retain_stored(ctx, txn, &edited.original.sha256, format, edited.size).await? {
-        return Ok(Err("the edited version's original was lost; try again".into()));
+        return Ok(Err(
+            "the edited version's original was lost; try again".into()
+        ));
     }
     let now = Utc::now();
     // The replaced version (first edit: the upload) keeps its row.
@@ -442,6 +450,10 @@ fn snapshot(
         derivatives: Set(img.derivatives.clone()),
         analysis: Set(img.analysis.clone()),
         edits: Set(edits),
-        created_at: Set(if img.version == 1 { img.created_at } else { now }),
+        created_at: Set(if img.version == 1 {
+            img.created_at
+        } else {
+            now
+        }),
     }
 }

@@ -127,7 +127,7 @@ pub async fn retain_stored<C: ConnectionTrait>(
 ) -> Result<bool, ApiError> {
     let key = original_key(sha256, format);
     let row = blob::Entity::find_by_id(sha256.to_owned()).one(txn).await?;
-    if !row.as_ref().is_some_and(|b| b.ref_count > 0)
+    if row.as_ref().is_none_or(|b| b.ref_count <= 0)
         && ctx
             .backends
             .blobs

@@ -239,14 +239,13 @@ async fn thumbnails(command: ThumbnailsCommand) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let base = settings
-                .public_url
-                .clone()
-                .unwrap_or_else(|| url::Url::parse("http://localhost/").unwrap_or_else(|_| unreachable!()));
+            let base = settings.public_url.clone().unwrap_or_else(|| {
+                url::Url::parse("http://localhost/").unwrap_or_else(|_| unreachable!())
+            });
             let links = pinhole_blob::UrlSigner::new(base, key);
             match pinhole_thumbnails::transform_signer(&settings, &links) {
                 Ok(signer) => {
-                    let path = signer.url_path(&options, &image_id.to_string(), &ext);
+                    let path = signer.url_path(&options, image_id, &ext);
                     match &settings.public_url {
                         Some(u) => println!("{}{path}", u.as_str().trim_end_matches('/')),
                         None => println!("{path}"),
@@ -329,10 +328,7 @@ async fn backfill(
     )
     .await?;
     bar.finish();
-    println!(
-        "{done} of {} re-processed ({failed} failed)",
-        ids.len()
-    );
+    println!("{done} of {} re-processed ({failed} failed)", ids.len());
     Ok(if done < ids.len() as u64 {
         eprintln!("timed out: the rest stay queued for the workers");
         ExitCode::FAILURE

@@ -46,9 +46,7 @@ pub async fn select(db: &DatabaseConnection, sel: Selection) -> Result<Vec<Proce
         sql.push_str(&format!(" LIMIT {n}"));
     }
     let backend = db.get_database_backend();
-    let rows = db
-        .query_all(Statement::from_string(backend, sql))
-        .await?;
+    let rows = db.query_all(Statement::from_string(backend, sql)).await?;
     let mut jobs = Vec::with_capacity(rows.len());
     for row in rows {
         let sha256: String = row.try_get("", "sha256")?;
@@ -60,7 +58,10 @@ pub async fn select(db: &DatabaseConnection, sel: Selection) -> Result<Vec<Proce
             image_id: row.try_get("", "id")?,
             task_id: None,
             owner_id: row.try_get("", "owner_id")?,
-            original_key: format!("originals/{}/{sha256}.{ext}", &sha256[..2.min(sha256.len())]),
+            original_key: format!(
+                "originals/{}/{sha256}.{ext}",
+                &sha256[..2.min(sha256.len())]
+            ),
             sha256,
             format,
             force: sel.all,
@@ -74,7 +75,12 @@ pub async fn enqueue(bus: &SharedBus, jobs: &[ProcessJob]) -> Result<(), Backfil
     for chunk in jobs.chunks(256) {
         let encoded: Vec<(String, Vec<u8>)> = chunk
             .iter()
-            .map(|j| (j.image_id.to_string(), crate::worker::reprocess_job(j).to_json()))
+            .map(|j| {
+                (
+                    j.image_id.to_string(),
+                    crate::worker::reprocess_job(j).to_json(),
+                )
+            })
             .collect();
         let messages: Vec<Message<'_>> = encoded
             .iter()
@@ -106,7 +112,11 @@ pub async fn progress(
                 .join(","),
             _ => vec!["?"; chunk.len()].join(","),
         };
-        let first = if backend == DatabaseBackend::Postgres { "$1" } else { "?" };
+        let first = if backend == DatabaseBackend::Postgres {
+            "$1"
+        } else {
+            "?"
+        };
         let sql = format!(
             "SELECT COUNT(*) AS reported, \
              SUM(CASE WHEN pipeline IS NULL OR pipeline < {PIPELINE} THEN 1 ELSE 0 END) AS failed \
@@ -119,8 +129,8 @@ pub async fn progress(
             .await?
         {
             reported += u64::try_from(row.try_get::<i64>("", "reported")?).unwrap_or(0);
-            failed += u64::try_from(row.try_get::<Option<i64>>("", "failed")?.unwrap_or(0))
-                .unwrap_or(0);
+            failed +=
+                u64::try_from(row.try_get::<Option<i64>>("", "failed")?.unwrap_or(0)).unwrap_or(0);
         }
     }
     Ok((reported, failed))

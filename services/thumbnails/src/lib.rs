@@ -53,7 +53,8 @@ pub fn transform_signer(settings: &Settings, links: &UrlSigner) -> Result<Signer
 
 /// Signer, presets and caps from the settings; an error names the setting.
 pub fn transforms(settings: &Settings, links: &UrlSigner) -> Result<Transforms, String> {
-    let signer = transform_signer(settings, links).map_err(|e| format!("PINHOLE_TRANSFORM_KEYS: {e}"))?;
+    let signer =
+        transform_signer(settings, links).map_err(|e| format!("PINHOLE_TRANSFORM_KEYS: {e}"))?;
     let presets = Presets::standard()
         .with(&settings.transform_presets)
         .map_err(|e| format!("PINHOLE_TRANSFORM_PRESETS: {e}"))?

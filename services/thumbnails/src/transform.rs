@@ -225,7 +225,10 @@ pub(crate) async fn transform(
         return Err(status(
             StatusCode::UNPROCESSABLE_ENTITY,
             "transform-too-large",
-            format!("the result would be {ow}×{oh}; transforms produce at most {} pixels and {MAX_DIMENSION} on a side", t.caps.max_output_pixels),
+            format!(
+                "the result would be {ow}×{oh}; transforms produce at most {} pixels and {MAX_DIMENSION} on a side",
+                t.caps.max_output_pixels
+            ),
         ));
     }
     let canonical = opts.canonical();
@@ -244,7 +247,10 @@ pub(crate) async fn transform(
     if negotiated {
         out_headers.insert(header::VARY, HeaderValue::from_static("Accept"));
     }
-    out_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.mime()));
+    out_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.mime()),
+    );
     out_headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -313,7 +319,8 @@ pub(crate) async fn transform(
         let min_edge = opts.min_source_edge(sw, sh);
         let decoded = pinhole_imaging::decode(&original, &Limits { max_pixels }, min_edge)
             .map_err(|e| e.to_string())?;
-        let img = pinhole_transform::apply(decoded.image, &opts, &Vision).map_err(|e| e.to_string())?;
+        let img =
+            pinhole_transform::apply(decoded.image, &opts, &Vision).map_err(|e| e.to_string())?;
         pinhole_imaging::encode(&img, format, quality).map_err(|e| e.to_string())
     })
     .await

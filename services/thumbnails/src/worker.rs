@@ -169,11 +169,10 @@ async fn derive(
         },
     };
     let max_pixels = ctx.settings.max_image_pixels;
-    let out = match run_limited(
-        lane.pool(),
-        ctx.settings.processing_time_limit,
-        move || pipeline::process(&original, max_pixels),
-    ).await?
+    let out = match run_limited(lane.pool(), ctx.settings.processing_time_limit, move || {
+        pipeline::process(&original, max_pixels)
+    })
+    .await?
     {
         Ok(out) => out,
         Err(reason) => return Ok(Err(reason)),
@@ -265,8 +264,7 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
         },
     )
     .await?;
-    let ops: Vec<pinhole_transform::EditOp> = match serde_json::from_value(job.operations.clone())
-    {
+    let ops: Vec<pinhole_transform::EditOp> = match serde_json::from_value(job.operations.clone()) {
         Ok(ops) => ops,
         Err(e) => {
             let failed = fail(format!("the operations cannot be read: {e}"));
@@ -288,9 +286,11 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
         },
     };
     let max_pixels = ctx.settings.max_image_pixels;
-    let made = run_limited(Lane::Urgent.pool(), ctx.settings.processing_time_limit, move || {
-        pipeline::edit(&base, &ops, watermark.as_deref(), max_pixels)
-    })
+    let made = run_limited(
+        Lane::Urgent.pool(),
+        ctx.settings.processing_time_limit,
+        move || pipeline::edit(&base, &ops, watermark.as_deref(), max_pixels),
+    )
     .await?;
     let edited = match made {
         Ok(e) => e,
