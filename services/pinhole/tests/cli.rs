@@ -232,3 +232,48 @@ async fn serve_with_no_settings_answers_from_an_empty_directory() -> anyhow::Res
     );
     Ok(())
 }
+
+#[test]
+fn sign_url_prints_a_path_the_configured_keys_verify() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let keys = "00112233445566778899aabbccddeeff:0a0b,ffeeddccbbaa99887766554433221100:0c";
+    let id = "01a1fe57-cd7f-75e0-8a7b-43b45970b15b";
+    let out = run(
+        dir.path(),
+        &["thumbnails", "sign-url", "rs:fill:300:200,g:face", id, "webp"],
+        &[("PINHOLE_TRANSFORM_KEYS", keys)],
+    )?;
+    ensure!(out.status.success(), "{}", stderr(&out));
+    let path = String::from_utf8(out.stdout)?.trim().to_owned();
+    let rest = path.strip_prefix("/t/").unwrap_or_default();
+    let (signature, signed) = rest.split_once('/').unwrap_or_default();
+    ensure!(
+        signed == format!("rs:fill:300:200,g:face/{id}.webp"),
+        "{path}"
+    );
+    let signer = pinhole_transform::Signer::new(pinhole_transform::parse_key_pairs(keys)?)?;
+    ensure!(signer.verify(signature, &format!("/{signed}")), "{path}");
+    let other = pinhole_transform::Signer::new(pinhole_transform::parse_key_pairs(
+        "ffeeddccbbaa99887766554433221100:0c",
+    )?)?;
+    ensure!(!other.verify(signature, &format!("/{signed}")), "signed by the first pair");
+
+    let bad = run(
+        dir.path(),
+        &["thumbnails", "sign-url", "w:10", id],
+        &[("PINHOLE_TRANSFORM_KEYS", "not-hex:00")],
+    )?;
+    ensure!(bad.status.code() == Some(2), "{}", stderr(&bad));
+    ensure!(stderr(&bad).contains("PINHOLE_TRANSFORM_KEYS"), "{}", stderr(&bad));
+    Ok(())
+}
+
+#[test]
+fn backfill_on_an_empty_store_has_nothing_to_do() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = run(dir.path(), &["thumbnails", "backfill"], &[])?;
+    ensure!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout)?;
+    ensure!(text.contains("nothing to backfill"), "{text}");
+    Ok(())
+}
