@@ -256,3 +256,28 @@ pub async fn read(response: reqwest::Response) -> anyhow::Result<(StatusCode, Va
     };
     Ok((status, value))
 }
+
+/// `backends!(scenario, …)`: each `async fn scenario(app: App)` of the
+/// calling test file, once on the embedded backends (`embedded::scenario`)
+/// and once on the real ones (`real::scenario`).
+#[macro_export]
+macro_rules! backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name($crate::app::App::embedded().await?).await
+                }
+            )*
+        }
+        mod real {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name($crate::app::App::real().await?).await
+                }
+            )*
+        }
+    };
+}

@@ -1374,28 +1374,7 @@ async fn tus_js_client(app: App) -> anyhow::Result<()> {
     Ok(())
 }
 
-macro_rules! backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(super::App::embedded().await?).await
-                }
-            )*
-        }
-        mod real {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(super::App::real().await?).await
-                }
-            )*
-        }
-    };
-}
-
-backends!(
+pinhole_tests::backends!(
     uploads_become_images,
     bad_uploads_are_refused,
     duplicates_share_one_blob,

@@ -671,29 +671,6 @@ async fn backfill_reprocesses(app: App) -> anyhow::Result<()> {
     Ok(())
 }
 
-macro_rules! backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(super::App::embedded_with(super::tweak).await?).await
-                }
-            )*
-        }
-        mod real {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(super::App::real_with(super::tweak).await?).await
-                }
-            )*
-        }
-    };
-}
-
-fn tweak(_: &mut pinhole_config::Settings) {}
-
 fn capped(settings: &mut pinhole_config::Settings) {
     settings.transform_max_source_pixels = 2_000_000;
     settings.transform_keys = Some(
@@ -708,7 +685,7 @@ async fn transform_settings_apply_embedded() -> anyhow::Result<()> {
     transform_settings_apply(App::embedded_with(capped).await?).await
 }
 
-backends!(
+pinhole_tests::backends!(
     uploads_get_every_derivative,
     transforms_are_signed_and_cached,
     edits_make_versions,

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 use crate::access::owned_image;
-use crate::entity::{image, image_version, task};
+use crate::entity::{image, image_version};
 use crate::records::parse_id;
 use crate::upload::multipart::{WaitQuery, respond};
 use crate::{present, store, views};
@@ -138,23 +138,7 @@ pub(crate) async fn create_edit(
             .map(|m| source(&m)),
         None => None,
     };
-    let now = Utc::now();
-    let t = task::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        owner_id: Set(me.user_id),
-        image_id: Set(img.id),
-        batch_id: Set(None),
-        kind: Set("edit".to_owned()),
-        status: Set(task::QUEUED.to_owned()),
-        reason: Set(None),
-        callback_url: Set(callback_url.as_ref().map(ToString::to_string)),
-        callback_state: Set(None),
-        callback_attempts: Set(0),
-        callback_next_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        finished_at: Set(None),
-    };
+    let t = crate::upload::queued_task(me.user_id, img.id, "edit", callback_url.as_ref());
     let job = EditJob {
         image_id: img.id,
         task_id: *t.id.as_ref(),

@@ -148,6 +148,17 @@ pub async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError>
     Ok(())
 }
 
+async fn tags_of<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+) -> Result<Vec<String>, HandleError> {
+    Ok(crate::present::tags_of(conn, &[id])
+        .await
+        .map_err(|e| HandleError::Retry(e.message))?
+        .remove(&id)
+        .unwrap_or_default())
+}
+
 /// A backfill's report arrived (it counts progress by `processed_at`).
 async fn mark_attempted<C: sea_orm::ConnectionTrait>(
     conn: &C,
@@ -228,12 +239,7 @@ async fn finish(
             }
             let img = active.update(&txn).await?;
             if first_publish {
-                let tags = crate::present::tags_of(&txn, &[img.id])
-                    .await
-                    .map_err(retry)?
-                    .remove(&img.id)
-                    .unwrap_or_default();
-                let mut data = image_data(&img, &tags);
+                let mut data = image_data(&img, &tags_of(&txn, img.id).await?);
                 data["derivatives"] = json!(p.derivatives);
                 events.push(event(kinds::PUBLISHED, img.id, data));
             }
@@ -250,12 +256,7 @@ async fn finish(
                 .map_err(retry)?
             {
                 Ok(img) => {
-                    let tags = crate::present::tags_of(&txn, &[img.id])
-                        .await
-                        .map_err(retry)?
-                        .remove(&img.id)
-                        .unwrap_or_default();
-                    let mut data = image_data(&img, &tags);
+                    let mut data = image_data(&img, &tags_of(&txn, img.id).await?);
                     data["version"] = json!(img.version);
                     data["derivatives"] = json!(e.derivatives);
                     events.push(event(kinds::UPDATED, img.id, data));

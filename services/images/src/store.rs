@@ -75,44 +75,10 @@ pub async fn retain<C: ConnectionTrait>(
 ) -> Result<(), ApiError> {
     let key = original_key(sha256, format);
     let row = blob::Entity::find_by_id(sha256.to_owned()).one(txn).await?;
-    let alive = row.as_ref().is_some_and(|b| b.ref_count > 0);
-    if !alive {
-        let present = ctx
-            .backends
-            .blobs
-            .head(&key)
-            .await
-            .map_err(ApiError::unavailable)?
-            .is_some();
-        if !present {
-            put(ctx, &key, bytes).await?;
-        }
+    if !alive(&row) && !present(ctx, &key).await? {
+        put(ctx, &key, bytes).await?;
     }
-    match row {
-        Some(_) => {
-            blob::Entity::update_many()
-                .col_expr(
-                    blob::Column::RefCount,
-                    Expr::col(blob::Column::RefCount).add(1),
-                )
-                .filter(blob::Column::Sha256.eq(sha256))
-                .exec(txn)
-                .await?;
-        }
-        None => {
-            blob::ActiveModel {
-                sha256: Set(sha256.to_owned()),
-                blob_key: Set(key),
-                size: Set(i64::try_from(bytes.len()).unwrap_or(i64::MAX)),
-                format: Set(format.as_str().to_owned()),
-                ref_count: Set(1),
-                created_at: Set(chrono::Utc::now()),
-            }
-            .insert(txn)
-            .await?;
-        }
-    }
-    Ok(())
+    count(txn, row, sha256, key, format, bytes.len() as u64).await
 }
 
 /// Inside the transaction (after [`lock`]): one more reference to content
@@ -127,17 +93,36 @@ pub async fn retain_stored<C: ConnectionTrait>(
 ) -> Result<bool, ApiError> {
     let key = original_key(sha256, format);
     let row = blob::Entity::find_by_id(sha256.to_owned()).one(txn).await?;
-    if row.as_ref().is_none_or(|b| b.ref_count <= 0)
-        && ctx
-            .backends
-            .blobs
-            .head(&key)
-            .await
-            .map_err(ApiError::unavailable)?
-            .is_none()
-    {
+    if !alive(&row) && !present(ctx, &key).await? {
         return Ok(false);
     }
+    count(txn, row, sha256, key, format, size).await?;
+    Ok(true)
+}
+
+fn alive(row: &Option<blob::Model>) -> bool {
+    row.as_ref().is_some_and(|b| b.ref_count > 0)
+}
+
+async fn present(ctx: &AppContext, key: &str) -> Result<bool, ApiError> {
+    Ok(ctx
+        .backends
+        .blobs
+        .head(key)
+        .await
+        .map_err(ApiError::unavailable)?
+        .is_some())
+}
+
+/// One more reference in the content's row (made at 1 when absent).
+async fn count<C: ConnectionTrait>(
+    txn: &C,
+    row: Option<blob::Model>,
+    sha256: &str,
+    key: String,
+    format: Format,
+    size: u64,
+) -> Result<(), ApiError> {
     match row {
         Some(_) => {
             blob::Entity::update_many()
@@ -162,7 +147,7 @@ pub async fn retain_stored<C: ConnectionTrait>(
             .await?;
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Inside the transaction that removes an image: one reference fewer.

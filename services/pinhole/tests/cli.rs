@@ -240,7 +240,13 @@ fn sign_url_prints_a_path_the_configured_keys_verify() -> anyhow::Result<()> {
     let id = "01a1fe57-cd7f-75e0-8a7b-43b45970b15b";
     let out = run(
         dir.path(),
-        &["thumbnails", "sign-url", "rs:fill:300:200,g:face", id, "webp"],
+        &[
+            "thumbnails",
+            "sign-url",
+            "rs:fill:300:200,g:face",
+            id,
+            "webp",
+        ],
         &[("PINHOLE_TRANSFORM_KEYS", keys)],
     )?;
     ensure!(out.status.success(), "{}", stderr(&out));
@@ -256,7 +262,10 @@ fn sign_url_prints_a_path_the_configured_keys_verify() -> anyhow::Result<()> {
     let other = pinhole_transform::Signer::new(pinhole_transform::parse_key_pairs(
         "ffeeddccbbaa99887766554433221100:0c",
     )?)?;
-    ensure!(!other.verify(signature, &format!("/{signed}")), "signed by the first pair");
+    ensure!(
+        !other.verify(signature, &format!("/{signed}")),
+        "signed by the first pair"
+    );
 
     let bad = run(
         dir.path(),
@@ -264,7 +273,11 @@ fn sign_url_prints_a_path_the_configured_keys_verify() -> anyhow::Result<()> {
         &[("PINHOLE_TRANSFORM_KEYS", "not-hex:00")],
     )?;
     ensure!(bad.status.code() == Some(2), "{}", stderr(&bad));
-    ensure!(stderr(&bad).contains("PINHOLE_TRANSFORM_KEYS"), "{}", stderr(&bad));
+    ensure!(
+        stderr(&bad).contains("PINHOLE_TRANSFORM_KEYS"),
+        "{}",
+        stderr(&bad)
+    );
     Ok(())
 }
 

@@ -109,6 +109,16 @@ async fn publish<T: Serialize>(
     Ok(())
 }
 
+/// `image.processing`: a worker took the job.
+async fn started(
+    ctx: &AppContext,
+    image_id: Uuid,
+    task_id: Option<Uuid>,
+) -> Result<(), HandleError> {
+    let report = Processing { image_id, task_id };
+    publish(ctx, kinds::PROCESSING, image_id, &report).await
+}
+
 /// The bytes at `key`; `None` when they are gone.
 async fn fetch(ctx: &AppContext, key: &str) -> Result<Option<Bytes>, HandleError> {
     match ctx.backends.blobs.get(key, None).await {
@@ -204,16 +214,7 @@ async fn derive(
 }
 
 async fn process(ctx: &AppContext, lane: Lane, job: ProcessJob) -> Result<(), HandleError> {
-    publish(
-        ctx,
-        kinds::PROCESSING,
-        job.image_id,
-        &Processing {
-            image_id: job.image_id,
-            task_id: job.task_id,
-        },
-    )
-    .await?;
+    started(ctx, job.image_id, job.task_id).await?;
     let started = std::time::Instant::now();
     match derive(ctx, lane, &job.sha256, None, &job.original_key, job.force).await? {
         Err(reason) => {
@@ -254,16 +255,7 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
         task_id: Some(job.task_id),
         reason,
     };
-    publish(
-        ctx,
-        kinds::PROCESSING,
-        job.image_id,
-        &Processing {
-            image_id: job.image_id,
-            task_id: Some(job.task_id),
-        },
-    )
-    .await?;
+    started(ctx, job.image_id, Some(job.task_id)).await?;
     let ops: Vec<pinhole_transform::EditOp> = match serde_json::from_value(job.operations.clone()) {
         Ok(ops) => ops,
         Err(e) => {

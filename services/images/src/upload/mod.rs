@@ -107,6 +107,32 @@ async fn existing<C: ConnectionTrait>(
     Ok(Some(accepted(&t, true)))
 }
 
+/// A new queued task of `kind` (`upload`, `edit`) on an image.
+pub fn queued_task(
+    owner: Uuid,
+    image_id: Uuid,
+    kind: &str,
+    callback_url: Option<&url::Url>,
+) -> task::ActiveModel {
+    let now = chrono::Utc::now();
+    task::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        owner_id: Set(owner),
+        image_id: Set(image_id),
+        batch_id: Set(None),
+        kind: Set(kind.to_owned()),
+        status: Set(task::QUEUED.to_owned()),
+        reason: Set(None),
+        callback_url: Set(callback_url.map(ToString::to_string)),
+        callback_state: Set(None),
+        callback_attempts: Set(0),
+        callback_next_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(None),
+    }
+}
+
 pub fn accepted(t: &task::Model, duplicate: bool) -> views::Accepted {
     views::Accepted {
         image_id: t.image_id,
@@ -198,22 +224,9 @@ pub async fn ingest(
         pipeline: Set(None),
         processed_at: Set(None),
     };
-    let task_row = task::ActiveModel {
-        id: Set(task_id),
-        owner_id: Set(owner),
-        image_id: Set(image_id),
-        batch_id: Set(fields.batch_id),
-        kind: Set("upload".to_owned()),
-        status: Set(task::QUEUED.to_owned()),
-        reason: Set(None),
-        callback_url: Set(fields.callback_url.as_ref().map(ToString::to_string)),
-        callback_state: Set(None),
-        callback_attempts: Set(0),
-        callback_next_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        finished_at: Set(None),
-    };
+    let mut task_row = queued_task(owner, image_id, "upload", fields.callback_url.as_ref());
+    task_row.id = Set(task_id);
+    task_row.batch_id = Set(fields.batch_id);
     store::prepare(ctx, &staged.sha256, staged.format(), &staged.bytes).await?;
     let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
     store::lock(&txn, &staged.sha256).await?;
