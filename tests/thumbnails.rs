@@ -601,7 +601,20 @@ async fn killed_worker_loses_nothing(app: App) -> anyhow::Result<()> {
         ensure!(status == StatusCode::CREATED, "{status}");
         body["access_token"].as_str().context("token")?.to_owned()
     };
-    let t = app.task_done(&token, &task_id).await?;
+    // The new group members take over once the stopped ones' sessions run
+    // out (10 s), then the broker rebalances: give it more than usual.
+    let t = wait_for(
+        DEADLINE * 2,
+        "the next server to finish the task",
+        || async {
+            let (_, t) = app
+                .get(&format!("/tasks/{task_id}"), Some(&token))
+                .await
+                .ok()?;
+            (t["status"] == "done" || t["status"] == "failed").then_some(t)
+        },
+    )
+    .await?;
     ensure!(t["status"] == "done", "{t}");
     let (_, image) = app
         .get(&format!("/images/{image_id}"), Some(&token))
