@@ -94,6 +94,14 @@ impl App {
     }
 
     pub async fn start(mut settings: Settings, dir: tempfile::TempDir) -> anyhow::Result<Self> {
+        // PINHOLE_TEST_LOG=FILTER (e.g. `info`): the servers' logs, shown
+        // with a failing test's output.
+        if let Ok(filter) = std::env::var("PINHOLE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
         settings.callback_allow_private = true;
         settings.max_upload_bytes = 12 * 1024 * 1024;
         Ok(Self {
