@@ -203,7 +203,7 @@ impl EventBus for KafkaBus {
             .map_err(kafka)?;
         consumer.subscribe(topics).map_err(kafka)?;
         Ok(Box::new(KafkaSubscription {
-            consumer: Arc::new(consumer),
+            consumer: Some(Arc::new(consumer)),
         }))
     }
 
@@ -213,13 +213,37 @@ impl EventBus for KafkaBus {
 }
 
 struct KafkaSubscription {
-    consumer: Arc<StreamConsumer>,
+    /// `None` once closed.
+    consumer: Option<Arc<StreamConsumer>>,
+}
+
+impl KafkaSubscription {
+    fn consumer(&self) -> Result<&Arc<StreamConsumer>, BusError> {
+        self.consumer
+            .as_ref()
+            .ok_or_else(|| BusError::Kafka("the subscription is closed".into()))
+    }
+}
+
+impl Drop for KafkaSubscription {
+    /// A subscription dropped without `close` (its consumer task aborted, a
+    /// server stopped): librdkafka leaves the group on a thread of its own,
+    /// since that blocks until the group has taken the partitions back and
+    /// must not hold a runtime worker meanwhile.
+    fn drop(&mut self) {
+        if let Some(consumer) = self.consumer.take() {
+            std::thread::spawn(move || {
+                consumer.unsubscribe();
+                drop(consumer);
+            });
+        }
+    }
 }
 
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn next(&mut self, timeout: Duration) -> Result<Option<Record>, BusError> {
-        match tokio::time::timeout(timeout, self.consumer.recv()).await {
+        match tokio::time::timeout(timeout, self.consumer()?.recv()).await {
             Err(_) => Ok(None),
             Ok(Err(e)) => Err(kafka(e)),
             Ok(Ok(message)) => Ok(Some(Record {
@@ -240,16 +264,18 @@ impl Subscription for KafkaSubscription {
             Offset::Offset(record.offset + 1),
         )
         .map_err(kafka)?;
-        let consumer = Arc::clone(&self.consumer);
+        let consumer = Arc::clone(self.consumer()?);
         tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
             .await
             .map_err(|e| BusError::Kafka(e.to_string()))?
             .map_err(kafka)
     }
 
-    async fn close(self: Box<Self>) -> Result<(), BusError> {
+    async fn close(mut self: Box<Self>) -> Result<(), BusError> {
         // Leaving the group blocks while librdkafka says goodbye.
-        let consumer = self.consumer;
+        let Some(consumer) = self.consumer.take() else {
+            return Ok(());
+        };
         tokio::task::spawn_blocking(move || {
             consumer.unsubscribe();
             drop(consumer);
