@@ -118,6 +118,11 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn check(&self) -> Result<(), BlobError>;
 }
 
+/// Whether `key` is stored.
+pub async fn exists(store: &dyn BlobStore, key: &str) -> Result<bool, BlobError> {
+    Ok(store.head(key).await?.is_some())
+}
+
 /// Stores `bytes` under `key`.
 pub async fn put_bytes(
     store: &dyn BlobStore,

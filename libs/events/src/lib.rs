@@ -153,6 +153,22 @@ pub mod images {
     pub const LIKE_CREATED: &str = "like.created";
     pub const LIKE_REMOVED: &str = "like.removed";
 
+    /// Where the original with content `sha256` lives in the blob store
+    /// (`ext` without the dot), shared by every image with those bytes.
+    pub fn original_key(sha256: &str, ext: &str) -> String {
+        format!("originals/{}/{sha256}.{ext}", shard(sha256))
+    }
+
+    /// The folder of everything derived from content `sha256` (derivatives,
+    /// their manifest, stored transforms): it goes with the original.
+    pub fn derivative_prefix(sha256: &str) -> String {
+        format!("derivatives/{}/{sha256}/", shard(sha256))
+    }
+
+    fn shard(sha256: &str) -> &str {
+        sha256.get(..2).unwrap_or(sha256)
+    }
+
     /// The job the thumbnails role works on: an original to process. Fresh
     /// uploads go to the urgent topic with their task; re-processing and
     /// backfills go to the background topic without one.

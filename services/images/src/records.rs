@@ -415,13 +415,9 @@ pub(crate) async fn original(
 /// original (collected with it).
 async fn public_copy(ctx: &AppContext, sha256: &str, format: Format) -> Result<String, ApiError> {
     let key = store::public_key(sha256, format);
-    if ctx
-        .backends
-        .blobs
-        .head(&key)
+    if pinhole_blob::exists(ctx.backends.blobs.as_ref(), &key)
         .await
         .map_err(ApiError::unavailable)?
-        .is_some()
     {
         return Ok(key);
     }

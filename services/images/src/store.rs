@@ -16,7 +16,7 @@ use crate::entity::blob;
 
 /// Where the original with this content lives.
 pub fn original_key(sha256: &str, format: Format) -> String {
-    format!("originals/{}/{sha256}.{}", &sha256[..2], format.extension())
+    pinhole_events::images::original_key(sha256, format.extension())
 }
 
 /// Where the metadata-free copy served to everyone but the owner lives.
@@ -105,13 +105,9 @@ fn alive(row: &Option<blob::Model>) -> bool {
 }
 
 async fn present(ctx: &AppContext, key: &str) -> Result<bool, ApiError> {
-    Ok(ctx
-        .backends
-        .blobs
-        .head(key)
+    pinhole_blob::exists(ctx.backends.blobs.as_ref(), key)
         .await
-        .map_err(ApiError::unavailable)?
-        .is_some())
+        .map_err(ApiError::unavailable)
 }
 
 /// One more reference in the content's row (made at 1 when absent).
@@ -182,7 +178,7 @@ pub async fn collect(ctx: &AppContext, sha256: &str) -> Result<bool, ApiError> {
     let derived = ctx
         .backends
         .blobs
-        .list(&format!("derivatives/{}/{sha256}/", &sha256[..2]))
+        .list(&pinhole_events::images::derivative_prefix(sha256))
         .await
         .map_err(ApiError::unavailable)?;
     let keys = [row.blob_key.clone(), public_key(sha256, format)]

@@ -58,10 +58,7 @@ pub async fn select(db: &DatabaseConnection, sel: Selection) -> Result<Vec<Proce
             image_id: row.try_get("", "id")?,
             task_id: None,
             owner_id: row.try_get("", "owner_id")?,
-            original_key: format!(
-                "originals/{}/{sha256}.{ext}",
-                &sha256[..2.min(sha256.len())]
-            ),
+            original_key: pinhole_events::images::original_key(&sha256, ext),
             sha256,
             format,
             force: sel.all,

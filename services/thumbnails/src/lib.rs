@@ -22,9 +22,10 @@ use tokio::task::JoinHandle;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use pinhole_events::images::derivative_prefix;
 pub use pipeline::{PIPELINE, process};
 pub use transform::Transforms;
-pub use worker::{Lane, Manifest, derivative_key, derivative_prefix};
+pub use worker::{Lane, Manifest, derivative_key};
 
 /// The role's name in `pinhole serve --roles`.
 pub const ROLE: &str = "thumbnails";

@@ -27,7 +27,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::pipeline::Vision;
-use crate::worker::derivative_prefix;
+use pinhole_events::images::derivative_prefix;
 
 /// Transforms computed at once (CPU-bound); more wait.
 static WORKERS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
@@ -270,7 +270,11 @@ pub(crate) async fn transform(
     );
     let known_key = format!("transform:{key}");
     let known = matches!(ctx.backends.cache.get(&known_key).await, Ok(Some(_)));
-    if known || stored(&ctx, &key).await? {
+    if known
+        || pinhole_blob::exists(ctx.backends.blobs.as_ref(), &key)
+            .await
+            .map_err(ApiError::unavailable)?
+    {
         match ctx.backends.blobs.get(&key, None).await {
             Ok(body) => {
                 if !known {
@@ -293,12 +297,7 @@ pub(crate) async fn transform(
     }
     let media = pinhole_media::Format::parse(&src.format)
         .ok_or_else(|| ApiError::internal("unknown stored format"))?;
-    let original_key = format!(
-        "originals/{}/{}.{}",
-        &src.sha256[..2],
-        src.sha256,
-        media.extension()
-    );
+    let original_key = pinhole_events::images::original_key(&src.sha256, media.extension());
     let original = ctx
         .backends
         .blobs
@@ -344,14 +343,4 @@ pub(crate) async fn transform(
     out_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     out_headers.insert("pinhole-transform", HeaderValue::from_static("made"));
     Ok((out_headers, bytes).into_response())
-}
-
-async fn stored(ctx: &AppContext, key: &str) -> Result<bool, ApiError> {
-    Ok(ctx
-        .backends
-        .blobs
-        .head(key)
-        .await
-        .map_err(ApiError::unavailable)?
-        .is_some())
 }

@@ -20,6 +20,7 @@ use pinhole_events::images::{
     self as kinds, Derivative, EditJob, Edited, ProcessJob, Processed, Processing,
     ProcessingFailed, Source,
 };
+use pinhole_events::images::{derivative_prefix, original_key};
 use pinhole_events::{Envelope, topics};
 use pinhole_http::AppContext;
 use serde::{Deserialize, Serialize};
@@ -61,12 +62,6 @@ impl Lane {
 /// Where a derivative of the content `sha256` lives.
 pub fn derivative_key(sha256: &str, name: &str, ext: &str) -> String {
     format!("{}{name}.{ext}", derivative_prefix(sha256))
-}
-
-/// The folder of everything derived from the content `sha256` (collected
-/// with the original by the images role).
-pub fn derivative_prefix(sha256: &str) -> String {
-    format!("derivatives/{}/{sha256}/", &sha256[..2.min(sha256.len())])
 }
 
 /// What a finished derivative set is recorded as, beside it.
@@ -243,12 +238,6 @@ async fn process(ctx: &AppContext, lane: Lane, job: ProcessJob) -> Result<(), Ha
     }
 }
 
-fn ext_of(format: &str) -> &'static str {
-    pinhole_media::Format::parse(format)
-        .map(|f| f.extension())
-        .unwrap_or("bin")
-}
-
 async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
     let fail = |reason: String| ProcessingFailed {
         image_id: job.image_id,
@@ -293,12 +282,7 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
     let original = Source {
         sha256: edited.sha256.clone(),
         format: edited.format.as_str().to_owned(),
-        original_key: format!(
-            "originals/{}/{}.{}",
-            &edited.sha256[..2],
-            edited.sha256,
-            ext_of(edited.format.as_str())
-        ),
+        original_key: original_key(&edited.sha256, edited.format.extension()),
     };
     let size = edited.bytes.len() as u64;
     let bytes = Bytes::from(edited.bytes);
