@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
@@ -65,7 +66,35 @@ pub struct App {
     /// What the server was started with.
     pub settings: Settings,
     pub http: reqwest::Client,
-    pub dir: tempfile::TempDir,
+    pub dir: Arc<tempfile::TempDir>,
+}
+
+/// What outlives a scenario's server to check its blob store afterwards.
+pub struct Probe {
+    db: sea_orm::DatabaseConnection,
+    blobs: pinhole_blob::SharedBlobs,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl Probe {
+    /// Every stored object has a reference and every reference an object
+    /// (as `pinhole blobs check` reports), once work in flight has settled.
+    pub async fn assert_clean(&self) -> anyhow::Result<()> {
+        let last = std::sync::Mutex::new(None);
+        let clean = wait_for(Duration::from_secs(30), "a clean blob store", || async {
+            let r =
+                pinhole_images::store::check(&self.db, self.blobs.as_ref(), Duration::ZERO, false)
+                    .await
+                    .ok()?;
+            let clean = r.missing == 0 && r.orphaned == 0;
+            if let Ok(mut l) = last.lock() {
+                *l = Some(r);
+            }
+            clean.then_some(())
+        })
+        .await;
+        clean.with_context(|| format!("after the scenario: {:?}", last.lock().ok()))
+    }
 }
 
 impl App {
@@ -93,6 +122,15 @@ impl App {
         Self::start(settings, dir).await
     }
 
+    /// A handle that checks the blob store after the scenario.
+    pub fn probe(&self) -> Probe {
+        Probe {
+            db: self.server.ctx.backends.db.clone(),
+            blobs: self.server.ctx.backends.blobs.clone(),
+            _dir: self.dir.clone(),
+        }
+    }
+
     pub async fn start(mut settings: Settings, dir: tempfile::TempDir) -> anyhow::Result<Self> {
         // PINHOLE_TEST_LOG=FILTER (e.g. `info`): the servers' logs, shown
         // with a failing test's output.
@@ -108,7 +146,7 @@ impl App {
             server: pinhole::start(settings.clone(), &["users", "images", "thumbnails"]).await?,
             settings,
             http: reqwest::Client::new(),
-            dir,
+            dir: Arc::new(dir),
         })
     }
 
@@ -275,7 +313,10 @@ macro_rules! backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() -> anyhow::Result<()> {
-                    super::$name($crate::app::App::embedded().await?).await
+                    let app = $crate::app::App::embedded().await?;
+                    let probe = app.probe();
+                    super::$name(app).await?;
+                    probe.assert_clean().await
                 }
             )*
         }
@@ -283,7 +324,10 @@ macro_rules! backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() -> anyhow::Result<()> {
-                    super::$name($crate::app::App::real().await?).await
+                    let app = $crate::app::App::real().await?;
+                    let probe = app.probe();
+                    super::$name(app).await?;
+                    probe.assert_clean().await
                 }
             )*
         }

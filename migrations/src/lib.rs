@@ -8,6 +8,8 @@ mod m20261121_000002_outbox_failures;
 mod m20261121_000003_accounts;
 mod m20261121_000004_images;
 mod m20261121_000005_versions;
+mod m20261130_000006_dead_letters;
+mod m20261130_000007_blob_integrity;
 
 pub struct Migrator;
 
@@ -20,6 +22,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_accounts::Migration),
             Box::new(m20261121_000004_images::Migration),
             Box::new(m20261121_000005_versions::Migration),
+            Box::new(m20261130_000006_dead_letters::Migration),
+            Box::new(m20261130_000007_blob_integrity::Migration),
         ]
     }
 }

@@ -49,6 +49,9 @@ pub enum BlobError {
 pub struct BlobMeta {
     pub key: String,
     pub size: u64,
+    /// When the blob was last written, where the store says
+    /// (`list` and `head` do; a fresh `put` answers now).
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// Bytes `start..end` (`end` exclusive; `None` means to the end).

@@ -98,6 +98,7 @@ impl BlobStore for LocalStore {
         Ok(BlobMeta {
             key: key.to_owned(),
             size: written,
+            modified: Some(std::time::SystemTime::now()),
         })
     }
 
@@ -106,7 +107,8 @@ impl BlobStore for LocalStore {
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| not_found(key, e))?;
-        let size = file.metadata().await?.len();
+        let stat = file.metadata().await?;
+        let size = stat.len();
         let span = match range {
             Some(range) => range.resolve(size)?,
             None => (0, size),
@@ -118,6 +120,7 @@ impl BlobStore for LocalStore {
             meta: BlobMeta {
                 key: key.to_owned(),
                 size,
+                modified: stat.modified().ok(),
             },
             span,
             stream: Box::pin(ReaderStream::with_capacity(file.take(span.1), 64 * 1024)),
@@ -130,6 +133,7 @@ impl BlobStore for LocalStore {
             Ok(m) if m.is_file() => Ok(Some(BlobMeta {
                 key: key.to_owned(),
                 size: m.len(),
+                modified: m.modified().ok(),
             })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -198,9 +202,11 @@ fn walk(root: &Path, dir: &Path, prefix: &str, found: &mut Vec<BlobMeta>) -> io:
                 walk(root, &path, prefix, found)?;
             }
         } else if file_type.is_file() && key.starts_with(prefix) {
+            let stat = entry.metadata()?;
             found.push(BlobMeta {
                 key,
-                size: entry.metadata()?.len(),
+                size: stat.len(),
+                modified: stat.modified().ok(),
             });
         }
     }

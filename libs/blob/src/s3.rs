@@ -42,6 +42,10 @@ fn s3<E: std::error::Error>(e: E) -> BlobError {
     BlobError::S3(message)
 }
 
+fn system_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<std::time::SystemTime> {
+    std::time::SystemTime::try_from(*t).ok()
+}
+
 impl S3Store {
     /// A client for the bucket in `settings`. No request is made yet.
     pub fn new(settings: &S3Settings) -> Self {
@@ -57,6 +61,13 @@ impl S3Store {
                 ChecksumMode::WhenSupported => ResponseChecksumValidation::WhenSupported,
                 ChecksumMode::WhenRequired => ResponseChecksumValidation::WhenRequired,
             });
+        config = config.timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(settings.connect_timeout)
+                .read_timeout(settings.read_timeout)
+                .operation_timeout(settings.operation_timeout)
+                .build(),
+        );
         if let Some(endpoint) = &settings.endpoint {
             config = config.endpoint_url(endpoint);
         }
@@ -277,6 +288,7 @@ impl BlobStore for S3Store {
         Ok(BlobMeta {
             key: key.to_owned(),
             size,
+            modified: Some(std::time::SystemTime::now()),
         })
     }
 
@@ -328,6 +340,7 @@ impl BlobStore for S3Store {
             Ok(head) => Ok(Some(BlobMeta {
                 key: key.to_owned(),
                 size: u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0),
+                modified: head.last_modified().and_then(system_time),
             })),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
             Err(e) => Err(s3(e)),
@@ -366,6 +379,7 @@ impl BlobStore for S3Store {
                     found.push(BlobMeta {
                         key: self.strip(key),
                         size: u64::try_from(object.size().unwrap_or(0)).unwrap_or(0),
+                        modified: object.last_modified().and_then(system_time),
                     });
                 }
             }

@@ -7,6 +7,7 @@
 //! Kafka-protocol broker.
 
 mod consume;
+mod dead_letters;
 mod embedded;
 mod kafka;
 mod namespace;
@@ -16,7 +17,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use consume::{HandleError, consume};
+pub use consume::{DEAD_LETTERS, DEAD_LETTERS_TOTAL, HandleError, consume};
+pub use dead_letters::{DeadLetterError, DeadLetters, ParkedRecord, Parking};
 pub use embedded::{EmbeddedLog, EmbeddedOptions};
 pub use kafka::{KafkaBus, KafkaOptions};
 pub use namespace::Namespaced;

@@ -88,6 +88,9 @@ const KNOWN_KEYS: &[&str] = &[
     "transform_max_output_pixels",
     "transform_max_source_pixels",
     "processing_time_limit",
+    "event_max_attempts",
+    "blob_orphan_grace",
+    "blob_sweep_interval",
 ];
 
 /// Settings as written by a person: every field optional or defaulted.
@@ -116,6 +119,9 @@ struct RawSettings {
     transform_max_output_pixels: u64,
     transform_max_source_pixels: u64,
     processing_time_limit: u64,
+    event_max_attempts: u32,
+    blob_orphan_grace: u64,
+    blob_sweep_interval: u64,
 }
 
 impl Default for RawSettings {
@@ -143,6 +149,9 @@ impl Default for RawSettings {
             transform_max_output_pixels: 16 * 1024 * 1024,
             transform_max_source_pixels: 50_000_000,
             processing_time_limit: 60,
+            event_max_attempts: 8,
+            blob_orphan_grace: 3600,
+            blob_sweep_interval: 3600,
         }
     }
 }
@@ -206,6 +215,14 @@ pub struct Settings {
     pub transform_max_source_pixels: u64,
     /// How long the thumbnails role may work on one image.
     pub processing_time_limit: std::time::Duration,
+    /// Failed attempts in a row after which a consumed event is parked as a
+    /// dead letter (`pinhole events dead`).
+    pub event_max_attempts: u32,
+    /// How old an unreferenced object must be before the sweep removes it
+    /// (younger ones may be writes in flight).
+    pub blob_orphan_grace: std::time::Duration,
+    /// How often the store is compared with its references.
+    pub blob_sweep_interval: std::time::Duration,
 }
 
 impl Settings {
@@ -437,7 +454,31 @@ impl RawSettings {
                 "a number of seconds from 1 to 3600",
             ));
         }
+        if self.blob_orphan_grace > 7 * 86400 {
+            return Err(ConfigError::invalid(
+                "blob_orphan_grace",
+                format!("{} is out of range", self.blob_orphan_grace),
+                "a number of seconds from 0 to 604800",
+            ));
+        }
+        if !(10..=7 * 86400).contains(&self.blob_sweep_interval) {
+            return Err(ConfigError::invalid(
+                "blob_sweep_interval",
+                format!("{} is out of range", self.blob_sweep_interval),
+                "a number of seconds from 10 to 604800",
+            ));
+        }
+        if !(1..=100).contains(&self.event_max_attempts) {
+            return Err(ConfigError::invalid(
+                "event_max_attempts",
+                format!("{} is out of range", self.event_max_attempts),
+                "a number of attempts from 1 to 100",
+            ));
+        }
         Ok(Settings {
+            event_max_attempts: self.event_max_attempts,
+            blob_orphan_grace: std::time::Duration::from_secs(self.blob_orphan_grace),
+            blob_sweep_interval: std::time::Duration::from_secs(self.blob_sweep_interval),
             transform_keys,
             transform_presets: self.transform_presets,
             transform_unsigned_presets: self

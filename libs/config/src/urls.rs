@@ -234,6 +234,32 @@ pub struct S3Settings {
     pub prefix: String,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<SecretString>,
+    /// Longest wait for a connection to the server.
+    pub connect_timeout: std::time::Duration,
+    /// Longest silence while reading an answer.
+    pub read_timeout: std::time::Duration,
+    /// Longest one call may take, retries included (a body streamed after
+    /// the call answered is bounded by `read_timeout` between chunks).
+    pub operation_timeout: std::time::Duration,
+}
+
+impl S3Settings {
+    /// `bucket` on AWS (us-east-1), with the default timeouts.
+    pub fn new(bucket: &str) -> Self {
+        Self {
+            bucket: bucket.to_owned(),
+            endpoint: None,
+            region: "us-east-1".into(),
+            path_style: false,
+            checksum: ChecksumMode::WhenSupported,
+            prefix: String::new(),
+            access_key_id: None,
+            secret_access_key: None,
+            connect_timeout: std::time::Duration::from_secs(3),
+            read_timeout: std::time::Duration::from_secs(20),
+            operation_timeout: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 impl PartialEq for S3Settings {
@@ -264,6 +290,15 @@ impl fmt::Display for S3Settings {
     }
 }
 
+/// A timeout in seconds (fractions allowed), more than 0 and at most an hour.
+fn parse_seconds(name: &str, v: &str) -> Result<std::time::Duration, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0 && *s <= 3600.0)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("{name} `{v}` is not a number of seconds between 0 and 3600"))
+}
+
 impl BlobUrl {
     pub(crate) fn parse(s: &str) -> Result<Self, String> {
         if let Some(path) = s.strip_prefix("file://") {
@@ -284,14 +319,10 @@ impl BlobUrl {
             return Err(format!("`{}` names no bucket", mask_url(s)));
         }
         let mut settings = S3Settings {
-            bucket,
-            endpoint: None,
-            region: "us-east-1".into(),
-            path_style: false,
-            checksum: ChecksumMode::WhenSupported,
             prefix: url.path().trim_matches('/').to_owned(),
             access_key_id: (!url.username().is_empty()).then(|| url.username().to_owned()),
             secret_access_key: url.password().map(|p| SecretString::from(p.to_owned())),
+            ..S3Settings::new(&bucket)
         };
         let mut path_style = None;
         for (k, v) in url.query_pairs() {
@@ -319,6 +350,9 @@ impl BlobUrl {
                         }
                     }
                 }
+                "connect_timeout" => settings.connect_timeout = parse_seconds(&k, &v)?,
+                "read_timeout" => settings.read_timeout = parse_seconds(&k, &v)?,
+                "operation_timeout" => settings.operation_timeout = parse_seconds(&k, &v)?,
                 "access_key_id" => settings.access_key_id = Some(v.into_owned()),
                 "secret_access_key" => {
                     settings.secret_access_key = Some(SecretString::from(v.into_owned()));
@@ -376,6 +410,18 @@ mod tests {
         assert_eq!(s3.region, "eu-west-1");
         assert!(s3.path_style);
         assert_eq!(s3.checksum, ChecksumMode::WhenRequired);
+        assert_eq!(s3.connect_timeout, std::time::Duration::from_secs(3));
+        let BlobUrl::S3(timed) =
+            BlobUrl::parse("s3://photos?connect_timeout=0.5&read_timeout=2&operation_timeout=30")
+                .expect("valid")
+        else {
+            panic!("not s3");
+        };
+        assert_eq!(timed.connect_timeout, std::time::Duration::from_millis(500));
+        assert_eq!(timed.read_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(timed.operation_timeout, std::time::Duration::from_secs(30));
+        let refused = BlobUrl::parse("s3://photos?read_timeout=0").expect_err("zero");
+        assert!(refused.contains("read_timeout"), "{refused}");
         assert_eq!(s3.access_key_id.as_deref(), Some("k"));
         assert_eq!(
             s3.secret_access_key

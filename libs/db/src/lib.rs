@@ -1,6 +1,7 @@
-//! The relational database (sea-orm on SQLite or Postgres, one code path)
-//! and the transactional outbox.
+//! The relational database (sea-orm on SQLite or Postgres, one code path),
+//! the transactional outbox and the consumers' dead letters.
 
+pub mod dead_letters;
 pub mod outbox;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use sea_orm::{
     DatabaseTransaction, DbErr, SqlxSqliteConnector, TransactionTrait,
 };
 
+pub use dead_letters::DeadLetterStore;
 pub use outbox::{Outbox, OutboxRelay, RelayOptions};
 
 /// Opens the database at `url` and checks that it answers. SQLite files (and

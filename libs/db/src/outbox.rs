@@ -6,8 +6,11 @@
 //! acknowledged them, so writes keep working while the bus is down and nothing
 //! is lost when it comes back. Delivery is at least once: consumers dedupe by
 //! event id. An event the bus refuses for good (too large, unknown topic) is
-//! moved to `outbox_dead` with the reason, so it never holds up the others;
-//! events that fail for a while (the bus is down) wait and are retried.
+//! moved to `outbox_dead` with the reason, so it never holds up the others.
+//! An event that fails for a while (the bus is down, a partition has no
+//! leader) waits on its own until `next_attempt_at`, later each time; the
+//! events of other keys keep flowing, those of its key wait behind it. The
+//! relay as a whole backs off only when a round delivered nothing.
 //!
 //! Per-key order: on Postgres, [`Outbox::enqueue`] takes a transaction lock
 //! per key, so that events of one entity get their sequence numbers in commit
@@ -20,9 +23,10 @@ use std::time::Duration;
 use pinhole_bus::{Message, SharedBus};
 use pinhole_events::OutgoingEvent;
 use sea_orm::entity::prelude::*;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    Condition, ConnectionTrait, DatabaseBackend, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
 };
 use tokio::sync::Notify;
 
@@ -46,6 +50,9 @@ pub mod entity {
         pub attempts: i32,
         #[sea_orm(column_type = "Text", nullable)]
         pub last_error: Option<String>,
+        /// After a failed attempt: not before then. Later events of the same
+        /// key wait for this one.
+        pub next_attempt_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -129,6 +136,7 @@ impl Outbox {
             created_at: sea_orm::ActiveValue::Set(e.envelope.time),
             attempts: sea_orm::ActiveValue::Set(0),
             last_error: sea_orm::ActiveValue::Set(None),
+            next_attempt_at: sea_orm::ActiveValue::Set(None),
         });
         entity::Entity::insert_many(rows).exec(txn).await?;
         Ok(())
@@ -159,8 +167,11 @@ pub struct RelayOptions {
     pub batch: u64,
     /// How often to look for events written by other processes.
     pub poll_interval: Duration,
-    /// Longest wait between attempts while the bus fails.
+    /// Longest wait between rounds while nothing can be delivered, and
+    /// between attempts of one event.
     pub max_backoff: Duration,
+    /// Wait before an event's second attempt; it doubles with each failure.
+    pub first_retry: Duration,
 }
 
 impl Default for RelayOptions {
@@ -169,6 +180,7 @@ impl Default for RelayOptions {
             batch: 256,
             poll_interval: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            first_retry: Duration::from_millis(100),
         }
     }
 }
@@ -220,15 +232,18 @@ async fn bury<C: ConnectionTrait>(
 struct Drained {
     /// Events delivered or buried.
     done: usize,
-    /// Why some events must wait for another round.
+    /// Why some events must wait for their next attempt.
     retry: Option<pinhole_bus::BusError>,
+    /// A whole batch was read: more may be ready.
+    full: bool,
 }
 
 impl Drained {
+    /// Failing only when nothing could be delivered.
     fn into_result(self) -> Result<usize, RelayError> {
         match self.retry {
-            Some(e) => Err(e.into()),
-            None => Ok(self.done),
+            Some(e) if self.done == 0 => Err(e.into()),
+            _ => Ok(self.done),
         }
     }
 }
@@ -261,12 +276,19 @@ impl OutboxRelay {
         }
     }
 
-    /// Publishes one batch; returns how many events went out.
+    /// Publishes one batch of the events that are ready: those not waiting
+    /// for their next attempt, and not behind an event of their key that
+    /// is. Returns how many events went out (or were buried); an error only
+    /// when some failed and none went out.
     ///
     /// On Postgres several relays (one per instance) may run: a transaction
     /// advisory lock lets one of them work at a time, which keeps per-key
     /// order. SQLite has a single writer process.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
+        self.round().await?.into_result()
+    }
+
+    async fn round(&self) -> Result<Drained, DbErr> {
         if self.db.get_database_backend() == DatabaseBackend::Postgres {
             let txn = self.db.begin().await?;
             let locked = txn
@@ -281,20 +303,52 @@ impl OutboxRelay {
                 .unwrap_or(false);
             if !locked {
                 txn.rollback().await?;
-                return Ok(0);
+                return Ok(Drained::default());
             }
             // What went out and what was buried is recorded even when
             // some events must wait, so nothing is sent twice on retry.
             let drained = self.drain(&txn).await?;
             txn.commit().await?;
-            drained.into_result()
+            Ok(drained)
         } else {
-            self.drain(&self.db).await?.into_result()
+            self.drain(&self.db).await
         }
     }
 
+    /// The wait before the next attempt of an event that failed `attempts`
+    /// times before this failure.
+    fn retry_delay(&self, attempts: i32) -> Duration {
+        let doublings = u32::try_from(attempts.clamp(0, 16)).unwrap_or(0);
+        self.options
+            .first_retry
+            .saturating_mul(1 << doublings)
+            .min(self.options.max_backoff)
+    }
+
     async fn drain<C: ConnectionTrait>(&self, conn: &C) -> Result<Drained, DbErr> {
+        let now = chrono::Utc::now();
+        // An event of the same key, earlier, waiting for its next attempt.
+        let waiting = Alias::new("waiting");
+        let held_back = Query::select()
+            .expr(Expr::val(1))
+            .from_as(entity::Entity, waiting.clone())
+            .and_where(
+                Expr::col((waiting.clone(), entity::Column::EventKey))
+                    .equals((entity::Entity, entity::Column::EventKey)),
+            )
+            .and_where(
+                Expr::col((waiting.clone(), entity::Column::Seq))
+                    .lt(Expr::col((entity::Entity, entity::Column::Seq))),
+            )
+            .and_where(Expr::col((waiting, entity::Column::NextAttemptAt)).gt(now))
+            .to_owned();
         let rows = entity::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(entity::Column::NextAttemptAt.is_null())
+                    .add(entity::Column::NextAttemptAt.lte(now)),
+            )
+            .filter(Expr::exists(held_back).not())
             .order_by_asc(entity::Column::Seq)
             .limit(self.options.batch)
             .all(conn)
@@ -302,6 +356,7 @@ impl OutboxRelay {
         if rows.is_empty() {
             return Ok(Drained::default());
         }
+        let full = rows.len() as u64 >= self.options.batch;
         let messages: Vec<Message<'_>> = rows
             .iter()
             .map(|row| Message {
@@ -323,12 +378,20 @@ impl OutboxRelay {
                     buried += 1;
                 }
                 Err(e) => {
+                    let wait = self.retry_delay(row.attempts);
+                    let next = now
+                        + chrono::Duration::from_std(wait)
+                            .unwrap_or_else(|_| chrono::Duration::seconds(30));
+                    tracing::debug!(event_id = %row.event_id, key = %row.event_key,
+                        attempts = row.attempts + 1, error = %e, retry_in = ?wait,
+                        "publishing an event failed; it waits for its next attempt");
                     entity::Entity::update_many()
                         .col_expr(
                             entity::Column::Attempts,
                             Expr::col(entity::Column::Attempts).add(1),
                         )
                         .col_expr(entity::Column::LastError, Expr::value(e.to_string()))
+                        .col_expr(entity::Column::NextAttemptAt, Expr::value(next))
                         .filter(entity::Column::Seq.eq(row.seq))
                         .exec(conn)
                         .await?;
@@ -348,29 +411,41 @@ impl OutboxRelay {
         Ok(Drained {
             done: delivered.len() + buried,
             retry,
+            full,
         })
     }
 
-    /// Relays until the task is dropped: at once when woken, every
-    /// `poll_interval` otherwise, backing off while the bus fails.
+    /// Relays until the task is dropped: at once when woken or while whole
+    /// batches go out, every `poll_interval` otherwise, backing off only
+    /// while rounds deliver nothing at all (events that fail wait on their
+    /// own next attempt).
     pub async fn run(self) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.relay_once().await {
-                Ok(sent) if sent as u64 >= self.options.batch => continue,
-                Ok(_) => {
+            let failed = match self.round().await {
+                Ok(d) if d.done == 0 && d.retry.is_some() => d.retry.map(RelayError::from),
+                Ok(d) => {
                     backoff = Duration::from_millis(100);
+                    if let Some(e) = &d.retry {
+                        tracing::warn!(error = %e, delivered = d.done,
+                            "some outbox events failed; they wait for their next attempt");
+                    }
+                    if d.full && d.done > 0 {
+                        continue;
+                    }
                     let _ = tokio::time::timeout(
                         self.options.poll_interval,
                         self.outbox.wake.notified(),
                     )
                     .await;
+                    None
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "outbox relay failed");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.options.max_backoff);
-                }
+                Err(e) => Some(RelayError::from(e)),
+            };
+            if let Some(e) = failed {
+                tracing::warn!(error = %e, retry_in = ?backoff, "outbox relay delivered nothing");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(self.options.max_backoff);
             }
         }
     }

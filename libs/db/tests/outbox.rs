@@ -127,6 +127,7 @@ async fn transactional(db: DatabaseConnection) -> anyhow::Result<()> {
         created_at: ActiveValue::Set(chrono::Utc::now()),
         attempts: ActiveValue::Set(0),
         last_error: ActiveValue::Set(None),
+        next_attempt_at: ActiveValue::Set(None),
     };
     let err = entity::Entity::insert(duplicate)
         .exec(&db)
@@ -296,16 +297,24 @@ async fn partial_failures_are_not_sent_twice(db: DatabaseConnection) -> anyhow::
         RelayOptions::default(),
     );
 
-    ensure!(relay.relay_once().await.is_err(), "one event must wait");
+    // The round delivered the others: not an error for the relay.
+    ensure!(relay.relay_once().await? == 2, "the others went out");
     let waiting = entity::Entity::find().all(&db).await?;
     ensure!(
         waiting.len() == 1 && waiting[0].event_key == "flaky",
         "{waiting:?}"
     );
     ensure!(waiting[0].attempts == 1 && waiting[0].last_error.is_some());
+    ensure!(
+        waiting[0].next_attempt_at.is_some(),
+        "the failed event waits for its own next attempt"
+    );
 
-    ensure!(relay.relay_once().await? == 1);
-    ensure!(outbox.pending(&db).await? == 0);
+    wait_for(Duration::from_secs(10), "the retry", || async {
+        let _ = relay.relay_once().await;
+        (outbox.pending(&db).await.ok() == Some(0)).then_some(())
+    })
+    .await?;
     let by_key = consume(bus.as_ref(), t, 3).await?;
     ensure!(by_key.values().map(Vec::len).sum::<usize>() == 3);
     let mut sub = bus.subscribe(&unique("group"), &[t]).await?;
@@ -317,8 +326,201 @@ async fn partial_failures_are_not_sent_twice(db: DatabaseConnection) -> anyhow::
     Ok(())
 }
 
+/// The real bus, except that messages keyed `flaky` fail (as if timed out)
+/// until the test releases them.
+struct RefusingKey {
+    inner: Arc<dyn EventBus>,
+    released: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl EventBus for RefusingKey {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    async fn ensure_topics(&self, topics: &[TopicSpec<'_>]) -> Result<(), pinhole_bus::BusError> {
+        self.inner.ensure_topics(topics).await
+    }
+    async fn publish(
+        &self,
+        messages: &[pinhole_bus::Message<'_>],
+    ) -> Vec<Result<pinhole_bus::Position, pinhole_bus::BusError>> {
+        let refuse = !self.released.load(std::sync::atomic::Ordering::SeqCst);
+        let (refused, passed): (Vec<_>, Vec<_>) = messages
+            .iter()
+            .enumerate()
+            .partition(|(_, m)| refuse && m.key == b"flaky");
+        let published = self
+            .inner
+            .publish(&passed.iter().map(|(_, m)| **m).collect::<Vec<_>>())
+            .await;
+        let mut results: Vec<_> = (0..messages.len()).map(|_| None).collect();
+        for ((i, _), result) in passed.iter().zip(published) {
+            results[*i] = Some(result);
+        }
+        for (i, _) in refused {
+            results[i] = Some(Err(pinhole_bus::BusError::Kafka(
+                "Message timed out".into(),
+            )));
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| unreachable!()))
+            .collect()
+    }
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<Box<dyn pinhole_bus::Subscription>, pinhole_bus::BusError> {
+        self.inner.subscribe(group, topics).await
+    }
+    async fn check(&self) -> Result<(), pinhole_bus::BusError> {
+        self.inner.check().await
+    }
+}
+
+/// Reads from `sub` into `log` (key, event) until event `id` has arrived.
+async fn receive_until(
+    sub: &mut dyn pinhole_bus::Subscription,
+    log: &mut Vec<(String, Envelope)>,
+    id: uuid::Uuid,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while !log.iter().any(|(_, e)| e.id == id) {
+        ensure!(
+            started.elapsed() < deadline,
+            "event {id} not delivered within {deadline:?}"
+        );
+        if let Some(record) = sub.next(Duration::from_millis(100)).await? {
+            let key = String::from_utf8(record.key.clone().unwrap_or_default())?;
+            log.push((key, Envelope::from_json(&record.payload)?));
+            sub.commit(&record).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One key whose events keep failing for a while does not slow the
+/// others: they go out as soon as they are written (the relay does not
+/// back off as a whole), while the failing key's events wait, in order.
+async fn a_failing_key_does_not_hold_up_the_others(
+    db: DatabaseConnection,
+    inner: Arc<dyn EventBus>,
+) -> anyhow::Result<()> {
+    let t = topic();
+    inner
+        .ensure_topics(&[TopicSpec {
+            name: t,
+            partitions: 2,
+        }])
+        .await?;
+    let bus = Arc::new(RefusingKey {
+        inner: Arc::clone(&inner),
+        released: std::sync::atomic::AtomicBool::new(false),
+    });
+    let outbox = Outbox::new();
+    let relay = tokio::spawn(
+        OutboxRelay::new(
+            db.clone(),
+            Arc::clone(&bus) as Arc<dyn EventBus>,
+            outbox.clone(),
+            RelayOptions::default(),
+        )
+        .run(),
+    );
+    // A consumer that has joined its group before anything is measured.
+    let mut sub = inner.subscribe(&unique("group"), &[t]).await?;
+    let mut log = Vec::new();
+    let warm_up = event(t, "warm-up", 0);
+    write(&db, &outbox, std::slice::from_ref(&warm_up)).await?;
+    receive_until(
+        sub.as_mut(),
+        &mut log,
+        warm_up.envelope.id,
+        Duration::from_secs(60),
+    )
+    .await?;
+
+    let flaky: Vec<OutgoingEvent> = (0..3).map(|n| event(t, "flaky", n)).collect();
+    write(&db, &outbox, &flaky).await?;
+    let first = flaky[0].envelope.id;
+    wait_for(
+        Duration::from_secs(30),
+        "the flaky key to fail 4 times",
+        || async {
+            let rows = entity::Entity::find().all(&db).await.ok()?;
+            rows.iter()
+                .any(|r| r.event_id == first && r.attempts >= 4)
+                .then_some(())
+        },
+    )
+    .await?;
+
+    // A relay that backed off as a whole would now sleep for seconds, more
+    // with each failure of the flaky key.
+    for n in 0..5 {
+        let other = event(t, &format!("other-{n}"), n);
+        let written = Instant::now();
+        write(&db, &outbox, std::slice::from_ref(&other)).await?;
+        receive_until(
+            sub.as_mut(),
+            &mut log,
+            other.envelope.id,
+            Duration::from_secs(10),
+        )
+        .await?;
+        let took = written.elapsed();
+        ensure!(
+            took < Duration::from_secs(2),
+            "other-{n} took {took:?} while another key failed"
+        );
+    }
+    let pending = entity::Entity::find().all(&db).await?;
+    ensure!(
+        pending.len() == 3 && pending.iter().all(|r| r.event_key == "flaky"),
+        "only the flaky key waits: {pending:?}"
+    );
+
+    bus.released
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    receive_until(
+        sub.as_mut(),
+        &mut log,
+        flaky[2].envelope.id,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let got: Vec<_> = log
+        .iter()
+        .filter(|(key, _)| key == "flaky")
+        .map(|(_, e)| e.id)
+        .collect();
+    let expected: Vec<_> = flaky.iter().map(|e| e.envelope.id).collect();
+    ensure!(
+        got == expected,
+        "the flaky key's events in order, once each"
+    );
+    wait_for(Duration::from_secs(10), "the outbox to empty", || async {
+        (outbox.pending(&db).await.ok() == Some(0)).then_some(())
+    })
+    .await?;
+    relay.abort();
+    sub.close().await?;
+    Ok(())
+}
+
 mod sqlite {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failing_key_does_not_hold_up_the_others() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let bus =
+            EmbeddedLog::open(&dir.path().join("events.db"), EmbeddedOptions::default()).await?;
+        super::a_failing_key_does_not_hold_up_the_others(sqlite(&dir).await?, Arc::new(bus)).await
+    }
 
     #[tokio::test]
     async fn partial_failures_are_not_sent_twice() -> anyhow::Result<()> {
@@ -382,6 +584,17 @@ mod sqlite {
 
 mod postgres {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failing_key_does_not_hold_up_the_others() -> anyhow::Result<()> {
+        let mut options = KafkaOptions::new(pinhole_testkit::kafka_brokers());
+        options.session_timeout = Duration::from_secs(4);
+        super::a_failing_key_does_not_hold_up_the_others(
+            postgres().await?,
+            Arc::new(KafkaBus::new(options)?),
+        )
+        .await
+    }
 
     #[tokio::test]
     async fn partial_failures_are_not_sent_twice() -> anyhow::Result<()> {

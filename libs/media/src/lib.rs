@@ -84,6 +84,11 @@ impl Format {
     pub fn parse(s: &str) -> Option<Format> {
         Format::ALL.into_iter().find(|f| f.as_str() == s)
     }
+
+    /// The format whose [`Format::extension`] is `ext`, or `None`.
+    pub fn from_extension(ext: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.extension() == ext)
+    }
 }
 
 impl fmt::Display for Format {

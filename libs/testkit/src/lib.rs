@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use pinhole_config::{ChecksumMode, S3Settings};
+use pinhole_config::S3Settings;
 use sea_orm::{ConnectionTrait, Database, Statement};
 
 fn env_or(name: &str, default: &str) -> String {
@@ -58,14 +58,11 @@ pub fn s3_endpoint() -> String {
 /// Settings for `bucket` on the test S3 server.
 pub fn s3_settings(bucket: &str) -> S3Settings {
     S3Settings {
-        bucket: bucket.to_owned(),
         endpoint: Some(s3_endpoint()),
-        region: "us-east-1".into(),
         path_style: true,
-        checksum: ChecksumMode::WhenSupported,
-        prefix: String::new(),
         access_key_id: Some("test".into()),
         secret_access_key: Some("test".to_owned().into()),
+        ..S3Settings::new(bucket)
     }
 }
 
@@ -203,4 +200,85 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A TCP proxy to a real server that can be made to stop answering: while
+/// stalled it accepts connections and reads nothing, and connections already
+/// open stop forwarding, as a server that hangs does. Stops when dropped.
+pub struct StallProxy {
+    pub addr: std::net::SocketAddr,
+    stalled: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StallProxy {
+    /// Forwards connections on a free local port to `target` (`host:port`).
+    pub async fn start(target: &str) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stalled, watch) = tokio::sync::watch::channel(false);
+        let target = target.to_owned();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let target = target.clone();
+                let watch = watch.clone();
+                tokio::spawn(async move {
+                    let _ = forward(client, &target, watch).await;
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            stalled,
+            task,
+        })
+    }
+
+    /// Stops (`true`) or resumes (`false`) forwarding.
+    pub fn stall(&self, on: bool) {
+        self.stalled.send_replace(on);
+    }
+}
+
+impl Drop for StallProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn forward(
+    client: tokio::net::TcpStream,
+    target: &str,
+    watch: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    wait_unstalled(&mut watch.clone()).await;
+    let server = tokio::net::TcpStream::connect(target).await?;
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::select! {
+        r = pipe(client_read, server_write, watch.clone()) => r,
+        r = pipe(server_read, client_write, watch) => r,
+    }
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut watch: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        wait_unstalled(&mut watch).await;
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        wait_unstalled(&mut watch).await;
+        to.write_all(&buf[..n]).await?;
+    }
+}
+
+async fn wait_unstalled(watch: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = watch.wait_for(|stalled| !*stalled).await;
 }

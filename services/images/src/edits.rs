@@ -346,49 +346,57 @@ pub(crate) async fn delete_version(
 ) -> Result<StatusCode, ApiError> {
     let img = owned_image(&ctx.backends.db, me.user_id, parse_id(&id)?).await?;
     let version = parse_version(&version)?;
-    if version == img.version {
+    let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
+    // The image's deletion and an edit becoming current take turns with
+    // this; the current version is read again under the lock.
+    store::lock_image(&txn, img.id).await?;
+    let current = image::Entity::find_by_id(img.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(version_not_found)?
+        .version;
+    if version == current {
         return Err(ApiError::conflict(
             "version-current",
             "this is the current version: delete the image, or edit it to make another current",
         ));
     }
-    let row = image_version::Entity::find_by_id((img.id, version))
-        .one(&ctx.backends.db)
+    // Release only what this statement really deleted.
+    let Some(row) = image_version::Entity::delete_many()
+        .filter(image_version::Column::ImageId.eq(img.id))
+        .filter(image_version::Column::Version.eq(version))
+        .exec_with_returning(&txn)
         .await?
-        .ok_or_else(version_not_found)?;
-    let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
-    store::lock(&txn, &row.sha256).await?;
-    let deleted = image_version::Entity::delete_by_id((img.id, version))
-        .exec(&txn)
-        .await?
-        .rows_affected;
-    if deleted == 0 {
+        .pop()
+    else {
         return Err(version_not_found());
-    }
+    };
+    store::lock(&txn, &row.sha256).await?;
     store::release(&txn, &row.sha256).await?;
     txn.commit().await?;
-    if let Err(e) = store::collect(&ctx, &row.sha256).await {
-        tracing::warn!(sha256 = %row.sha256, error = %e.message, "could not collect the version yet");
-    }
+    store::collect_released(&ctx, std::slice::from_ref(&row.sha256)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `image.edited`: the new version becomes current; the one it replaces is
-/// kept (with its reference to its original) in `image_versions`.
+/// kept (with its reference to its original) in `image_versions`. Inside
+/// the report's transaction, under the image's lock; `stored` says whether
+/// the result's original was found in the store before it began.
 pub async fn apply_edited(
-    ctx: &AppContext,
     txn: &sea_orm::DatabaseTransaction,
     img: image::Model,
     edited: &kinds::Edited,
-) -> Result<Result<image::Model, String>, ApiError> {
+    stored: bool,
+) -> Result<Result<(image::Model, store::Retained), String>, ApiError> {
     let format = Format::parse(&edited.original.format)
         .ok_or_else(|| ApiError::internal("the edited version has an unknown format"))?;
-    store::lock(txn, &edited.original.sha256).await?;
-    if !store::retain_stored(ctx, txn, &edited.original.sha256, format, edited.size).await? {
+    if !stored {
         return Ok(Err(
             "the edited version's original was lost; try again".into()
         ));
     }
+    store::lock(txn, &edited.original.sha256).await?;
+    let retained = store::retain(txn, &edited.original.sha256, format, edited.size).await??;
     let now = Utc::now();
     // The replaced version (first edit: the upload) keeps its row.
     if image_version::Entity::find_by_id((img.id, img.version))
@@ -415,7 +423,7 @@ pub async fn apply_edited(
     snapshot(&updated, Some(edited.operations.to_string()), now)
         .insert(txn)
         .await?;
-    Ok(Ok(updated))
+    Ok(Ok((updated, retained)))
 }
 
 fn snapshot(

@@ -15,6 +15,8 @@ pub mod blob {
         /// Images that use this content; at zero the blob is collected.
         pub ref_count: i64,
         pub created_at: DateTimeUtc,
+        /// Set while a collection deletes the content's objects.
+        pub collecting_since: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -269,6 +271,24 @@ pub mod block {
         pub blocker_id: Uuid,
         #[sea_orm(primary_key, auto_increment = false)]
         pub blocked_id: Uuid,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Accounts deleted whose images are still being removed.
+pub mod account_purge {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "account_purges")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        pub requested_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

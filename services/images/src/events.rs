@@ -15,7 +15,7 @@ use sea_orm::entity::prelude::*;
 use serde_json::json;
 
 use crate::entity::{image, task};
-use crate::{records, tasks};
+use crate::tasks;
 
 const SOURCE: &str = "/pinhole/images";
 
@@ -93,7 +93,11 @@ fn payload<T: serde::de::DeserializeOwned>(env: &Envelope) -> Result<T, HandleEr
 }
 
 /// Handles one record of `pinhole.images` or `pinhole.users`.
-pub async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError> {
+pub async fn handle(
+    ctx: &AppContext,
+    purges: &crate::purge::Purges,
+    record: Record,
+) -> Result<(), HandleError> {
     let env = Envelope::from_json(&record.payload)
         .map_err(|e| HandleError::Skip(format!("not an event: {e}")))?;
     match env.kind.as_str() {
@@ -139,9 +143,7 @@ pub async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError>
             else {
                 return Err(HandleError::Skip("user.deleted without a user id".into()));
             };
-            records::delete_all_of(ctx, user_id)
-                .await
-                .map_err(|e| HandleError::Retry(e.message))?;
+            purges.request(ctx, user_id).await?;
         }
         _ => {}
     }
@@ -194,12 +196,32 @@ async fn finish(
     outcome: Outcome,
 ) -> Result<(), HandleError> {
     let retry = |e: pinhole_http::ApiError| HandleError::Retry(e.message);
+    // Blob I/O before the transaction: is the edit's result stored?
+    let edit_stored = match &outcome {
+        Outcome::Edited(e) => match pinhole_media::Format::parse(&e.original.format) {
+            Some(format) => {
+                crate::store::present(ctx, &crate::store::original_key(&e.original.sha256, format))
+                    .await
+                    .map_err(retry)?
+            }
+            None => false,
+        },
+        _ => false,
+    };
     let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
+    // An image deletion, a version deletion and this take turns.
+    crate::store::lock_image(&txn, image_id).await?;
     let now = Utc::now();
     let t = match task_id {
         None => None,
         Some(task_id) => {
             let Some(t) = task::Entity::find_by_id(task_id).one(&txn).await? else {
+                // The task went with its image; an edit's result is
+                // nobody's and is collected.
+                drop(txn);
+                if let Outcome::Edited(e) = &outcome {
+                    abandon_edit(ctx, e).await?;
+                }
                 return Ok(());
             };
             // Claim it: a replayed report, or the loser of two racing
@@ -224,6 +246,7 @@ async fn finish(
     let img = image::Entity::find_by_id(image_id).one(&txn).await?;
     let mut events = Vec::new();
     let mut collect = None;
+    let mut verify = None;
     let (status, reason) = match (outcome, img) {
         (Outcome::Processed(p), Some(img)) if p.sha256.is_empty() || p.sha256 == img.sha256 => {
             let first_publish = img.published_at.is_none();
@@ -251,11 +274,14 @@ async fn finish(
             (task::DONE, None)
         }
         (Outcome::Edited(e), Some(img)) => {
-            match crate::edits::apply_edited(ctx, &txn, img, &e)
+            match crate::edits::apply_edited(&txn, img, &e, edit_stored)
                 .await
                 .map_err(retry)?
             {
-                Ok(img) => {
+                Ok((img, retained)) => {
+                    if retained == crate::store::Retained::Fresh {
+                        verify = Some(e.original.clone());
+                    }
                     let mut data = image_data(&img, &tags_of(&txn, img.id).await?);
                     data["version"] = json!(img.version);
                     data["derivatives"] = json!(e.derivatives);
@@ -279,18 +305,9 @@ async fn finish(
         }
         (outcome, None) => {
             if let Outcome::Edited(e) = outcome
-                && let Some(format) = pinhole_media::Format::parse(&e.original.format)
+                && abandon(&txn, &e).await?
             {
-                // The edit's result belongs to nobody: count it, uncounted,
-                // so it is collected.
-                crate::store::lock(&txn, &e.original.sha256).await?;
-                if crate::store::retain_stored(ctx, &txn, &e.original.sha256, format, e.size)
-                    .await
-                    .map_err(retry)?
-                {
-                    crate::store::release(&txn, &e.original.sha256).await?;
-                    collect = Some(e.original.sha256.clone());
-                }
+                collect = Some(e.original.sha256.clone());
             }
             (task::FAILED, Some("the image was deleted".to_owned()))
         }
@@ -299,6 +316,7 @@ async fn finish(
         ctx.outbox.enqueue(&txn, &events).await?;
         txn.commit().await?;
         ctx.outbox.wake();
+        after_commit(ctx, collect, verify).await;
         return Ok(());
     };
     let task_id = t.id;
@@ -320,8 +338,43 @@ async fn finish(
     if has_callback {
         crate::callback::wake();
     }
-    if let Some(sha) = collect {
-        let _ = crate::store::collect(ctx, &sha).await;
+    after_commit(ctx, collect, verify).await;
+    Ok(())
+}
+
+/// Inside the report's transaction: an edit's result whose image is gone
+/// belongs to nobody; it is counted at zero so that it is collected. True
+/// when it should be collected after committing.
+async fn abandon<C: sea_orm::ConnectionTrait>(txn: &C, e: &Edited) -> Result<bool, HandleError> {
+    let Some(format) = pinhole_media::Format::parse(&e.original.format) else {
+        return Ok(false);
+    };
+    crate::store::lock(txn, &e.original.sha256).await?;
+    Ok(crate::store::abandon(txn, &e.original.sha256, format, e.size).await?)
+}
+
+/// An edit's result whose task (and image) went meanwhile: collected.
+async fn abandon_edit(ctx: &AppContext, e: &Edited) -> Result<(), HandleError> {
+    let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
+    let collect = abandon(&txn, e).await?;
+    txn.commit().await?;
+    if collect {
+        crate::store::collect_released(ctx, std::slice::from_ref(&e.original.sha256)).await;
     }
     Ok(())
+}
+
+/// Blob work once the report is recorded: collect an abandoned result,
+/// check that a newly counted one is stored.
+async fn after_commit(
+    ctx: &AppContext,
+    collect: Option<String>,
+    verify: Option<pinhole_events::images::Source>,
+) {
+    if let Some(sha) = collect {
+        crate::store::collect_released(ctx, &[sha]).await;
+    }
+    if let Some(source) = verify {
+        crate::store::verify_stored(ctx, &source).await;
+    }
 }

@@ -14,9 +14,10 @@ pub mod entity;
 mod events;
 mod feeds;
 mod present;
+mod purge;
 mod records;
 mod social;
-mod store;
+pub mod store;
 mod tasks;
 mod upload;
 pub mod views;
@@ -79,38 +80,62 @@ pub const GROUP: &str = "images";
 
 /// Starts the role's workers.
 pub fn background(ctx: &AppContext) -> Vec<JoinHandle<()>> {
+    let purges = purge::Purges::default();
     let consumer = {
         let ctx = ctx.clone();
+        let purges = purges.clone();
         tokio::spawn(async move {
             let handler_ctx = ctx.clone();
             pinhole_bus::consume(
                 ctx.backends.bus.clone(),
                 GROUP.to_owned(),
                 vec![topics::IMAGES, topics::USERS],
+                pinhole_db::dead_letters::parking(
+                    ctx.backends.db.clone(),
+                    ctx.settings.event_max_attempts,
+                ),
                 move |record| {
                     let ctx = handler_ctx.clone();
-                    async move { events::handle(&ctx, record).await }
+                    let purges = purges.clone();
+                    async move { events::handle(&ctx, &purges, record).await }
                 },
             )
             .await;
         })
     };
     let callbacks = tokio::spawn(callback::run(ctx.clone()));
+    let purger = tokio::spawn(purges.run(ctx.clone()));
     let sweeper = {
         let ctx = ctx.clone();
         tokio::spawn(async move {
+            let (db, blobs) = (&ctx.backends.db, ctx.backends.blobs.as_ref());
+            let mut last_check = tokio::time::Instant::now();
+            let period = ctx
+                .settings
+                .blob_sweep_interval
+                .min(Duration::from_secs(60));
             loop {
-                tokio::time::sleep(Duration::from_secs(60)).await;
+                tokio::time::sleep(period).await;
                 match upload::tus::expire(&ctx).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(uploads = n, "expired uploads removed"),
                     Err(e) => tracing::warn!(error = %e.message, "removing expired uploads failed"),
                 }
-                if let Err(e) = store::collect_all(&ctx).await {
-                    tracing::warn!(error = %e.message, "collecting originals failed");
+                if let Err(e) = store::collect_all(db, blobs).await {
+                    tracing::warn!(error = %e, "collecting originals failed");
+                }
+                if last_check.elapsed() >= ctx.settings.blob_sweep_interval {
+                    last_check = tokio::time::Instant::now();
+                    match store::check(db, blobs, ctx.settings.blob_orphan_grace, true).await {
+                        Ok(r) if r.removed > 0 || r.missing > 0 => tracing::warn!(
+                            removed = r.removed, missing = r.missing, examples = ?r.missing_examples,
+                            "blob sweep removed orphans or found missing objects"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "blob sweep failed"),
+                    }
                 }
             }
         })
     };
-    vec![consumer, callbacks, sweeper]
+    vec![consumer, callbacks, purger, sweeper]
 }

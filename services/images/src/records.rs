@@ -9,15 +9,15 @@ use pinhole_events::images as kinds;
 use pinhole_http::{ApiError, ApiJson, AppContext, Auth, MaybeAuth};
 use pinhole_media::Format;
 use sea_orm::ActiveValue::Set;
+use sea_orm::IntoActiveModel;
 use sea_orm::entity::prelude::*;
-use sea_orm::{IntoActiveModel, PaginatorTrait};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::access::{image_not_found, owned_image, visible_image};
 use crate::domain::{self, Location, Visibility};
-use crate::entity::{image, image_tag, image_version, task, upload};
+use crate::entity::{image, image_tag, image_version, task};
 use crate::{events, present, store, views};
 
 pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
@@ -237,45 +237,45 @@ pub(crate) async fn update_image(
     out.pop().map(Json).ok_or_else(image_not_found)
 }
 
-/// Removes an image in one transaction (with its tags, comments, likes and
-/// tasks), releases its original, and tells every role.
-pub async fn remove(ctx: &AppContext, img: image::Model) -> Result<(), ApiError> {
+/// Removes an image in one transaction (with its tags, comments, likes,
+/// tasks and kept versions), releases the references it and its versions
+/// held, and tells every role.
+///
+/// Under the image's lock, so that a version deletion or an edit becoming
+/// current at the same moment waits; what is released is what the
+/// statements of this transaction really deleted.
+pub async fn remove(ctx: &AppContext, id: Uuid) -> Result<(), ApiError> {
     let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
-    store::lock(&txn, &img.sha256).await?;
-    // An edit may have finished since `img` was read.
-    let Some(img) = image::Entity::find_by_id(img.id).one(&txn).await? else {
+    store::lock_image(&txn, id).await?;
+    let versions = image_version::Entity::delete_many()
+        .filter(image_version::Column::ImageId.eq(id))
+        .exec_with_returning(&txn)
+        .await?;
+    let Some(img) = image::Entity::delete_many()
+        .filter(image::Column::Id.eq(id))
+        .exec_with_returning(&txn)
+        .await?
+        .pop()
+    else {
+        // Gone already (another request removed it first).
         return Ok(());
     };
-    store::lock(&txn, &img.sha256).await?;
-    // Replaced versions hold their own references (the current one's row
-    // shares the image's); read before the image's deletion cascades.
-    let old_versions: Vec<String> = image_version::Entity::find()
-        .filter(image_version::Column::ImageId.eq(img.id))
-        .filter(image_version::Column::Version.ne(img.version))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|v| v.sha256)
+    // The current version's row (if any) shares the image's reference;
+    // every replaced version holds one of its own.
+    let released: Vec<String> = std::iter::once(img.sha256.clone())
+        .chain(
+            versions
+                .into_iter()
+                .filter(|v| v.version != img.version)
+                .map(|v| v.sha256),
+        )
         .collect();
-    let gone = image::Entity::delete_by_id(img.id)
-        .exec(&txn)
-        .await?
-        .rows_affected
-        == 0;
-    if gone {
-        return Ok(());
+    store::lock_all(&txn, &released).await?;
+    for sha in &released {
+        store::release(&txn, sha).await?;
     }
     task::Entity::delete_many()
         .filter(task::Column::ImageId.eq(img.id))
-        .exec(&txn)
-        .await?;
-    store::release(&txn, &img.sha256).await?;
-    for sha in &old_versions {
-        store::lock(&txn, sha).await?;
-        store::release(&txn, sha).await?;
-    }
-    image_version::Entity::delete_many()
-        .filter(image_version::Column::ImageId.eq(img.id))
         .exec(&txn)
         .await?;
     crate::upload::bump_post_count(&txn, img.owner_id, -1).await?;
@@ -296,38 +296,8 @@ pub async fn remove(ctx: &AppContext, img: image::Model) -> Result<(), ApiError>
         .await?;
     txn.commit().await?;
     ctx.outbox.wake();
-    for sha in std::iter::once(&img.sha256).chain(&old_versions) {
-        if let Err(e) = store::collect(ctx, sha).await {
-            // The periodic sweep collects it later.
-            tracing::warn!(sha256 = %sha, error = %e.message, "could not collect the original yet");
-        }
-    }
+    store::collect_released(ctx, &released).await;
     tracing::info!(image_id = %img.id, "image deleted");
-    Ok(())
-}
-
-/// Every image and unfinished upload of a deleted account.
-pub async fn delete_all_of(ctx: &AppContext, owner: Uuid) -> Result<(), ApiError> {
-    loop {
-        let batch = image::Entity::find()
-            .filter(image::Column::OwnerId.eq(owner))
-            .paginate(&ctx.backends.db, 100)
-            .fetch_page(0)
-            .await?;
-        if batch.is_empty() {
-            break;
-        }
-        for img in batch {
-            remove(ctx, img).await?;
-        }
-    }
-    for up in upload::Entity::find()
-        .filter(upload::Column::OwnerId.eq(owner))
-        .all(&ctx.backends.db)
-        .await?
-    {
-        crate::upload::tus::discard(ctx, up.id).await?;
-    }
     Ok(())
 }
 
@@ -346,7 +316,7 @@ pub(crate) async fn delete_image(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let img = owned_image(&ctx.backends.db, me.user_id, parse_id(&id)?).await?;
-    remove(&ctx, img).await?;
+    remove(&ctx, img.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -31,6 +31,9 @@ Settings come from defaults, then the --config TOML file, then PINHOLE_* environ
   PINHOLE_TRANSFORM_MAX_OUTPUT_PIXELS most pixels a transform may output (default 16777216)
   PINHOLE_TRANSFORM_MAX_SOURCE_PIXELS most pixels an original may have to be transformed (default 50000000)
   PINHOLE_PROCESSING_TIME_LIMIT seconds the thumbnails role may spend on one image (default 60)
+  PINHOLE_EVENT_MAX_ATTEMPTS failures in a row after which a consumed event is parked as a dead letter, 1-100 (default 8, about 25 s of retries)
+  PINHOLE_BLOB_ORPHAN_GRACE seconds an unreferenced blob is left alone before the sweep removes it (default 3600)
+  PINHOLE_BLOB_SWEEP_INTERVAL seconds between comparisons of the blob store with its references (default 3600)
 In the TOML file, use the same names in lower case without the prefix: listen = \"0.0.0.0:8080\".";
 
 /// Pinhole: a social photo-sharing backend.
@@ -68,10 +71,83 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// The blob store against the references to it.
+    Blobs {
+        #[command(subcommand)]
+        command: BlobsCommand,
+    },
     /// Derivatives and on-demand transforms.
     Thumbnails {
         #[command(subcommand)]
         command: ThumbnailsCommand,
+    },
+    /// Consumed events: the dead letters of the consumer groups.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BlobsCommand {
+    /// Count the stored objects that are referenced, the references whose
+    /// object is missing, and the objects nothing references (orphans);
+    /// exits 1 when anything is missing or orphaned. Objects younger than
+    /// the grace period are writes in flight and are not orphans yet.
+    Check {
+        /// Remove the orphans (under the same locks as a deletion, so a
+        /// concurrent upload of the same bytes is safe).
+        #[arg(long)]
+        repair: bool,
+        /// Seconds an unreferenced object must have existed to count as an
+        /// orphan (default: PINHOLE_BLOB_ORPHAN_GRACE).
+        #[arg(long)]
+        grace: Option<u64>,
+        /// A TOML file of settings (see below).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Events a consumer group could not handle (its handler gave up, or
+    /// failed PINHOLE_EVENT_MAX_ATTEMPTS times in a row): parked so that the
+    /// events after them flow, kept with their error until retried.
+    Dead {
+        #[command(subcommand)]
+        command: DeadCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadCommand {
+    /// Print the parked events: id, group, topic/partition/offset, attempts,
+    /// whether a retry is requested, when they last failed and why.
+    List {
+        /// Only this consumer group's (e.g. images, thumbnails).
+        #[arg(long)]
+        group: Option<String>,
+        /// A TOML file of settings (see below).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Mark parked events for retry: the running consumer of their group
+    /// hands each to its handler again within a few seconds, removes the
+    /// ones handled and keeps the others with their new error.
+    Retry {
+        /// Ids from `pinhole events dead list`.
+        #[arg(required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every parked event (of --group, when given).
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// Only this consumer group's.
+        #[arg(long)]
+        group: Option<String>,
+        /// A TOML file of settings (see below).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -189,6 +265,30 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Thumbnails { command } => thumbnails(command).await,
+        Command::Events {
+            command: EventsCommand::Dead { command },
+        } => dead_letters(command).await,
+        Command::Blobs {
+            command:
+                BlobsCommand::Check {
+                    repair,
+                    grace,
+                    config,
+                },
+        } => {
+            let settings = match load_settings(config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let grace = grace.map_or(settings.blob_orphan_grace, std::time::Duration::from_secs);
+            match blobs_check(&settings, grace, repair).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Migrate { config } => {
             let settings = match load_settings(config.as_deref()) {
                 Ok(s) => s,
@@ -279,6 +379,190 @@ async fn thumbnails(command: ThumbnailsCommand) -> ExitCode {
             }
         }
     }
+}
+
+async fn blobs_check(
+    settings: &Settings,
+    grace: std::time::Duration,
+    repair: bool,
+) -> anyhow::Result<ExitCode> {
+    let links = pinhole_blob::UrlSigner::new(
+        url::Url::parse("http://localhost/")?,
+        pinhole::signing_key(settings).await?,
+    );
+    let backends = pinhole::connect_backends(settings, &links).await?;
+    pinhole_db::migrate(&backends.db).await?;
+    let db = &backends.db;
+    let blobs = backends.blobs.as_ref();
+    // Unreferenced contents first (a deletion whose collection stopped
+    // half-way), then the store against the references.
+    let collected = if repair {
+        pinhole_images::store::collect_all(db, blobs).await?
+    } else {
+        0
+    };
+    let r = pinhole_images::store::check(db, blobs, grace, repair).await?;
+    println!("objects:    {}", r.objects);
+    println!("referenced: {}", r.referenced);
+    println!("missing:    {}", r.missing);
+    println!("orphaned:   {}", r.orphaned);
+    println!(
+        "in flight:  {} (younger than {}s)",
+        r.recent,
+        grace.as_secs()
+    );
+    if repair {
+        println!(
+            "removed:    {} (and {collected} unreferenced contents collected)",
+            r.removed
+        );
+    }
+    if r.other > 0 {
+        println!(
+            "other:      {} (under prefixes this check does not know; left alone)",
+            r.other
+        );
+    }
+    for key in &r.missing_examples {
+        println!("missing  {key}");
+    }
+    for key in &r.orphan_examples {
+        println!("orphaned {key}");
+    }
+    let clean = r.missing == 0 && r.orphaned == r.removed;
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn dead_letters(command: DeadCommand) -> ExitCode {
+    let config = match &command {
+        DeadCommand::List { config, .. } | DeadCommand::Retry { config, .. } => config.clone(),
+    };
+    let settings = match load_settings(config.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    init_tracing(settings.log_format);
+    let outcome = async {
+        let db = pinhole_db::connect(&settings.database).await.map_err(|e| {
+            anyhow::anyhow!(
+                "database at {} is unreachable: {}",
+                settings.database,
+                e.to_string().lines().next().unwrap_or_default()
+            )
+        })?;
+        pinhole_db::migrate(&db).await?;
+        let store = pinhole_db::DeadLetterStore::new(db);
+        match command {
+            DeadCommand::List { group, .. } => dead_list(&store, group.as_deref()).await,
+            DeadCommand::Retry { ids, group, .. } => {
+                let ids = (!ids.is_empty()).then_some(ids);
+                dead_retry(&store, ids.as_deref(), group.as_deref()).await
+            }
+        }
+    };
+    match outcome.await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dead_list(
+    store: &pinhole_db::DeadLetterStore,
+    group: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let rows = store.list(group).await?;
+    if rows.is_empty() {
+        match group {
+            Some(g) => println!("no parked events in group {g}"),
+            None => println!("no parked events"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lines: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.id.to_string(),
+                r.consumer_group.clone(),
+                format!("{}/{}/{}", r.topic, r.partition, r.offset),
+                r.attempts.to_string(),
+                if r.retry_requested { "requested" } else { "-" }.to_owned(),
+                r.last_failed_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                r.error.split_whitespace().collect::<Vec<_>>().join(" "),
+            ]
+        })
+        .collect();
+    let header = [
+        "ID",
+        "GROUP",
+        "TOPIC/PARTITION/OFFSET",
+        "ATTEMPTS",
+        "RETRY",
+        "LAST FAILED",
+        "ERROR",
+    ];
+    let mut widths = header.map(str::len);
+    for line in &lines {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let print = |cells: [&str; 7]| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{out}");
+    };
+    print(header);
+    for line in &lines {
+        print(line.each_ref().map(String::as_str));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dead_retry(
+    store: &pinhole_db::DeadLetterStore,
+    ids: Option<&[i64]>,
+    group: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(ids) = ids {
+        let parked: std::collections::HashSet<i64> =
+            store.list(group).await?.iter().map(|r| r.id).collect();
+        let unknown: Vec<String> = ids
+            .iter()
+            .filter(|id| !parked.contains(id))
+            .map(i64::to_string)
+            .collect();
+        if !unknown.is_empty() {
+            let within = group.map(|g| format!(" in group {g}")).unwrap_or_default();
+            eprintln!(
+                "error: no parked event with id {}{within}; nothing marked",
+                unknown.join(", ")
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let marked = store.request_retry(ids, group).await?;
+    if marked == 0 {
+        println!("nothing to retry");
+    } else {
+        println!(
+            "{marked} parked events marked for retry; the running consumers of their groups take them within a few seconds"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn backfill(

@@ -42,6 +42,8 @@ fn help_explains_every_command_and_setting() -> anyhow::Result<()> {
         "migrate",
         "PINHOLE_DATABASE_URL",
         "PINHOLE_BLOB_URL",
+        "PINHOLE_EVENT_MAX_ATTEMPTS",
+        "events",
     ] {
         ensure!(text.contains(word), "--help mentions {word}:\n{text}");
     }
@@ -93,6 +95,11 @@ fn bad_settings_exit_2_naming_the_setting_and_its_form() -> anyhow::Result<()> {
             "PINHOLE_BUS_PARTITIONS",
             "lots",
             &["PINHOLE_BUS_PARTITIONS"],
+        ),
+        (
+            "PINHOLE_EVENT_MAX_ATTEMPTS",
+            "0",
+            &["PINHOLE_EVENT_MAX_ATTEMPTS", "1 to 100"],
         ),
     ];
     for (name, value, expected) in cases {
@@ -289,4 +296,176 @@ fn backfill_on_an_empty_store_has_nothing_to_do() -> anyhow::Result<()> {
     let text = String::from_utf8(out.stdout)?;
     ensure!(text.contains("nothing to backfill"), "{text}");
     Ok(())
+}
+
+#[test]
+fn blobs_check_counts_and_repairs_orphans() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let clean = run(dir.path(), &["blobs", "check"], &[])?;
+    let out = String::from_utf8_lossy(&clean.stdout).into_owned();
+    ensure!(clean.status.success(), "{out}{}", stderr(&clean));
+    ensure!(
+        out.contains("missing:    0") && out.contains("orphaned:   0"),
+        "{out}"
+    );
+
+    // An original nothing references, as a failed upload leaves it.
+    let sha = "ab".repeat(32);
+    let orphan = dir
+        .path()
+        .join(format!("pinhole-data/blobs/originals/ab/{sha}.jpg"));
+    std::fs::create_dir_all(orphan.parent().unwrap_or(dir.path()))?;
+    std::fs::write(&orphan, b"not referenced")?;
+    // Young: a write in flight, not an orphan yet.
+    let young = run(dir.path(), &["blobs", "check"], &[])?;
+    let out = String::from_utf8_lossy(&young.stdout).into_owned();
+    ensure!(young.status.success(), "{out}");
+    ensure!(out.contains("in flight:  1"), "{out}");
+    let found = run(dir.path(), &["blobs", "check", "--grace", "0"], &[])?;
+    let out = String::from_utf8_lossy(&found.stdout).into_owned();
+    ensure!(found.status.code() == Some(1), "{out}");
+    ensure!(
+        out.contains("orphaned:   1") && out.contains(&format!("orphaned originals/ab/{sha}.jpg")),
+        "{out}"
+    );
+    ensure!(orphan.exists(), "a check without --repair removed it");
+    let repaired = run(
+        dir.path(),
+        &["blobs", "check", "--grace", "0", "--repair"],
+        &[],
+    )?;
+    let out = String::from_utf8_lossy(&repaired.stdout).into_owned();
+    ensure!(repaired.status.success(), "{out}{}", stderr(&repaired));
+    ensure!(out.contains("removed:    1"), "{out}");
+    ensure!(!orphan.exists(), "the orphan is still there");
+    Ok(())
+}
+
+/// A record parked by `group` on `pinhole.images`, as a consumer parks it.
+async fn park(
+    store: &pinhole_db::DeadLetterStore,
+    group: &str,
+    offset: i64,
+    error: &str,
+) -> anyhow::Result<()> {
+    use pinhole_bus::DeadLetters as _;
+    let record = pinhole_bus::Record {
+        topic: "pinhole.images".into(),
+        partition: 2,
+        offset,
+        key: Some(b"image-1".to_vec()),
+        payload: b"not an event".to_vec(),
+    };
+    store.park(group, &record, error, 5).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn events_dead_list_shows_parked_events_and_retry_marks_them() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = [("PINHOLE_DATA_DIR", "data")];
+    let empty = run(dir.path(), &["events", "dead", "list"], &env)?;
+    ensure!(empty.status.success(), "{}", stderr(&empty));
+    ensure!(String::from_utf8(empty.stdout)?.contains("no parked events"));
+
+    let db = pinhole_db::connect(&pinhole_config::DatabaseUrl::Sqlite(
+        dir.path().join("data/pinhole.db"),
+    ))
+    .await?;
+    let store = pinhole_db::DeadLetterStore::new(db);
+    park(&store, "images", 41, "database is locked\nretry later").await?;
+    park(&store, "thumbnails", 7, "not an event").await?;
+
+    let out = run(dir.path(), &["events", "dead", "list"], &env)?;
+    ensure!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout)?;
+    let lines: Vec<&str> = text.lines().collect();
+    ensure!(lines.len() == 3, "a header and one line per event:\n{text}");
+    for word in ["ID", "GROUP", "TOPIC/PARTITION/OFFSET", "ATTEMPTS", "ERROR"] {
+        ensure!(lines[0].contains(word), "{text}");
+    }
+    ensure!(
+        lines[1].contains("images")
+            && lines[1].contains("pinhole.images/2/41")
+            && lines[1].contains(" 5 ")
+            && lines[1].contains("database is locked retry later"),
+        "{text}"
+    );
+    ensure!(lines[2].contains("thumbnails") && lines[2].contains("pinhole.images/2/7"));
+
+    let out = run(
+        dir.path(),
+        &["events", "dead", "list", "--group", "thumbnails"],
+        &env,
+    )?;
+    let text = String::from_utf8(out.stdout)?;
+    ensure!(text.lines().count() == 2 && !text.contains("/41"), "{text}");
+
+    // Retry: ids that are not parked mark nothing; no ids is a usage error.
+    let unknown = run(dir.path(), &["events", "dead", "retry", "999"], &env)?;
+    ensure!(unknown.status.code() == Some(1), "{}", stderr(&unknown));
+    ensure!(stderr(&unknown).contains("999"), "{}", stderr(&unknown));
+    let bare = run(dir.path(), &["events", "dead", "retry"], &env)?;
+    ensure!(bare.status.code() == Some(2), "{}", stderr(&bare));
+
+    let out = run(
+        dir.path(),
+        &["events", "dead", "retry", "--all", "--group", "images"],
+        &env,
+    )?;
+    ensure!(out.status.success(), "{}", stderr(&out));
+    ensure!(String::from_utf8(out.stdout)?.contains("1 parked events marked"));
+    let rows = store.list(None).await?;
+    ensure!(
+        rows.iter()
+            .map(|r| (r.consumer_group.as_str(), r.retry_requested))
+            .collect::<Vec<_>>()
+            == [("images", true), ("thumbnails", false)],
+        "{rows:?}"
+    );
+    let text = String::from_utf8(run(dir.path(), &["events", "dead", "list"], &env)?.stdout)?;
+    ensure!(
+        text.lines()
+            .nth(1)
+            .unwrap_or_default()
+            .contains("requested"),
+        "{text}"
+    );
+
+    // The running images consumer takes the marked event: its handler gives
+    // up on it again, so it stays parked with one more attempt and is not
+    // marked any more; /metrics shows the parked events.
+    let port = pinhole_testkit::free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = pinhole(
+        dir.path(),
+        &["serve"],
+        &[("PINHOLE_DATA_DIR", "data"), ("PINHOLE_LISTEN", &listen)],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()?;
+    let retried = wait_for(
+        Duration::from_secs(60),
+        "the retry and its metrics",
+        || async {
+            let rows = store.list(Some("images")).await.ok()?;
+            let row = rows.first()?;
+            let metrics = reqwest::get(format!("http://{listen}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (row.attempts == 6
+                && !row.retry_requested
+                && row.error.contains("not an event")
+                && metrics.contains("pinhole_events_dead_letters{group=\"images\"} 1"))
+            .then_some(())
+        },
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    retried
 }

@@ -353,6 +353,7 @@ pub async fn run(ctx: AppContext, lane: Lane) {
         ctx.backends.bus.clone(),
         group.to_owned(),
         vec![topic],
+        pinhole_db::dead_letters::parking(ctx.backends.db.clone(), ctx.settings.event_max_attempts),
         move |record| {
             let ctx = handler_ctx.clone();
             async move { handle(&ctx, lane, record).await }

@@ -228,34 +228,50 @@ pub async fn ingest(
     task_row.id = Set(task_id);
     task_row.batch_id = Set(fields.batch_id);
     store::prepare(ctx, &staged.sha256, staged.format(), &staged.bytes).await?;
-    let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
-    store::lock(&txn, &staged.sha256).await?;
-
-    // Another request of this owner with the same bytes may have won.
-    if let Some(dup) = existing(&txn, owner, &staged.sha256).await? {
-        return Ok(dup);
+    let size = staged.bytes.len() as u64;
+    let (staged_ref, row, tags_ref, task_row) = (&staged, &row, &tags, &task_row);
+    let committed = store::with_retry(|| async move {
+        let (staged, tags) = (staged_ref, tags_ref);
+        let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
+        store::lock(&txn, &staged.sha256).await?;
+        // Another request of this owner with the same bytes may have won.
+        if let Some(dup) = existing(&txn, owner, &staged.sha256).await? {
+            return Ok(Ok(Err(dup)));
+        }
+        let retained = match store::retain(&txn, &staged.sha256, staged.format(), size).await? {
+            Ok(r) => r,
+            Err(busy) => return Ok(Err(busy)),
+        };
+        let img = row.clone().insert(&txn).await?;
+        if !tags.is_empty() {
+            image_tag::Entity::insert_many(tags.iter().map(|t| image_tag::ActiveModel {
+                image_id: Set(image_id),
+                tag: Set(t.clone()),
+            }))
+            .exec(&txn)
+            .await?;
+        }
+        let t = task_row.clone().insert(&txn).await?;
+        // Last, so the account row stays locked briefly; no row means the
+        // account was deleted meanwhile (its images are being removed):
+        // take nothing more for it.
+        if bump_post_count(&txn, owner, 1).await? == 0 {
+            return Err(ApiError::unauthorized("this account no longer exists"));
+        }
+        ctx.outbox
+            .enqueue(&txn, &events::uploaded(&img, tags, &t))
+            .await?;
+        txn.commit().await?;
+        Ok(Ok(Ok((t, retained))))
+    })
+    .await?;
+    let (t, retained) = match committed {
+        Ok(done) => done,
+        Err(dup) => return Ok(dup),
+    };
+    if retained == store::Retained::Fresh {
+        store::ensure_stored(ctx, &staged.sha256, staged.format(), &staged.bytes).await?;
     }
-    store::retain(ctx, &txn, &staged.sha256, staged.format(), &staged.bytes).await?;
-    let img = row.insert(&txn).await?;
-    if !tags.is_empty() {
-        image_tag::Entity::insert_many(tags.iter().map(|t| image_tag::ActiveModel {
-            image_id: Set(image_id),
-            tag: Set(t.clone()),
-        }))
-        .exec(&txn)
-        .await?;
-    }
-    let t = task_row.insert(&txn).await?;
-    // Last, so the account row stays locked briefly; no row means the
-    // account was deleted meanwhile (its images are being removed): take
-    // nothing more for it.
-    if bump_post_count(&txn, owner, 1).await? == 0 {
-        return Err(ApiError::unauthorized("this account no longer exists"));
-    }
-    ctx.outbox
-        .enqueue(&txn, &events::uploaded(&img, &tags, &t))
-        .await?;
-    txn.commit().await?;
     ctx.outbox.wake();
     tracing::info!(image_id = %image_id, task_id = %task_id, owner = %owner, format = staged.format().as_str(), size = staged.bytes.len(), "image uploaded");
     metrics::counter!("pinhole_uploads_total", "format" => staged.format().as_str()).increment(1);

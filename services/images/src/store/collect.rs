@@ -1,0 +1,117 @@
+//! Collecting a content nothing references any more: its original, its
+//! metadata-free copy and everything derived from it.
+//!
+//! Three steps, none holding a transaction across blob I/O: mark the row
+//! (`collecting_since`) if it still has no reference; delete the objects;
+//! remove the row if it still has none. A collection that stops half-way
+//! leaves the row marked, and the sweep runs it again.
+
+use pinhole_blob::{BlobError, BlobStore};
+use pinhole_media::Format;
+use sea_orm::DatabaseConnection;
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::Expr;
+
+use super::{lock, original_key, public_key};
+use crate::entity::blob;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    #[error("blob store: {0}")]
+    Blob(#[from] BlobError),
+}
+
+/// Removes the content if nothing references it; true when it did.
+pub async fn collect(
+    db: &DatabaseConnection,
+    blobs: &dyn BlobStore,
+    sha256: &str,
+) -> Result<bool, CollectError> {
+    let Some(row) = mark(db, sha256).await? else {
+        return Ok(false);
+    };
+    delete_objects(blobs, &row).await?;
+    let txn = pinhole_db::begin_write(db).await?;
+    lock(&txn, sha256).await?;
+    let removed = blob::Entity::delete_many()
+        .filter(blob::Column::Sha256.eq(sha256))
+        .filter(blob::Column::RefCount.lte(0))
+        .filter(blob::Column::CollectingSince.is_not_null())
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    txn.commit().await?;
+    if removed > 0 {
+        metrics::counter!("pinhole_blobs_collected_total").increment(1);
+        tracing::info!(sha256, "collected an unreferenced original");
+    }
+    Ok(removed > 0)
+}
+
+/// Marks the row as being collected if it has no reference; the row as
+/// marked, or `None` when there is nothing to collect.
+async fn mark(db: &DatabaseConnection, sha256: &str) -> Result<Option<blob::Model>, DbErr> {
+    let txn = pinhole_db::begin_write(db).await?;
+    lock(&txn, sha256).await?;
+    let Some(row) = blob::Entity::find_by_id(sha256.to_owned())
+        .one(&txn)
+        .await?
+        .filter(|b| b.ref_count <= 0)
+    else {
+        return Ok(None);
+    };
+    let since = row.collecting_since.unwrap_or_else(chrono::Utc::now);
+    blob::Entity::update_many()
+        .col_expr(blob::Column::CollectingSince, Expr::value(since))
+        .filter(blob::Column::Sha256.eq(sha256))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(Some(blob::Model {
+        collecting_since: Some(since),
+        ..row
+    }))
+}
+
+/// Every object of the content: original, public copy, derivative folder.
+async fn delete_objects(blobs: &dyn BlobStore, row: &blob::Model) -> Result<(), BlobError> {
+    let format = Format::parse(&row.format).unwrap_or(Format::Jpeg);
+    let derived = blobs
+        .list(&pinhole_events::images::derivative_prefix(&row.sha256))
+        .await?;
+    let keys = [
+        row.blob_key.clone(),
+        original_key(&row.sha256, format),
+        public_key(&row.sha256, format),
+    ]
+    .into_iter()
+    .chain(derived.into_iter().map(|m| m.key));
+    for key in keys {
+        blobs.delete(&key).await?;
+    }
+    Ok(())
+}
+
+/// Collects every unreferenced content (the sweep after crashes between a
+/// release and its collection, or a collection that stopped half-way).
+pub async fn collect_all(
+    db: &DatabaseConnection,
+    blobs: &dyn BlobStore,
+) -> Result<usize, CollectError> {
+    let orphans: Vec<String> = blob::Entity::find()
+        .filter(blob::Column::RefCount.lte(0))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|b| b.sha256)
+        .collect();
+    let mut n = 0;
+    for sha in orphans {
+        if collect(db, blobs, &sha).await? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,293 @@
+//! Originals are stored once per content (SHA-256) and shared by every
+//! image with those bytes, with a reference count in `blobs`.
+//!
+//! The rules that keep a shared original alive:
+//! - Every change to a content's count happens inside a write transaction
+//!   after [`lock`] (per content); every change to an image's references
+//!   (its deletion, a version's deletion, an edit becoming current) happens
+//!   after [`lock_image`] too, and releases only what a statement really
+//!   deleted, so two requests never release the same reference.
+//! - No blob I/O inside a write transaction (on SQLite that transaction is
+//!   the one write lock): objects are written before it ([`prepare`]) and
+//!   checked after it ([`ensure_stored`]); collection ([`collect`]) marks the
+//!   row, deletes the objects outside any transaction, then removes the row.
+//! - While a row is marked as being collected, [`retain`] refuses with
+//!   [`Busy`] and the caller tries again after the collection ended, so a new
+//!   reference is never counted to objects that are going away.
+
+mod collect;
+mod sweep;
+
+use bytes::Bytes;
+use pinhole_http::{ApiError, AppContext};
+use pinhole_media::Format;
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseBackend, Statement};
+use std::time::Duration;
+
+use crate::entity::blob;
+
+pub use collect::{collect, collect_all};
+pub use sweep::{Report, check};
+
+/// Where the original with this content lives.
+pub fn original_key(sha256: &str, format: Format) -> String {
+    pinhole_events::images::original_key(sha256, format.extension())
+}
+
+/// Where the metadata-free copy served to everyone but the owner lives.
+pub fn public_key(sha256: &str, format: Format) -> String {
+    format!("public/{}/{sha256}.{}", &sha256[..2], format.extension())
+}
+
+async fn advisory_lock<C: ConnectionTrait>(txn: &C, name: String) -> Result<(), DbErr> {
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        txn.execute(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [name.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Holds the content's lock until the transaction ends (SQLite: the write
+/// transaction is the lock).
+pub async fn lock<C: ConnectionTrait>(txn: &C, sha256: &str) -> Result<(), DbErr> {
+    advisory_lock(txn, format!("blob:{sha256}")).await
+}
+
+/// Locks several contents in one order (sorted), so that two transactions
+/// locking the same contents never wait on each other in a circle.
+pub async fn lock_all<C: ConnectionTrait>(txn: &C, sha256s: &[String]) -> Result<(), DbErr> {
+    let mut sorted: Vec<&String> = sha256s.iter().collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    for sha in sorted {
+        lock(txn, sha).await?;
+    }
+    Ok(())
+}
+
+/// Holds the image's lock until the transaction ends: deleting the image,
+/// deleting one of its versions and making an edit current take turns.
+/// Take it before any content lock.
+pub async fn lock_image<C: ConnectionTrait>(txn: &C, image_id: Uuid) -> Result<(), DbErr> {
+    advisory_lock(txn, format!("image:{image_id}")).await
+}
+
+/// The content is being collected right now: try again shortly.
+#[derive(Debug)]
+pub struct Busy;
+
+impl From<Busy> for ApiError {
+    fn from(_: Busy) -> Self {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "content-busy",
+            "the same bytes are being removed right now; try again in a moment",
+        )
+        .with_header(axum::http::header::RETRY_AFTER, "1")
+    }
+}
+
+/// What [`retain`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retained {
+    /// The content had references: its objects are there.
+    Shared,
+    /// The content had none: check its object after committing
+    /// ([`ensure_stored`]), a collection may have ended just before.
+    Fresh,
+}
+
+/// Stores the bytes ahead of the transaction when no live blob holds them
+/// (content-addressed, so storing them twice is harmless), so that the
+/// transaction (on SQLite, the one write lock) does not wait on blob I/O.
+pub async fn prepare(
+    ctx: &AppContext,
+    sha256: &str,
+    format: Format,
+    bytes: &Bytes,
+) -> Result<(), ApiError> {
+    let alive = blob::Entity::find_by_id(sha256.to_owned())
+        .one(&ctx.backends.db)
+        .await?
+        .is_some_and(|b| b.ref_count > 0 && b.collecting_since.is_none());
+    if !alive {
+        put(ctx, &original_key(sha256, format), bytes).await?;
+    }
+    Ok(())
+}
+
+async fn put(ctx: &AppContext, key: &str, bytes: &Bytes) -> Result<(), ApiError> {
+    pinhole_blob::put_bytes(ctx.backends.blobs.as_ref(), key, bytes.clone())
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(())
+}
+
+/// Inside a write transaction, after [`lock`]: one more reference to the
+/// content (its row made at 1 when absent). No blob I/O.
+pub async fn retain<C: ConnectionTrait>(
+    txn: &C,
+    sha256: &str,
+    format: Format,
+    size: u64,
+) -> Result<Result<Retained, Busy>, DbErr> {
+    let row = blob::Entity::find_by_id(sha256.to_owned()).one(txn).await?;
+    match row {
+        Some(b) if b.collecting_since.is_some() => Ok(Err(Busy)),
+        Some(b) => {
+            blob::Entity::update_many()
+                .col_expr(
+                    blob::Column::RefCount,
+                    Expr::col(blob::Column::RefCount).add(1),
+                )
+                .filter(blob::Column::Sha256.eq(sha256))
+                .exec(txn)
+                .await?;
+            Ok(Ok(if b.ref_count > 0 {
+                Retained::Shared
+            } else {
+                Retained::Fresh
+            }))
+        }
+        None => {
+            new_row(sha256, format, size, 1, None).insert(txn).await?;
+            Ok(Ok(Retained::Fresh))
+        }
+    }
+}
+
+fn new_row(
+    sha256: &str,
+    format: Format,
+    size: u64,
+    ref_count: i64,
+    collecting_since: Option<chrono::DateTime<chrono::Utc>>,
+) -> blob::ActiveModel {
+    blob::ActiveModel {
+        sha256: Set(sha256.to_owned()),
+        blob_key: Set(original_key(sha256, format)),
+        size: Set(i64::try_from(size).unwrap_or(i64::MAX)),
+        format: Set(format.as_str().to_owned()),
+        ref_count: Set(ref_count),
+        created_at: Set(chrono::Utc::now()),
+        collecting_since: Set(collecting_since),
+    }
+}
+
+/// After committing a [`Retained::Fresh`] reference: stores the bytes again
+/// if a collection removed them between [`prepare`] and the transaction.
+/// Nothing removes them any more (the content has a reference).
+pub async fn ensure_stored(
+    ctx: &AppContext,
+    sha256: &str,
+    format: Format,
+    bytes: &Bytes,
+) -> Result<(), ApiError> {
+    let key = original_key(sha256, format);
+    if !present(ctx, &key).await? {
+        tracing::warn!(
+            sha256,
+            "the original was collected while being uploaded; storing it again"
+        );
+        put(ctx, &key, bytes).await?;
+    }
+    Ok(())
+}
+
+/// After committing a [`Retained::Fresh`] reference to content another role
+/// stored (an edit's result): it must still be there. If a collection of
+/// the same bytes removed it just before, the loss is logged and counted
+/// (`pinhole blobs check` lists it as missing).
+pub async fn verify_stored(ctx: &AppContext, source: &pinhole_events::images::Source) {
+    match present(ctx, &source.original_key).await {
+        Ok(true) => {}
+        Ok(false) => {
+            metrics::counter!("pinhole_blobs_lost_total").increment(1);
+            tracing::error!(sha256 = %source.sha256, key = %source.original_key,
+                "an edited version's original was collected before it was counted");
+        }
+        Err(e) => tracing::warn!(sha256 = %source.sha256, error = %e.message,
+            "could not check an edited version's original"),
+    }
+}
+
+/// Whether an object is stored.
+pub async fn present(ctx: &AppContext, key: &str) -> Result<bool, ApiError> {
+    pinhole_blob::exists(ctx.backends.blobs.as_ref(), key)
+        .await
+        .map_err(ApiError::unavailable)
+}
+
+/// Inside a write transaction, after [`lock`]: content stored by another
+/// role (an edit's result) that no image will use is counted at zero, so
+/// that [`collect`] removes it. True when it should be collected.
+pub async fn abandon<C: ConnectionTrait>(
+    txn: &C,
+    sha256: &str,
+    format: Format,
+    size: u64,
+) -> Result<bool, DbErr> {
+    match blob::Entity::find_by_id(sha256.to_owned()).one(txn).await? {
+        Some(b) => Ok(b.ref_count <= 0),
+        None => {
+            new_row(sha256, format, size, 0, None).insert(txn).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// Inside a write transaction, after [`lock`], for a reference that a
+/// statement of the same transaction really deleted: one reference fewer.
+/// Call [`collect`] after committing.
+pub async fn release<C: ConnectionTrait>(txn: &C, sha256: &str) -> Result<(), DbErr> {
+    blob::Entity::update_many()
+        .col_expr(
+            blob::Column::RefCount,
+            Expr::col(blob::Column::RefCount).sub(1),
+        )
+        .filter(blob::Column::Sha256.eq(sha256))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Collects each content after the transaction that released it; what
+/// fails now is left to the periodic sweep.
+pub async fn collect_released(ctx: &AppContext, sha256s: &[String]) {
+    for sha in sha256s {
+        if let Err(e) = collect(&ctx.backends.db, ctx.backends.blobs.as_ref(), sha).await {
+            tracing::warn!(sha256 = %sha, error = %e, "could not collect the content yet");
+        }
+    }
+}
+
+/// How long [`with_retry`] keeps trying while contents are being collected.
+const BUSY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs `attempt` (a whole write transaction) again while it answers
+/// [`Busy`]: a collection of the same bytes is deleting their objects and
+/// ends shortly.
+pub async fn with_retry<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Result<T, Busy>, ApiError>>,
+{
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match attempt().await? {
+            Ok(done) => return Ok(done),
+            Err(Busy) if started.elapsed() < BUSY_DEADLINE => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            Err(Busy) => return Err(Busy.into()),
+        }
+    }
+}
