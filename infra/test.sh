@@ -34,6 +34,8 @@ if [ ${#packages[@]} -gt 0 ]; then
 fi
 # tus-js-client, at the version pinned in tests/tus/package-lock.json.
 [ -d tests/tus/node_modules/tus-js-client ] || npm ci --prefix tests/tus --no-audit --no-fund >&2
+# The official AsyncAPI parser, to validate the events document.
+[ -d tests/asyncapi/node_modules/@asyncapi/parser ] || npm ci --prefix tests/asyncapi --no-audit --no-fund >&2
 
 infra/stack.sh up
 

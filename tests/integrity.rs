@@ -348,10 +348,87 @@ async fn sweep_removes_orphans(app: App) -> anyhow::Result<()> {
     assert_clean(&app).await
 }
 
+/// Images of `owner` still stored.
+async fn images_of(app: &App, owner: uuid::Uuid) -> anyhow::Result<u64> {
+    use pinhole_images::entity::image;
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+    Ok(image::Entity::find()
+        .filter(image::Column::OwnerId.eq(owner))
+        .count(&app.server.ctx.backends.db)
+        .await?)
+}
+
+/// Deleting an account with many images removes them in batches, and other
+/// people's uploads finish meanwhile instead of waiting for the whole purge.
+async fn account_purge_does_not_hold_up_others(app: App) -> anyhow::Result<()> {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+    const COPIES: usize = 600;
+    let carl = app.user("carl").await?;
+    let dana = app.user("dana").await?;
+    let bytes = small_photo(11)?;
+    let sha = sha256(&bytes);
+    let first = app.posted(&carl, bytes.clone(), &[]).await?;
+    let owner: uuid::Uuid = first["owner"]["id"].as_str().context("owner id")?.parse()?;
+    // Many more images (made directly: the purge is what is under test,
+    // not six hundred uploads), each counted on content of its own.
+    let db = &app.server.ctx.backends.db;
+    let model =
+        pinhole_images::entity::image::Entity::find_by_id(id(&first)?.parse::<uuid::Uuid>()?)
+            .one(db)
+            .await?
+            .context("the image row")?;
+    for n in 0..COPIES {
+        let fake = format!("{n:064x}");
+        blob::ActiveModel {
+            sha256: Set(fake.clone()),
+            blob_key: Set(pinhole_events::images::original_key(&fake, "jpg")),
+            size: Set(1),
+            format: Set("jpeg".into()),
+            ref_count: Set(1),
+            created_at: Set(chrono::Utc::now()),
+            collecting_since: Set(None),
+        }
+        .insert(db)
+        .await?;
+        let mut copy = model.clone().into_active_model().reset_all();
+        copy.id = Set(uuid::Uuid::now_v7());
+        copy.sha256 = Set(fake);
+        copy.derivatives = Set(None);
+        copy.insert(db).await?;
+    }
+    ensure!(images_of(&app, owner).await? == 1 + COPIES as u64);
+
+    let (status, _) = app.call(Method::DELETE, "/me", Some(&carl), None).await?;
+    ensure!(status == StatusCode::NO_CONTENT, "{status}");
+    // Someone else's upload finishes while the purge is still going.
+    let started = Instant::now();
+    app.posted(&dana, small_photo(12)?, &[]).await?;
+    let left = images_of(&app, owner).await?;
+    ensure!(
+        left > 0,
+        "dana's upload finished only after the whole purge ({:?})",
+        started.elapsed()
+    );
+    eprintln!(
+        "dana's upload finished in {:?} with {left} of carl's images left",
+        started.elapsed()
+    );
+    wait_for(DEADLINE, "the purge to end", || async {
+        (images_of(&app, owner).await.ok()? == 0).then_some(())
+    })
+    .await?;
+    wait_for(DEADLINE, "carl's original to be collected", || async {
+        ref_count(&app, &sha).await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    assert_clean(&app).await
+}
+
 pinhole_tests::backends!(
     shared_original_survives_racing_deletes,
     edits_racing_deletes_leave_nothing,
     sweep_removes_orphans,
+    account_purge_does_not_hold_up_others,
 );
 
 /// With the S3 server hanging (connections accepted, nothing answered),

@@ -4,9 +4,18 @@
 //! Kafka tool can read it; `schemaversion` is an extension attribute that
 //! versions `data` for each event type.
 
+mod contract;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub use contract::{DecodeError, Event, MessageSpec, asyncapi};
+
+/// Every event type of the contract, as the AsyncAPI document lists them.
+pub fn catalog() -> Vec<MessageSpec> {
+    contract_catalog()
+}
 
 /// Topic names. Events are keyed by the entity they are about (an image id,
 /// a user id) so that one entity's events stay in order.
@@ -36,7 +45,7 @@ pub mod topics {
 }
 
 /// A CloudEvents 1.0 envelope.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Envelope {
     pub specversion: String,
     /// A UUIDv7: unique, and sortable by creation time.
@@ -169,10 +178,132 @@ pub mod images {
         sha256.get(..2).unwrap_or(sha256)
     }
 
+    /// The role that emits image and social events.
+    pub const SOURCE: &str = "/pinhole/images";
+    /// The role that emits processing reports and jobs of its own.
+    pub const THUMBNAILS_SOURCE: &str = "/pinhole/thumbnails";
+
+    /// Where an image was taken, as its owner chose to show it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct Location {
+        pub lat: f64,
+        pub lon: f64,
+        #[serde(default)]
+        pub place_name: Option<String>,
+    }
+
+    /// What other roles need to know of an image (no EXIF: only the
+    /// location its owner chose).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct ImageRecord {
+        pub image_id: Uuid,
+        pub owner_id: Uuid,
+        pub sha256: String,
+        /// `jpeg`, `png`, `gif`, `webp`, `heic` or `avif`.
+        pub format: String,
+        pub width: i32,
+        pub height: i32,
+        pub size: i64,
+        pub title: Option<String>,
+        pub description: Option<String>,
+        pub alt_text: Option<String>,
+        pub tags: Vec<String>,
+        /// `public`, `followers` or `private`.
+        pub visibility: String,
+        pub location: Option<Location>,
+        /// `processing`, `ready` or `failed`.
+        pub status: String,
+        pub created_at: chrono::DateTime<chrono::Utc>,
+        pub updated_at: chrono::DateTime<chrono::Utc>,
+        /// The current version (1 until an edit replaces it).
+        #[serde(default = "first_version")]
+        pub version: i32,
+        /// The stored derivatives of the current version.
+        #[serde(default)]
+        pub derivatives: Vec<Derivative>,
+    }
+
+    fn first_version() -> i32 {
+        1
+    }
+
+    /// `image.uploaded` (`pinhole.images`): an original was stored and its
+    /// processing task queued.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct ImageUploaded {
+        #[serde(flatten)]
+        pub image: ImageRecord,
+        pub task_id: Uuid,
+    }
+
+    /// `image.updated`: its metadata, visibility or current version changed.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct ImageUpdated {
+        #[serde(flatten)]
+        pub image: ImageRecord,
+    }
+
+    /// `image.published`: processed for the first time; others may see it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct ImagePublished {
+        #[serde(flatten)]
+        pub image: ImageRecord,
+    }
+
+    /// `image.deleted`: the image and everything of it is gone.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct ImageDeleted {
+        pub image_id: Uuid,
+        pub owner_id: Uuid,
+        pub sha256: String,
+        #[serde(default)]
+        pub derivatives: Vec<Derivative>,
+    }
+
+    /// `comment.created`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct CommentCreated {
+        pub image_id: Uuid,
+        pub comment_id: Uuid,
+        pub author_id: Uuid,
+        pub body: String,
+        pub created_at: chrono::DateTime<chrono::Utc>,
+    }
+
+    /// `comment.deleted`, by its author or the image's owner.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct CommentDeleted {
+        pub image_id: Uuid,
+        pub comment_id: Uuid,
+        pub deleted_by: Uuid,
+    }
+
+    /// `like.created`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct LikeCreated {
+        pub image_id: Uuid,
+        pub user_id: Uuid,
+    }
+
+    /// `like.removed`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct LikeRemoved {
+        pub image_id: Uuid,
+        pub user_id: Uuid,
+    }
+
+    /// `image.reprocess` (`pinhole.thumbnails.background`): make the
+    /// derivatives of a stored image again.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    #[serde(transparent)]
+    pub struct ReprocessJob {
+        pub job: ProcessJob,
+    }
+
     /// The job the thumbnails role works on: an original to process. Fresh
     /// uploads go to the urgent topic with their task; re-processing and
     /// backfills go to the background topic without one.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
     pub struct ProcessJob {
         pub image_id: Uuid,
         #[serde(default)]
@@ -189,7 +320,7 @@ pub mod images {
     }
 
     /// A derivative the thumbnails role stored.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
     pub struct Derivative {
         /// e.g. `thumb_256`, `w1080`.
         pub name: String,
@@ -200,7 +331,7 @@ pub mod images {
     }
 
     /// `image.processing`: a worker started on the task.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
     pub struct Processing {
         pub image_id: Uuid,
         #[serde(default)]
@@ -208,7 +339,7 @@ pub mod images {
     }
 
     /// `image.processed`: the derivatives of content `sha256` are stored.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
     pub struct Processed {
         pub image_id: Uuid,
         #[serde(default)]
@@ -225,7 +356,7 @@ pub mod images {
     }
 
     /// An original: its content hash, format and blob key.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
     pub struct Source {
         pub sha256: String,
         pub format: String,
@@ -234,7 +365,7 @@ pub mod images {
 
     /// `image.edit_requested` (thumbnails urgent topic): make a new version
     /// of `image_id` from version `base_version` by `operations`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
     pub struct EditJob {
         pub image_id: Uuid,
         pub task_id: Uuid,
@@ -250,7 +381,7 @@ pub mod images {
 
     /// `image.edited`: the new version's original and derivatives are
     /// stored.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
     pub struct Edited {
         pub image_id: Uuid,
         pub task_id: Uuid,
@@ -267,11 +398,145 @@ pub mod images {
     }
 
     /// `image.processing_failed`: the original could not be processed.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
     pub struct ProcessingFailed {
         pub image_id: Uuid,
         #[serde(default)]
         pub task_id: Option<Uuid>,
         pub reason: String,
     }
+}
+
+/// Account events (`pinhole.users`), keyed by the account they are about
+/// (follows and blocks by the one who follows or blocks).
+pub mod users {
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use uuid::Uuid;
+
+    /// The role that emits them.
+    pub const SOURCE: &str = "/pinhole/users";
+
+    /// What other roles keep of an account.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub struct AccountCard {
+        pub user_id: Uuid,
+        pub username: String,
+        pub display_name: Option<String>,
+        pub avatar_image_id: Option<Uuid>,
+        /// Only approved followers see its followers-only images; nobody
+        /// else sees its images at all.
+        pub is_private: bool,
+    }
+
+    /// `user.registered`: someone signed up.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub struct UserRegistered {
+        #[serde(flatten)]
+        pub account: AccountCard,
+        pub created_at: chrono::DateTime<chrono::Utc>,
+    }
+
+    /// `user.updated`: the account's card changed (`changed` names the
+    /// fields: `display_name`, `bio`, `website`, `avatar_image_id`,
+    /// `is_private`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub struct UserUpdated {
+        #[serde(flatten)]
+        pub account: AccountCard,
+        pub changed: Vec<String>,
+    }
+
+    /// `user.deleted`: the account is gone; every role forgets it.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub struct UserDeleted {
+        pub user_id: Uuid,
+        pub username: String,
+    }
+
+    /// `follow.requested`: a request to follow a private account, waiting
+    /// for its approval.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub struct FollowRequested {
+        pub follower_id: Uuid,
+        pub followee_id: Uuid,
+    }
+
+    /// `follow.created`: the follow is active (at once, or approved).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub struct FollowCreated {
+        pub follower_id: Uuid,
+        pub followee_id: Uuid,
+    }
+
+    /// `follow.removed`: unfollowed, a request withdrawn or denied, or
+    /// ended by a block.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub struct FollowRemoved {
+        pub follower_id: Uuid,
+        pub followee_id: Uuid,
+    }
+
+    /// `block.created`: neither sees the other any more.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub struct BlockCreated {
+        pub blocker_id: Uuid,
+        pub blocked_id: Uuid,
+    }
+
+    /// `block.removed`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub struct BlockRemoved {
+        pub blocker_id: Uuid,
+        pub blocked_id: Uuid,
+    }
+}
+
+contract::contract! {
+    users::UserRegistered { topic: topics::USERS, type: "user.registered", version: 1, source: users::SOURCE,
+        key: account.user_id, subject: "user", summary: "an account was created" },
+    users::UserUpdated { topic: topics::USERS, type: "user.updated", version: 2, source: users::SOURCE,
+        key: account.user_id, subject: "user", summary: "an account's card changed" },
+    users::UserDeleted { topic: topics::USERS, type: "user.deleted", version: 1, source: users::SOURCE,
+        key: user_id, subject: "user", summary: "an account was deleted" },
+    users::FollowRequested { topic: topics::USERS, type: "follow.requested", version: 1, source: users::SOURCE,
+        key: follower_id, subject: "user", summary: "a request to follow a private account" },
+    users::FollowCreated { topic: topics::USERS, type: "follow.created", version: 1, source: users::SOURCE,
+        key: follower_id, subject: "user", summary: "a follow became active" },
+    users::FollowRemoved { topic: topics::USERS, type: "follow.removed", version: 1, source: users::SOURCE,
+        key: follower_id, subject: "user", summary: "a follow or follow request ended" },
+    users::BlockCreated { topic: topics::USERS, type: "block.created", version: 1, source: users::SOURCE,
+        key: blocker_id, subject: "user", summary: "an account blocked another" },
+    users::BlockRemoved { topic: topics::USERS, type: "block.removed", version: 1, source: users::SOURCE,
+        key: blocker_id, subject: "user", summary: "a block was lifted" },
+    images::ImageUploaded { topic: topics::IMAGES, type: images::UPLOADED, version: 1, source: images::SOURCE,
+        key: image.image_id, subject: "image", summary: "an original was stored; its processing is queued" },
+    images::ImageUpdated { topic: topics::IMAGES, type: images::UPDATED, version: 1, source: images::SOURCE,
+        key: image.image_id, subject: "image", summary: "an image's metadata, visibility or current version changed" },
+    images::ImagePublished { topic: topics::IMAGES, type: images::PUBLISHED, version: 1, source: images::SOURCE,
+        key: image.image_id, subject: "image", summary: "an image was processed for the first time" },
+    images::ImageDeleted { topic: topics::IMAGES, type: images::DELETED, version: 1, source: images::SOURCE,
+        key: image_id, subject: "image", summary: "an image was deleted" },
+    images::CommentCreated { topic: topics::IMAGES, type: images::COMMENT_CREATED, version: 1, source: images::SOURCE,
+        key: image_id, subject: "image", summary: "a comment on an image" },
+    images::CommentDeleted { topic: topics::IMAGES, type: images::COMMENT_DELETED, version: 1, source: images::SOURCE,
+        key: image_id, subject: "image", summary: "a comment was deleted" },
+    images::LikeCreated { topic: topics::IMAGES, type: images::LIKE_CREATED, version: 1, source: images::SOURCE,
+        key: image_id, subject: "image", summary: "someone liked an image" },
+    images::LikeRemoved { topic: topics::IMAGES, type: images::LIKE_REMOVED, version: 1, source: images::SOURCE,
+        key: image_id, subject: "image", summary: "a like was taken back" },
+    images::ProcessJob { topic: topics::THUMBNAILS_URGENT, type: images::UPLOADED, version: 1, source: images::SOURCE,
+        key: image_id, subject: "image", summary: "make the derivatives of a fresh upload" },
+    images::EditJob { topic: topics::THUMBNAILS_URGENT, type: images::EDIT_REQUESTED, version: 1, source: images::SOURCE,
+        key: image_id, subject: "image", summary: "make a new version of an image by edit operations" },
+    images::ReprocessJob { topic: topics::THUMBNAILS_BACKGROUND, type: images::REPROCESS, version: 1, source: images::THUMBNAILS_SOURCE,
+        key: job.image_id, subject: "image", summary: "make the derivatives of a stored image again" },
+    images::Processing { topic: topics::IMAGES, type: images::PROCESSING, version: 1, source: images::THUMBNAILS_SOURCE,
+        key: image_id, subject: "image", summary: "a worker started on an image" },
+    images::Processed { topic: topics::IMAGES, type: images::PROCESSED, version: 1, source: images::THUMBNAILS_SOURCE,
+        key: image_id, subject: "image", summary: "an image's derivatives and analysis are stored" },
+    images::Edited { topic: topics::IMAGES, type: images::EDITED, version: 1, source: images::THUMBNAILS_SOURCE,
+        key: image_id, subject: "image", summary: "an edited version's original and derivatives are stored" },
+    images::ProcessingFailed { topic: topics::IMAGES, type: images::PROCESSING_FAILED, version: 1, source: images::THUMBNAILS_SOURCE,
+        key: image_id, subject: "image", summary: "an image could not be processed" },
 }

@@ -10,8 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use pinhole_events::OutgoingEvent;
 use pinhole_events::images::{self as kinds, EditJob, Source};
-use pinhole_events::{Envelope, OutgoingEvent, topics};
 use pinhole_http::{ApiError, ApiJson, AppContext, Auth};
 use pinhole_media::Format;
 use pinhole_transform::EditOp;
@@ -150,22 +150,7 @@ pub(crate) async fn create_edit(
     };
     let txn = pinhole_db::begin_write(db).await?;
     let t = t.insert(&txn).await?;
-    ctx.outbox
-        .enqueue(
-            &txn,
-            &[OutgoingEvent {
-                topic: topics::THUMBNAILS_URGENT,
-                key: img.id.to_string(),
-                envelope: Envelope::new(
-                    "/pinhole/images",
-                    kinds::EDIT_REQUESTED,
-                    format!("image/{}", img.id),
-                    1,
-                    serde_json::to_value(&job).map_err(ApiError::internal)?,
-                ),
-            }],
-        )
-        .await?;
+    ctx.outbox.enqueue(&txn, &[OutgoingEvent::of(&job)]).await?;
     txn.commit().await?;
     ctx.outbox.wake();
     tracing::info!(image_id = %img.id, task_id = %t.id, operations = ops.len(), "edit requested");

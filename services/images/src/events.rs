@@ -7,58 +7,51 @@ use pinhole_bus::{HandleError, Record};
 use pinhole_events::images::{
     self as kinds, Edited, ProcessJob, Processed, Processing, ProcessingFailed,
 };
-use pinhole_events::{Envelope, OutgoingEvent, topics};
+use pinhole_events::users::UserDeleted;
+use pinhole_events::{Envelope, Event, OutgoingEvent};
 use pinhole_http::AppContext;
 use sea_orm::ActiveValue::Set;
 use sea_orm::IntoActiveModel;
 use sea_orm::entity::prelude::*;
-use serde_json::json;
 
 use crate::entity::{image, task};
 use crate::tasks;
 
-const SOURCE: &str = "/pinhole/images";
-
-/// An event about image `image_id` on `pinhole.images`.
-pub fn event(kind: &str, image_id: Uuid, data: serde_json::Value) -> OutgoingEvent {
-    OutgoingEvent {
-        topic: topics::IMAGES,
-        key: image_id.to_string(),
-        envelope: Envelope::new(SOURCE, kind, format!("image/{image_id}"), 1, data),
-    }
-}
-
 /// What other roles need to know of an image (no EXIF: only the location
 /// the owner chose).
-pub fn image_data(img: &image::Model, tags: &[String]) -> serde_json::Value {
-    json!({
-        "image_id": img.id,
-        "owner_id": img.owner_id,
-        "sha256": img.sha256,
-        "format": img.format,
-        "width": img.width,
-        "height": img.height,
-        "size": img.size,
-        "title": img.title,
-        "description": img.description,
-        "alt_text": img.alt_text,
-        "tags": tags,
-        "visibility": img.visibility,
-        "location": match (img.lat, img.lon) {
-            (Some(lat), Some(lon)) => json!({"lat": lat, "lon": lon, "place_name": img.place_name}),
-            _ => serde_json::Value::Null,
+pub fn record(img: &image::Model, tags: &[String]) -> kinds::ImageRecord {
+    kinds::ImageRecord {
+        image_id: img.id,
+        owner_id: img.owner_id,
+        sha256: img.sha256.clone(),
+        format: img.format.clone(),
+        width: img.width,
+        height: img.height,
+        size: img.size,
+        title: img.title.clone(),
+        description: img.description.clone(),
+        alt_text: img.alt_text.clone(),
+        tags: tags.to_vec(),
+        visibility: img.visibility.clone(),
+        location: match (img.lat, img.lon) {
+            (Some(lat), Some(lon)) => Some(kinds::Location {
+                lat,
+                lon,
+                place_name: img.place_name.clone(),
+            }),
+            _ => None,
         },
-        "status": img.status,
-        "created_at": img.created_at,
-        "updated_at": img.updated_at,
-    })
+        status: img.status.clone(),
+        created_at: img.created_at,
+        updated_at: img.updated_at,
+        version: img.version,
+        derivatives: crate::present::stored_derivatives(img),
+    }
 }
 
 /// `image.uploaded` for everyone, and the processing job on the urgent
 /// thumbnails topic.
 pub fn uploaded(img: &image::Model, tags: &[String], t: &task::Model) -> Vec<OutgoingEvent> {
-    let mut data = image_data(img, tags);
-    data["task_id"] = json!(t.id);
     let job = ProcessJob {
         image_id: img.id,
         task_id: Some(t.id),
@@ -72,24 +65,17 @@ pub fn uploaded(img: &image::Model, tags: &[String], t: &task::Model) -> Vec<Out
         ),
     };
     vec![
-        event(kinds::UPLOADED, img.id, data),
-        OutgoingEvent {
-            topic: topics::THUMBNAILS_URGENT,
-            key: img.id.to_string(),
-            envelope: Envelope::new(
-                SOURCE,
-                kinds::UPLOADED,
-                format!("image/{}", img.id),
-                1,
-                serde_json::to_value(job).unwrap_or_default(),
-            ),
-        },
+        OutgoingEvent::of(&kinds::ImageUploaded {
+            image: record(img, tags),
+            task_id: t.id,
+        }),
+        OutgoingEvent::of(&job),
     ]
 }
 
-fn payload<T: serde::de::DeserializeOwned>(env: &Envelope) -> Result<T, HandleError> {
-    serde_json::from_value(env.data.clone())
-        .map_err(|e| HandleError::Skip(format!("{} payload: {e}", env.kind)))
+fn payload<E: pinhole_events::Event>(env: &Envelope) -> Result<E, HandleError> {
+    env.decode::<E>()
+        .map_err(|e| HandleError::Skip(e.to_string()))
 }
 
 /// Handles one record of `pinhole.images` or `pinhole.users`.
@@ -133,17 +119,9 @@ pub async fn handle(
             let p: ProcessingFailed = payload(&env)?;
             finish(ctx, p.image_id, p.task_id, Outcome::Failed(p.reason)).await?;
         }
-        "user.deleted" => {
-            let Some(user_id) = env
-                .data
-                .get("user_id")
-                .or_else(|| env.data.get("id"))
-                .and_then(|v| v.as_str())
-                .and_then(|s| Uuid::parse_str(s).ok())
-            else {
-                return Err(HandleError::Skip("user.deleted without a user id".into()));
-            };
-            purges.request(ctx, user_id).await?;
+        <UserDeleted as Event>::TYPE => {
+            let deleted: UserDeleted = payload(&env)?;
+            purges.request(ctx, deleted.user_id).await?;
         }
         _ => {}
     }
@@ -262,9 +240,9 @@ async fn finish(
             }
             let img = active.update(&txn).await?;
             if first_publish {
-                let mut data = image_data(&img, &tags_of(&txn, img.id).await?);
-                data["derivatives"] = json!(p.derivatives);
-                events.push(event(kinds::PUBLISHED, img.id, data));
+                events.push(OutgoingEvent::of(&kinds::ImagePublished {
+                    image: record(&img, &tags_of(&txn, img.id).await?),
+                }));
             }
             (task::DONE, None)
         }
@@ -282,10 +260,9 @@ async fn finish(
                     if retained == crate::store::Retained::Fresh {
                         verify = Some(e.original.clone());
                     }
-                    let mut data = image_data(&img, &tags_of(&txn, img.id).await?);
-                    data["version"] = json!(img.version);
-                    data["derivatives"] = json!(e.derivatives);
-                    events.push(event(kinds::UPDATED, img.id, data));
+                    events.push(OutgoingEvent::of(&kinds::ImageUpdated {
+                        image: record(&img, &tags_of(&txn, img.id).await?),
+                    }));
                     (task::DONE, None)
                 }
                 Err(reason) => (task::FAILED, Some(reason)),

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use pinhole_events::OutgoingEvent;
 use pinhole_events::images as kinds;
 use pinhole_http::{ApiError, ApiJson, AppContext, Auth, MaybeAuth};
 use pinhole_media::Format;
@@ -12,7 +13,6 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::IntoActiveModel;
 use sea_orm::entity::prelude::*;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::access::{image_not_found, owned_image, visible_image};
@@ -224,11 +224,9 @@ pub(crate) async fn update_image(
     ctx.outbox
         .enqueue(
             &txn,
-            &[events::event(
-                kinds::UPDATED,
-                id,
-                events::image_data(&img, &tags_now),
-            )],
+            &[OutgoingEvent::of(&kinds::ImageUpdated {
+                image: events::record(&img, &tags_now),
+            })],
         )
         .await?;
     txn.commit().await?;
@@ -282,16 +280,12 @@ pub async fn remove(ctx: &AppContext, id: Uuid) -> Result<(), ApiError> {
     ctx.outbox
         .enqueue(
             &txn,
-            &[events::event(
-                kinds::DELETED,
-                img.id,
-                json!({
-                    "image_id": img.id,
-                    "owner_id": img.owner_id,
-                    "sha256": img.sha256,
-                    "derivatives": present::stored_derivatives(&img),
-                }),
-            )],
+            &[OutgoingEvent::of(&kinds::ImageDeleted {
+                image_id: img.id,
+                owner_id: img.owner_id,
+                sha256: img.sha256.clone(),
+                derivatives: present::stored_derivatives(&img),
+            })],
         )
         .await?;
     txn.commit().await?;

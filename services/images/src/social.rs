@@ -6,19 +6,19 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use pinhole_events::OutgoingEvent;
 use pinhole_events::images as kinds;
 use pinhole_http::{ApiError, ApiJson, ApiQuery, AppContext, Auth, MaybeAuth};
 use sea_orm::ActiveValue::Set;
 use sea_orm::entity::prelude::*;
 use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::access::visible_image;
 use crate::entity::{account, comment, like};
 use crate::records::parse_id;
-use crate::{events, present, views};
+use crate::{present, views};
 
 pub const MAX_COMMENT: usize = 2200;
 
@@ -106,11 +106,13 @@ pub(crate) async fn add_comment(
     ctx.outbox
         .enqueue(
             &txn,
-            &[events::event(
-                kinds::COMMENT_CREATED,
-                id,
-                json!({"image_id": id, "comment_id": row.id, "author_id": me.user_id, "body": row.body, "created_at": row.created_at}),
-            )],
+            &[OutgoingEvent::of(&kinds::CommentCreated {
+                image_id: id,
+                comment_id: row.id,
+                author_id: me.user_id,
+                body: row.body.clone(),
+                created_at: row.created_at,
+            })],
         )
         .await?;
     let author = account::Entity::find_by_id(me.user_id)
@@ -214,11 +216,11 @@ pub(crate) async fn delete_comment(
     ctx.outbox
         .enqueue(
             &txn,
-            &[events::event(
-                kinds::COMMENT_DELETED,
-                id,
-                json!({"image_id": id, "comment_id": comment_id, "deleted_by": me.user_id}),
-            )],
+            &[OutgoingEvent::of(&kinds::CommentDeleted {
+                image_id: id,
+                comment_id,
+                deleted_by: me.user_id,
+            })],
         )
         .await?;
     txn.commit().await?;
@@ -290,11 +292,10 @@ async fn set_like(
                 ctx.outbox
                     .enqueue(
                         &txn,
-                        &[events::event(
-                            kinds::LIKE_CREATED,
-                            id,
-                            json!({"image_id": id, "user_id": user}),
-                        )],
+                        &[OutgoingEvent::of(&kinds::LikeCreated {
+                            image_id: id,
+                            user_id: user,
+                        })],
                     )
                     .await?;
             }
@@ -307,11 +308,10 @@ async fn set_like(
                 ctx.outbox
                     .enqueue(
                         &txn,
-                        &[events::event(
-                            kinds::LIKE_REMOVED,
-                            id,
-                            json!({"image_id": id, "user_id": user}),
-                        )],
+                        &[OutgoingEvent::of(&kinds::LikeRemoved {
+                            image_id: id,
+                            user_id: user,
+                        })],
                     )
                     .await?;
             }

@@ -80,6 +80,16 @@ async fn openapi_json(
     )
 }
 
+/// The AsyncAPI 3.0 document of every event the roles send each other
+/// (CloudEvents envelopes, a JSON Schema for each `data`), generated from
+/// the same Rust types the roles produce and consume.
+#[utoipa::path(get, path = "/api/asyncapi.json", tag = "ops",
+    responses((status = 200, description = "AsyncAPI 3.0 document", body = Object)))]
+async fn asyncapi_json() -> Json<serde_json::Value> {
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
+    Json(DOC.get_or_init(pinhole_events::asyncapi).clone())
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -108,7 +118,8 @@ pub fn app(ctx: &AppContext, roles: &[&str]) -> axum::Router {
             OpenApiRouter::new()
                 .routes(routes!(openapi_json))
                 .with_state(Arc::clone(&doc)),
-        );
+        )
+        .routes(routes!(asyncapi_json));
     for role in roles {
         let router = match *role {
             pinhole_users::ROLE => pinhole_users::router(ctx),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pinhole_bus::{Message, SharedBus};
-use pinhole_events::images::ProcessJob;
-use pinhole_events::topics;
+use pinhole_events::OutgoingEvent;
+use pinhole_events::images::{ProcessJob, ReprocessJob};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement};
 use uuid::Uuid;
 
@@ -70,20 +70,19 @@ pub async fn select(db: &DatabaseConnection, sel: Selection) -> Result<Vec<Proce
 /// Puts the jobs on the background topic (keyed by image, in batches).
 pub async fn enqueue(bus: &SharedBus, jobs: &[ProcessJob]) -> Result<(), BackfillError> {
     for chunk in jobs.chunks(256) {
-        let encoded: Vec<(String, Vec<u8>)> = chunk
+        let encoded: Vec<(OutgoingEvent, Vec<u8>)> = chunk
             .iter()
             .map(|j| {
-                (
-                    j.image_id.to_string(),
-                    crate::worker::reprocess_job(j).to_json(),
-                )
+                let event = OutgoingEvent::of(&ReprocessJob { job: j.clone() });
+                let payload = event.envelope.to_json();
+                (event, payload)
             })
             .collect();
         let messages: Vec<Message<'_>> = encoded
             .iter()
-            .map(|(key, payload)| Message {
-                topic: topics::THUMBNAILS_BACKGROUND,
-                key: key.as_bytes(),
+            .map(|(event, payload)| Message {
+                topic: event.topic,
+                key: event.key.as_bytes(),
                 payload,
             })
             .collect();

@@ -17,19 +17,17 @@ use std::sync::{Arc, LazyLock};
 use bytes::Bytes;
 use pinhole_bus::{HandleError, Message, Record};
 use pinhole_events::images::{
-    self as kinds, Derivative, EditJob, Edited, ProcessJob, Processed, Processing,
-    ProcessingFailed, Source,
+    Derivative, EditJob, Edited, ProcessJob, Processed, Processing, ProcessingFailed, ReprocessJob,
+    Source,
 };
 use pinhole_events::images::{derivative_prefix, original_key};
-use pinhole_events::{Envelope, topics};
+use pinhole_events::{Envelope, Event, OutgoingEvent, topics};
 use pinhole_http::AppContext;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::pipeline::{self, PIPELINE};
-
-const SOURCE: &str = "/pinhole/thumbnails";
 
 fn cores() -> usize {
     std::thread::available_parallelism()
@@ -78,26 +76,16 @@ fn manifest_key(sha256: &str) -> String {
     format!("{}manifest.json", derivative_prefix(sha256))
 }
 
-async fn publish<T: Serialize>(
-    ctx: &AppContext,
-    kind: &str,
-    image_id: Uuid,
-    data: &T,
-) -> Result<(), HandleError> {
-    let env = Envelope::new(
-        SOURCE,
-        kind,
-        format!("image/{image_id}"),
-        1,
-        serde_json::to_value(data).map_err(|e| HandleError::Skip(e.to_string()))?,
-    );
-    let key = image_id.to_string();
-    let payload = env.to_json();
+/// Publishes a report straight to the bus (this role keeps no outbox: a
+/// report lost with a crash is made again when the job is redelivered).
+async fn publish<E: Event>(ctx: &AppContext, report: &E) -> Result<(), HandleError> {
+    let event = OutgoingEvent::of(report);
+    let payload = event.envelope.to_json();
     ctx.backends
         .bus
         .publish_all(&[Message {
-            topic: topics::IMAGES,
-            key: key.as_bytes(),
+            topic: event.topic,
+            key: event.key.as_bytes(),
             payload: &payload,
         }])
         .await?;
@@ -111,7 +99,7 @@ async fn started(
     task_id: Option<Uuid>,
 ) -> Result<(), HandleError> {
     let report = Processing { image_id, task_id };
-    publish(ctx, kinds::PROCESSING, image_id, &report).await
+    publish(ctx, &report).await
 }
 
 /// The bytes at `key`; `None` when they are gone.
@@ -219,7 +207,7 @@ async fn process(ctx: &AppContext, lane: Lane, job: ProcessJob) -> Result<(), Ha
                 task_id: job.task_id,
                 reason,
             };
-            publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &failed).await
+            publish(ctx, &failed).await
         }
         Ok(m) => {
             let done = Processed {
@@ -230,7 +218,7 @@ async fn process(ctx: &AppContext, lane: Lane, job: ProcessJob) -> Result<(), Ha
                 analysis: Some(m.analysis),
                 pipeline: m.pipeline,
             };
-            publish(ctx, kinds::PROCESSED, job.image_id, &done).await?;
+            publish(ctx, &done).await?;
             metrics::histogram!("pinhole_thumbnails_seconds").record(started.elapsed());
             tracing::info!(image_id = %job.image_id, ms = started.elapsed().as_millis() as u64, "derivatives made");
             Ok(())
@@ -249,12 +237,12 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
         Ok(ops) => ops,
         Err(e) => {
             let failed = fail(format!("the operations cannot be read: {e}"));
-            return publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &failed).await;
+            return publish(ctx, &failed).await;
         }
     };
     let Some(base) = fetch(ctx, &job.base.original_key).await? else {
         let failed = fail("the original is gone".into());
-        return publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &failed).await;
+        return publish(ctx, &failed).await;
     };
     let watermark = match &job.watermark {
         None => None,
@@ -262,7 +250,7 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
             Some(b) => Some(b),
             None => {
                 let failed = fail("the watermark image is gone".into());
-                return publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &failed).await;
+                return publish(ctx, &failed).await;
             }
         },
     };
@@ -276,7 +264,7 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
     let edited = match made {
         Ok(e) => e,
         Err(reason) => {
-            return publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &fail(reason)).await;
+            return publish(ctx, &fail(reason)).await;
         }
     };
     let original = Source {
@@ -304,7 +292,7 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
     {
         Ok(m) => m,
         Err(reason) => {
-            return publish(ctx, kinds::PROCESSING_FAILED, job.image_id, &fail(reason)).await;
+            return publish(ctx, &fail(reason)).await;
         }
     };
     let done = Edited {
@@ -320,7 +308,7 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
         pipeline: m.pipeline,
         operations: job.operations,
     };
-    publish(ctx, kinds::EDITED, job.image_id, &done).await?;
+    publish(ctx, &done).await?;
     tracing::info!(image_id = %job.image_id, task_id = %job.task_id, "edit made");
     Ok(())
 }
@@ -328,14 +316,18 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
 async fn handle(ctx: &AppContext, lane: Lane, record: Record) -> Result<(), HandleError> {
     let env = Envelope::from_json(&record.payload)
         .map_err(|e| HandleError::Skip(format!("not an event: {e}")))?;
-    let bad = |e: serde_json::Error| HandleError::Skip(format!("bad {} job: {e}", env.kind));
+    let bad = |e: pinhole_events::DecodeError| HandleError::Skip(format!("bad job: {e}"));
     match env.kind.as_str() {
-        kinds::UPLOADED | kinds::REPROCESS => {
-            let job: ProcessJob = serde_json::from_value(env.data.clone()).map_err(bad)?;
+        <ProcessJob as Event>::TYPE => {
+            let job: ProcessJob = env.decode().map_err(bad)?;
             process(ctx, lane, job).await
         }
-        kinds::EDIT_REQUESTED => {
-            let job: EditJob = serde_json::from_value(env.data.clone()).map_err(bad)?;
+        <ReprocessJob as Event>::TYPE => {
+            let job: ReprocessJob = env.decode().map_err(bad)?;
+            process(ctx, lane, job.job).await
+        }
+        <EditJob as Event>::TYPE => {
+            let job: EditJob = env.decode().map_err(bad)?;
             edit(ctx, job).await
         }
         _ => Ok(()),
@@ -360,17 +352,6 @@ pub async fn run(ctx: AppContext, lane: Lane) {
         },
     )
     .await;
-}
-
-/// The background job that re-processes an image.
-pub fn reprocess_job(job: &ProcessJob) -> Envelope {
-    Envelope::new(
-        SOURCE,
-        kinds::REPROCESS,
-        format!("image/{}", job.image_id),
-        1,
-        serde_json::to_value(job).unwrap_or_default(),
-    )
 }
 
 #[cfg(test)]

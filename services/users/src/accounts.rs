@@ -10,13 +10,14 @@ use pinhole_http::{ApiError, ApiJson, AppContext, Auth};
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue, IntoActiveModel};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::account;
 use crate::domain::{self, Email, Password, Problems, Username};
 use crate::entity::{follow, user};
 use crate::views::Account;
-use crate::{account, event};
+use pinhole_events::OutgoingEvent;
+use pinhole_events::users::{UserDeleted, UserRegistered, UserUpdated};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct SignUp {
@@ -115,11 +116,10 @@ pub(crate) async fn sign_up(
     ctx.outbox
         .enqueue(
             &txn,
-            &[event(
-                "user.registered",
-                id,
-                json!({ "user_id": id, "username": created.username }),
-            )],
+            &[OutgoingEvent::of(&UserRegistered {
+                account: crate::card(&created),
+                created_at: created.created_at,
+            })],
         )
         .await?;
     let body = account(&txn, created).await?;
@@ -237,11 +237,10 @@ pub(crate) async fn update_me(
     } else {
         row.updated_at = ActiveValue::Set(Utc::now());
         let updated = row.update(&txn).await?;
-        events.push(event(
-            "user.updated",
-            updated.id,
-            json!({ "user_id": updated.id, "changed": changed }),
-        ));
+        events.push(OutgoingEvent::of(&UserUpdated {
+            account: crate::card(&updated),
+            changed: changed.iter().map(|c| (*c).to_owned()).collect(),
+        }));
         updated
     };
     if was_private && !updated.is_private {
@@ -258,11 +257,12 @@ pub(crate) async fn update_me(
             }
         }
         let pending = approved;
-        events.extend(
-            pending
-                .iter()
-                .map(|f| crate::social::follow_event("follow.created", f)),
-        );
+        events.extend(pending.iter().map(|f| {
+            crate::social::follow_event(&follow::Model {
+                status: follow::ACTIVE.to_owned(),
+                ..f.clone()
+            })
+        }));
     }
     ctx.outbox.enqueue(&txn, &events).await?;
     let body = account(&txn, updated).await?;
@@ -290,11 +290,10 @@ pub(crate) async fn delete_me(
     ctx.outbox
         .enqueue(
             &txn,
-            &[event(
-                "user.deleted",
-                me.id,
-                json!({ "user_id": me.id, "username": me.username }),
-            )],
+            &[OutgoingEvent::of(&UserDeleted {
+                user_id: me.id,
+                username: me.username.clone(),
+            })],
         )
         .await?;
     txn.commit().await?;

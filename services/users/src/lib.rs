@@ -13,7 +13,6 @@ mod sessions;
 mod social;
 pub mod views;
 
-use pinhole_events::{Envelope, OutgoingEvent, topics};
 use pinhole_http::{ApiError, AppContext};
 use sea_orm::entity::prelude::*;
 use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect};
@@ -68,14 +67,14 @@ pub fn router(ctx: &AppContext) -> OpenApiRouter {
         )
 }
 
-const SOURCE: &str = "/pinhole/users";
-
-/// An event about `user_id`, keyed by it.
-fn event(kind: &str, user_id: Uuid, data: serde_json::Value) -> OutgoingEvent {
-    OutgoingEvent {
-        topic: topics::USERS,
-        key: user_id.to_string(),
-        envelope: Envelope::new(SOURCE, kind, format!("user/{user_id}"), 1, data),
+/// What other roles keep of an account (in its events).
+fn card(u: &user::Model) -> pinhole_events::users::AccountCard {
+    pinhole_events::users::AccountCard {
+        user_id: u.id,
+        username: u.username.clone(),
+        display_name: u.display_name.clone(),
+        avatar_image_id: u.avatar_image_id,
+        is_private: u.is_private,
     }
 }
 

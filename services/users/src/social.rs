@@ -10,25 +10,42 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use pinhole_events::OutgoingEvent;
+use pinhole_events::users::{
+    BlockCreated, BlockRemoved, FollowCreated, FollowRemoved, FollowRequested,
+};
 use pinhole_http::{ApiError, ApiQuery, AppContext, Auth, MaybeAuth};
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue, Condition, ConnectionTrait};
-use serde_json::json;
 
 use crate::entity::{block, follow, user};
 use crate::views::{FollowState, Profile, Relationship, UserPage};
 use crate::{
-    PageQuery, blocks, counts, event, find_by_username, follow_page, follow_row, lock_pair,
+    PageQuery, blocks, counts, find_by_username, follow_page, follow_row, lock_pair,
     user_not_found, visible,
 };
 
-/// `follow.created` or `follow.removed`, keyed by the follower.
-pub(crate) fn follow_event(kind: &str, f: &follow::Model) -> OutgoingEvent {
-    event(
-        kind,
-        f.follower_id,
-        json!({ "follower_id": f.follower_id, "followee_id": f.followee_id }),
-    )
+/// `follow.created` (active) or `follow.requested` (pending), keyed by the
+/// follower.
+pub(crate) fn follow_event(f: &follow::Model) -> OutgoingEvent {
+    if f.status == follow::ACTIVE {
+        OutgoingEvent::of(&FollowCreated {
+            follower_id: f.follower_id,
+            followee_id: f.followee_id,
+        })
+    } else {
+        OutgoingEvent::of(&FollowRequested {
+            follower_id: f.follower_id,
+            followee_id: f.followee_id,
+        })
+    }
+}
+
+/// `follow.removed`, keyed by the follower.
+fn follow_removed(f: &follow::Model) -> OutgoingEvent {
+    OutgoingEvent::of(&FollowRemoved {
+        follower_id: f.follower_id,
+        followee_id: f.followee_id,
+    })
 }
 
 /// A user's public profile; with a token, where you stand with them.
@@ -145,11 +162,7 @@ pub(crate) async fn follow(
         }
         Err(e) => return Err(e.into()),
     };
-    if status == follow::ACTIVE {
-        ctx.outbox
-            .enqueue(&txn, &[follow_event("follow.created", &created)])
-            .await?;
-    }
+    ctx.outbox.enqueue(&txn, &[follow_event(&created)]).await?;
     txn.commit().await?;
     ctx.outbox.wake();
     Ok((StatusCode::CREATED, Json(state(status))))
@@ -170,10 +183,8 @@ async fn end_follow<C: ConnectionTrait>(
             .await?
             .rows_affected;
         // Another request may have ended it first: one event per change.
-        if deleted == 1 && row.status == follow::ACTIVE {
-            ctx.outbox
-                .enqueue(txn, &[follow_event("follow.removed", &row)])
-                .await?;
+        if deleted == 1 {
+            ctx.outbox.enqueue(txn, &[follow_removed(&row)]).await?;
         }
     }
     Ok(())
@@ -361,7 +372,13 @@ pub(crate) async fn approve_request(
     let request = pending_request(&txn, principal.user_id, &username).await?;
     if approve(&txn, &request).await? {
         ctx.outbox
-            .enqueue(&txn, &[follow_event("follow.created", &request)])
+            .enqueue(
+                &txn,
+                &[follow_event(&follow::Model {
+                    status: follow::ACTIVE.to_owned(),
+                    ..request
+                })],
+            )
             .await?;
     }
     txn.commit().await?;
@@ -383,8 +400,19 @@ pub(crate) async fn deny_request(
 ) -> Result<StatusCode, ApiError> {
     let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
     let request = pending_request(&txn, principal.user_id, &username).await?;
-    follow::Entity::delete_by_id(request.id).exec(&txn).await?;
+    let deleted = follow::Entity::delete_many()
+        .filter(follow::Column::Id.eq(request.id))
+        .filter(follow::Column::Status.eq(follow::PENDING))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if deleted == 1 {
+        ctx.outbox
+            .enqueue(&txn, &[follow_removed(&request)])
+            .await?;
+    }
     txn.commit().await?;
+    ctx.outbox.wake();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -419,6 +447,15 @@ pub(crate) async fn block(
         }
         .insert(&txn)
         .await?;
+        ctx.outbox
+            .enqueue(
+                &txn,
+                &[OutgoingEvent::of(&BlockCreated {
+                    blocker_id: me,
+                    blocked_id: target.id,
+                })],
+            )
+            .await?;
     }
     end_follow(&ctx, &txn, me, target.id).await?;
     end_follow(&ctx, &txn, target.id, me).await?;
@@ -439,12 +476,26 @@ pub(crate) async fn unblock(
     Auth(principal): Auth,
     Path(username): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let db = &ctx.backends.db;
-    let target = find_by_username(db, &username)
+    let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
+    let target = find_by_username(&txn, &username)
         .await?
         .ok_or_else(user_not_found)?;
-    block::Entity::delete_by_id((principal.user_id, target.id))
-        .exec(db)
-        .await?;
+    let lifted = block::Entity::delete_by_id((principal.user_id, target.id))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if lifted == 1 {
+        ctx.outbox
+            .enqueue(
+                &txn,
+                &[OutgoingEvent::of(&BlockRemoved {
+                    blocker_id: principal.user_id,
+                    blocked_id: target.id,
+                })],
+            )
+            .await?;
+    }
+    txn.commit().await?;
+    ctx.outbox.wake();
     Ok(StatusCode::NO_CONTENT)
 }
