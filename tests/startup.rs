@@ -88,6 +88,15 @@ async fn embedded_defaults_start_from_an_empty_data_dir() -> anyhow::Result<()> 
         "{body}"
     );
 
+    // Made-up methods and paths make no new metric series.
+    let client = reqwest::Client::new();
+    for n in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{n}").as_bytes())?;
+        client
+            .request(method, format!("{base}/api/v1/made-up-{n}"))
+            .send()
+            .await?;
+    }
     let metrics = reqwest::get(format!("{base}/metrics"))
         .await?
         .text()
@@ -95,6 +104,12 @@ async fn embedded_defaults_start_from_an_empty_data_dir() -> anyhow::Result<()> 
     ensure!(
         metrics.contains("pinhole_http_requests_total") && metrics.contains("route=\"/healthz\""),
         "{metrics}"
+    );
+    ensure!(
+        !metrics.contains("MADEUP")
+            && !metrics.contains("made-up")
+            && metrics.contains("method=\"other\""),
+        "made-up methods or paths became labels"
     );
 
     let (status, doc) = get_json(&format!("{base}/api/openapi.json")).await?;
@@ -106,6 +121,7 @@ async fn embedded_defaults_start_from_an_empty_data_dir() -> anyhow::Result<()> 
         "/metrics",
         "/blobs/{key}",
         "/api/openapi.json",
+        "/api/asyncapi.json",
     ] {
         ensure!(
             doc["paths"][path]["get"].is_object(),

@@ -1,13 +1,46 @@
 //! Kafka (any Kafka-protocol broker) through rdkafka.
+//!
+//! # Handing partitions over
+//!
+//! A member that stops gracefully leaves its group (LeaveGroup), and the
+//! others get its partitions at their next rebalance; a member that dies
+//! is dropped by the broker once its session times out. Both must work
+//! on tansu, the broker of the tests and the dev stack, whose group
+//! coordinator (0.6, and upstream as of mid-2026) has a flaw: when the
+//! member it has chosen as *leader* of a group that is rebalancing
+//! (another member just joined, left or timed out) leaves with
+//! LeaveGroup, tansu removes the member but keeps it as the leader. Every
+//! member that joins afterwards is told to wait for that leader's
+//! assignment, its SyncGroup answers `REBALANCE_IN_PROGRESS`, and the group
+//! never forms again while the broker runs (a `pinhole serve` with two
+//! members of one group stopped: the replacement never got the job).
+//! Leaving a group that is not rebalancing is fine, and so is a member
+//! that times out (tansu then clears the leader). So a member leaves only
+//! when the group is stable as far as it can tell (see [`leave`]), one
+//! member of a group at a time in this process; what remains is a
+//! window of about one heartbeat in which a join elsewhere can still meet
+//! a leaving leader.
+//!
+//! How long a handover takes on tansu: the coordinator holds every
+//! JoinGroup for half the session timeout (its stand-in for "wait for the
+//! others to rejoin"), and notices a dead member only when another member
+//! talks to it after the session ran out. With session timeout S and
+//! heartbeat interval H: a closed member's partitions move in about
+//! 1.5 H (its quiet check) + H + S / 2; a killed one's in S + H + S / 2
+//! at most (about 10 s with the default 6 s session).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -19,8 +52,14 @@ use crate::{BusError, EventBus, Message, Position, Record, Subscription, TopicSp
 pub struct KafkaOptions {
     /// `host:port,host:port`.
     pub brokers: String,
-    /// Consumer group session timeout: how long a silent member keeps its
-    /// partitions. Short in tests (about 6 s), or group joins crawl.
+    /// Consumer group session timeout: how long a silent (killed, cut off)
+    /// member keeps its partitions. It bounds the handover after a crash
+    /// (see the module docs: S + H + S / 2 on tansu) and, on tansu, every
+    /// rebalance takes S / 2. The default, 6 s, is the shortest a Kafka
+    /// broker accepts by default (`group.min.session.timeout.ms`); heartbeats
+    /// go out every sixth of it. On tansu a group keeps the session
+    /// timeout of the member that created it, for as long as the broker
+    /// runs.
     pub session_timeout: Duration,
     /// How long the producer keeps trying to deliver one message.
     pub message_timeout: Duration,
@@ -30,9 +69,30 @@ impl KafkaOptions {
     pub fn new(brokers: impl Into<String>) -> Self {
         Self {
             brokers: brokers.into(),
-            session_timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(6),
             message_timeout: Duration::from_secs(30),
         }
+    }
+
+    /// How often a member tells the coordinator it is alive: a sixth of the
+    /// session timeout (1 s by default). On tansu this is also how soon a
+    /// member notices a rebalance, and a dead member is noticed only when
+    /// another one talks to the coordinator, so it adds to every handover.
+    pub fn heartbeat_interval(&self) -> Duration {
+        (self.session_timeout / 6).max(Duration::from_millis(100))
+    }
+
+    /// How long a leaving member watches for a rebalance before it leaves:
+    /// long enough for one heartbeat to come back, so that a rebalance the
+    /// coordinator started before the member was closed is seen.
+    fn leave_quiet(&self) -> Duration {
+        self.heartbeat_interval() * 3 / 2
+    }
+
+    /// How long a leaving member waits at most for the group to be stable
+    /// before it leaves anyway: a rebalance takes H + S / 2 on tansu.
+    fn leave_deadline(&self) -> Duration {
+        self.session_timeout * 2
     }
 }
 
@@ -189,21 +249,33 @@ impl EventBus for KafkaBus {
         group: &str,
         topics: &[&str],
     ) -> Result<Box<dyn Subscription>, BusError> {
-        let session = self.options.session_timeout;
-        let consumer: StreamConsumer = ClientConfig::new()
+        let membership = Arc::new(Membership::default());
+        let consumer: GroupConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.options.brokers)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("allow.auto.create.topics", "false")
-            .set("session.timeout.ms", millis(session))
-            .set("heartbeat.interval.ms", millis(session / 4))
+            .set("session.timeout.ms", millis(self.options.session_timeout))
+            .set(
+                "heartbeat.interval.ms",
+                millis(self.options.heartbeat_interval()),
+            )
             .set("enable.partition.eof", "false")
-            .create()
+            .create_with_context(GroupContext {
+                membership: Arc::clone(&membership),
+            })
             .map_err(kafka)?;
         consumer.subscribe(topics).map_err(kafka)?;
+        let leaving = Leaving {
+            group: group.to_owned(),
+            turn: format!("{}/{group}", self.options.brokers),
+            membership,
+            quiet: self.options.leave_quiet(),
+            deadline: self.options.leave_deadline(),
+        };
         Ok(Box::new(KafkaSubscription {
-            consumer: Some(Arc::new(consumer)),
+            member: Some((Arc::new(consumer), leaving)),
         }))
     }
 
@@ -212,30 +284,166 @@ impl EventBus for KafkaBus {
     }
 }
 
+type GroupConsumer = StreamConsumer<GroupContext>;
+
+/// What a member knows of its place in the group, from librdkafka's
+/// rebalance callbacks (run while the consumer is polled).
+struct Membership {
+    /// Revoked and not assigned again yet (or never assigned so far): the
+    /// group is rebalancing as far as this member knows.
+    rebalancing: AtomicBool,
+    /// Assignments received so far; each one means that the coordinator
+    /// had a stable group when it answered this member's SyncGroup.
+    assignments: AtomicU64,
+}
+
+impl Default for Membership {
+    fn default() -> Self {
+        Self {
+            rebalancing: AtomicBool::new(true),
+            assignments: AtomicU64::new(0),
+        }
+    }
+}
+
+struct GroupContext {
+    membership: Arc<Membership>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Revoke(_)) {
+            self.membership.rebalancing.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Assign(_)) {
+            self.membership.rebalancing.store(false, Ordering::SeqCst);
+            self.membership.assignments.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Turns to leave, one per broker list and group, for the whole process:
+/// two members of one group that leave at once (a server with several
+/// workers stopping) are exactly the leader-leaves-a-rebalancing-group case
+/// of the module docs.
+static TURNS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Mutex::default);
+
+fn turn(key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    let mut turns = TURNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Forget the groups nobody is leaving.
+    turns.retain(|_, t| Arc::strong_count(t) > 1);
+    Arc::clone(turns.entry(key.to_owned()).or_default())
+}
+
+/// How one member leaves its group.
+struct Leaving {
+    group: String,
+    /// Key of its turn in [`TURNS`].
+    turn: String,
+    membership: Arc<Membership>,
+    quiet: Duration,
+    deadline: Duration,
+}
+
+/// How often a leaving member polls its consumer (which runs librdkafka's
+/// rebalance callbacks) while it waits for its turn to be safe.
+const LEAVE_POLL: Duration = Duration::from_millis(50);
+
+/// Leaves the group once that cannot wedge it on tansu (module docs): in
+/// its turn among this process's members of the group, and either right
+/// after a rebalance completed for this member (the coordinator had a
+/// stable group when it answered), or once a heartbeat round has gone by
+/// without one starting. Meanwhile the consumer is polled so that the
+/// member takes part in a rebalance (as the leader, it must assign the
+/// partitions); records that come are dropped uncommitted, and whoever
+/// takes over reads them again. Gives up waiting after `deadline` (a
+/// group already wedged never settles). A process that exits meanwhile
+/// sends no LeaveGroup at all, and its members time out, which is safe.
+async fn leave(consumer: Arc<GroupConsumer>, leaving: Leaving) {
+    let turn = turn(&leaving.turn);
+    let _turn = turn.lock().await;
+    let started = Instant::now();
+    let membership = &leaving.membership;
+    let assigned_before = membership.assignments.load(Ordering::SeqCst);
+    let mut quiet_since = started;
+    let reason = loop {
+        let rebalancing = membership.rebalancing.load(Ordering::SeqCst);
+        if rebalancing {
+            quiet_since = Instant::now();
+        } else if membership.assignments.load(Ordering::SeqCst) > assigned_before {
+            break "rebalance completed";
+        } else if quiet_since.elapsed() >= leaving.quiet {
+            break "no rebalance under way";
+        }
+        if started.elapsed() >= leaving.deadline {
+            tracing::warn!(group = %leaving.group, waited = ?started.elapsed(),
+                "the consumer group is still rebalancing; leaving anyway");
+            break "deadline";
+        }
+        let _ = tokio::time::timeout(LEAVE_POLL, consumer.recv()).await;
+    };
+    // LeaveGroup goes out once librdkafka has revoked the partitions; the
+    // drop of the last handle waits for that.
+    consumer.unsubscribe();
+    drop(consumer);
+    tracing::debug!(group = %leaving.group, waited = ?started.elapsed(), reason,
+        "left the consumer group");
+}
+
+/// Runs [`leave`] on a thread of its own, with a runtime of its own: it
+/// outlives the task (or the runtime) that dropped the subscription, and
+/// it never holds a runtime worker while librdkafka says goodbye.
+fn leave_in_background(
+    consumer: Arc<GroupConsumer>,
+    leaving: Leaving,
+) -> tokio::sync::oneshot::Receiver<()> {
+    let (done, finished) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(leave(consumer, leaving)),
+            Err(e) => {
+                tracing::warn!(group = %leaving.group, error = %e,
+                    "cannot wait for a stable group; leaving at once");
+                consumer.unsubscribe();
+                drop(consumer);
+            }
+        }
+        let _ = done.send(());
+    });
+    finished
+}
+
 struct KafkaSubscription {
-    /// `None` once closed.
-    consumer: Option<Arc<StreamConsumer>>,
+    /// The consumer and how it leaves; `None` once closed.
+    member: Option<(Arc<GroupConsumer>, Leaving)>,
 }
 
 impl KafkaSubscription {
-    fn consumer(&self) -> Result<&Arc<StreamConsumer>, BusError> {
-        self.consumer
+    fn consumer(&self) -> Result<&Arc<GroupConsumer>, BusError> {
+        self.member
             .as_ref()
+            .map(|(consumer, _)| consumer)
             .ok_or_else(|| BusError::Kafka("the subscription is closed".into()))
     }
 }
 
 impl Drop for KafkaSubscription {
     /// A subscription dropped without `close` (its consumer task aborted, a
-    /// server stopped): librdkafka leaves the group on a thread of its own,
-    /// since that blocks until the group has taken the partitions back and
-    /// must not hold a runtime worker meanwhile.
+    /// server stopped) leaves the group as `close` does, in the background.
     fn drop(&mut self) {
-        if let Some(consumer) = self.consumer.take() {
-            std::thread::spawn(move || {
-                consumer.unsubscribe();
-                drop(consumer);
-            });
+        if let Some((consumer, leaving)) = self.member.take() {
+            drop(leave_in_background(consumer, leaving));
         }
     }
 }
@@ -271,16 +479,15 @@ impl Subscription for KafkaSubscription {
             .map_err(kafka)
     }
 
+    /// Leaves the group once that is safe (see [`leave`]): at once when no
+    /// rebalance is under way, after it otherwise. Leaving goes on if the
+    /// caller stops waiting.
     async fn close(mut self: Box<Self>) -> Result<(), BusError> {
-        // Leaving the group blocks while librdkafka says goodbye.
-        let Some(consumer) = self.consumer.take() else {
+        let Some((consumer, leaving)) = self.member.take() else {
             return Ok(());
         };
-        tokio::task::spawn_blocking(move || {
-            consumer.unsubscribe();
-            drop(consumer);
-        })
-        .await
-        .map_err(|e| BusError::Kafka(e.to_string()))
+        leave_in_background(consumer, leaving)
+            .await
+            .map_err(|_| BusError::Kafka("leaving the group failed".into()))
     }
 }

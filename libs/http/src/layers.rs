@@ -23,9 +23,25 @@ fn route_of(request: &Request) -> String {
         .unwrap_or_else(|| "unmatched".to_owned())
 }
 
+/// The method as a metrics label: one of a fixed set, so that made-up
+/// methods cannot make new series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 async fn track(request: Request, next: Next) -> Response {
     let route = route_of(&request);
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
     let labels = [
