@@ -10,6 +10,7 @@ mod m20261121_000004_images;
 mod m20261121_000005_versions;
 mod m20261130_000006_dead_letters;
 mod m20261130_000007_blob_integrity;
+mod m20261130_000008_read_models;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_versions::Migration),
             Box::new(m20261130_000006_dead_letters::Migration),
             Box::new(m20261130_000007_blob_integrity::Migration),
+            Box::new(m20261130_000008_read_models::Migration),
         ]
     }
 }

@@ -1,5 +1,5 @@
-//! The role's tables (see the images migration), and read-only views of the
-//! account tables it filters by (users, follows, blocks).
+//! The role's tables (see the images migration), and the read models it
+//! keeps of the users role's accounts, follows and blocks (from events).
 
 pub mod blob {
     use sea_orm::entity::prelude::*;
@@ -217,12 +217,12 @@ pub mod upload {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// The account columns this role reads (owned by the users role).
+/// Account cards, kept from the users role's events (`read_model`).
 pub mod account {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "users")]
+    #[sea_orm(table_name = "image_accounts")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: Uuid,
@@ -238,18 +238,20 @@ pub mod account {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Follows (owned by the users role), read to decide who sees what.
+/// Follow edges with their approval state, kept from the users role's
+/// events, to decide who sees what.
 pub mod follow {
     use sea_orm::entity::prelude::*;
 
     pub const ACTIVE: &str = "active";
+    pub const PENDING: &str = "pending";
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "follows")]
+    #[sea_orm(table_name = "image_follows")]
     pub struct Model {
-        #[sea_orm(primary_key)]
-        pub id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
         pub follower_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
         pub followee_id: Uuid,
         pub status: String,
     }
@@ -260,12 +262,12 @@ pub mod follow {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Blocks (owned by the users role).
+/// Blocks, kept from the users role's events.
 pub mod block {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "blocks")]
+    #[sea_orm(table_name = "image_blocks")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub blocker_id: Uuid,
@@ -289,6 +291,9 @@ pub mod account_purge {
         #[sea_orm(primary_key, auto_increment = false)]
         pub user_id: Uuid,
         pub requested_at: DateTimeUtc,
+        /// Set once every image is gone; the row stays as the mark of a
+        /// deleted account (nothing more is taken for it).
+        pub finished_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

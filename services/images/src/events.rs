@@ -7,8 +7,7 @@ use pinhole_bus::{HandleError, Record};
 use pinhole_events::images::{
     self as kinds, Edited, ProcessJob, Processed, Processing, ProcessingFailed,
 };
-use pinhole_events::users::UserDeleted;
-use pinhole_events::{Envelope, Event, OutgoingEvent};
+use pinhole_events::{Envelope, OutgoingEvent};
 use pinhole_http::AppContext;
 use sea_orm::ActiveValue::Set;
 use sea_orm::IntoActiveModel;
@@ -119,11 +118,12 @@ pub async fn handle(
             let p: ProcessingFailed = payload(&env)?;
             finish(ctx, p.image_id, p.task_id, Outcome::Failed(p.reason)).await?;
         }
-        <UserDeleted as Event>::TYPE => {
-            let deleted: UserDeleted = payload(&env)?;
-            purges.request(ctx, deleted.user_id).await?;
+        // The users role's events feed this role's read model.
+        _ => {
+            if let Some(deleted) = crate::read_model::apply(ctx, &env).await? {
+                purges.request(ctx, deleted).await?;
+            }
         }
-        _ => {}
     }
     Ok(())
 }

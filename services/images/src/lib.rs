@@ -15,6 +15,7 @@ mod events;
 mod feeds;
 mod present;
 mod purge;
+mod read_model;
 mod records;
 mod social;
 pub mod store;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use pinhole_http::{ApiError, AppContext};
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
 use tokio::sync::Notify;
 
 use crate::entity::{account_purge, image, upload};
@@ -33,6 +33,7 @@ impl Purges {
         account_purge::Entity::insert(account_purge::ActiveModel {
             user_id: Set(user_id),
             requested_at: Set(chrono::Utc::now()),
+            finished_at: Set(None),
         })
         .on_conflict(
             OnConflict::column(account_purge::Column::UserId)
@@ -59,9 +60,19 @@ impl Purges {
     }
 }
 
+/// Whether `user_id` is a deleted account (its images go, nothing more is
+/// taken for it).
+pub async fn deleted<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> Result<bool, DbErr> {
+    Ok(account_purge::Entity::find_by_id(user_id)
+        .one(conn)
+        .await?
+        .is_some())
+}
+
 /// One batch of every pending account; true while work is left.
 async fn round(ctx: &AppContext) -> Result<bool, ApiError> {
     let pending = account_purge::Entity::find()
+        .filter(account_purge::Column::FinishedAt.is_null())
         .order_by_asc(account_purge::Column::RequestedAt)
         .all(&ctx.backends.db)
         .await?;
@@ -97,7 +108,12 @@ async fn finish(ctx: &AppContext, user_id: Uuid) -> Result<(), ApiError> {
     {
         crate::upload::tus::discard(ctx, up.id).await?;
     }
-    account_purge::Entity::delete_by_id(user_id)
+    account_purge::Entity::update_many()
+        .col_expr(
+            account_purge::Column::FinishedAt,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now()),
+        )
+        .filter(account_purge::Column::UserId.eq(user_id))
         .exec(&ctx.backends.db)
         .await?;
     tracing::info!(%user_id, "deleted account purged");

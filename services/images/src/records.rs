@@ -276,7 +276,6 @@ pub async fn remove(ctx: &AppContext, id: Uuid) -> Result<(), ApiError> {
         .filter(task::Column::ImageId.eq(img.id))
         .exec(&txn)
         .await?;
-    crate::upload::bump_post_count(&txn, img.owner_id, -1).await?;
     ctx.outbox
         .enqueue(
             &txn,

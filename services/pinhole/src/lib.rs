@@ -275,6 +275,7 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
     let mut workers = Vec::new();
     for role in roles {
         match *role {
+            pinhole_users::ROLE => workers.extend(pinhole_users::background(&ctx)),
             pinhole_images::ROLE => workers.extend(pinhole_images::background(&ctx)),
             pinhole_thumbnails::ROLE => workers.extend(pinhole_thumbnails::background(&ctx)),
             _ => {}

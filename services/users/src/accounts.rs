@@ -303,20 +303,15 @@ pub(crate) async fn delete_me(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Whether `image` is one of `user`'s (the images role's table, in the
-/// same database).
+/// Whether `image` is one of `user`'s (as this role learned from the
+/// images role's events).
 async fn owns_image<C: sea_orm::ConnectionTrait>(
     conn: &C,
     user: Uuid,
     image: Uuid,
 ) -> Result<bool, ApiError> {
-    use sea_orm::sea_query::{Alias, Expr, Query};
-    let query = Query::select()
-        .expr(Expr::val(1))
-        .from(Alias::new("images"))
-        .and_where(Expr::col(Alias::new("id")).eq(image))
-        .and_where(Expr::col(Alias::new("owner_id")).eq(user))
-        .to_owned();
-    let backend = conn.get_database_backend();
-    Ok(conn.query_one(backend.build(&query)).await?.is_some())
+    Ok(crate::entity::user_image::Entity::find_by_id(image)
+        .one(conn)
+        .await?
+        .is_some_and(|i| i.owner_id == user))
 }

@@ -9,6 +9,7 @@ mod accounts;
 pub mod domain;
 pub mod entity;
 mod internal;
+mod posts;
 mod sessions;
 mod social;
 pub mod views;
@@ -274,4 +275,27 @@ async fn follow_page<C: ConnectionTrait>(
             None
         },
     })
+}
+
+/// Starts the role's workers: the consumer that keeps post counts from the
+/// images role's events.
+pub fn background(ctx: &AppContext) -> Vec<tokio::task::JoinHandle<()>> {
+    let ctx = ctx.clone();
+    vec![tokio::spawn(async move {
+        let handler_ctx = ctx.clone();
+        pinhole_bus::consume(
+            ctx.backends.bus.clone(),
+            posts::GROUP.to_owned(),
+            vec![pinhole_events::topics::IMAGES],
+            pinhole_db::dead_letters::parking(
+                ctx.backends.db.clone(),
+                ctx.settings.event_max_attempts,
+            ),
+            move |record| {
+                let ctx = handler_ctx.clone();
+                async move { posts::handle(&ctx, record).await }
+            },
+        )
+        .await;
+    })]
 }

@@ -11,7 +11,6 @@ use bytes::Bytes;
 use pinhole_http::{ApiError, AppContext};
 use pinhole_media::{Format, InspectError, Inspected, Limits};
 use sea_orm::entity::prelude::*;
-use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
 use sha2::{Digest, Sha256};
 
@@ -146,27 +145,6 @@ pub fn accepted(t: &task::Model, duplicate: bool) -> views::Accepted {
     }
 }
 
-/// Changes the owner's post count (a column of the users role's table that
-/// this role keeps); 0 when the account is gone.
-pub async fn bump_post_count<C: ConnectionTrait>(
-    conn: &C,
-    owner: Uuid,
-    delta: i64,
-) -> Result<u64, DbErr> {
-    let stmt = Query::update()
-        .table(Alias::new("users"))
-        .value(
-            Alias::new("post_count"),
-            Expr::col(Alias::new("post_count")).add(delta),
-        )
-        .and_where(Expr::col(Alias::new("id")).eq(owner))
-        .to_owned();
-    Ok(conn
-        .execute(conn.get_database_backend().build(&stmt))
-        .await?
-        .rows_affected())
-}
-
 /// Makes `staged` an image of `owner`: answers the existing image when the
 /// owner already uploaded these bytes.
 pub async fn ingest(
@@ -252,10 +230,9 @@ pub async fn ingest(
             .await?;
         }
         let t = task_row.clone().insert(&txn).await?;
-        // Last, so the account row stays locked briefly; no row means the
-        // account was deleted meanwhile (its images are being removed):
-        // take nothing more for it.
-        if bump_post_count(&txn, owner, 1).await? == 0 {
+        // An account deleted meanwhile (its images are being removed)
+        // takes nothing more.
+        if crate::purge::deleted(&txn, owner).await? {
             return Err(ApiError::unauthorized("this account no longer exists"));
         }
         ctx.outbox
