@@ -11,6 +11,7 @@ mod m20261121_000005_versions;
 mod m20261130_000006_dead_letters;
 mod m20261130_000007_blob_integrity;
 mod m20261130_000008_read_models;
+mod m20261130_000009_thumbnail_catalog;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_dead_letters::Migration),
             Box::new(m20261130_000007_blob_integrity::Migration),
             Box::new(m20261130_000008_read_models::Migration),
+            Box::new(m20261130_000009_thumbnail_catalog::Migration),
         ]
     }
 }

@@ -39,16 +39,22 @@ async fn until(app: &App, token: &str, id: &str, want: bool) -> anyhow::Result<D
 async fn run(name: &str, app: App) -> anyhow::Result<()> {
     let ada = app.user("ada").await?;
     let bob = app.user("bob").await?;
-    let image: Value = app.posted(&ada, photo("Storm.jpg")?, &[("visibility", "followers")]).await?;
+    let image: Value = app
+        .posted(&ada, photo("Storm.jpg")?, &[("visibility", "followers")])
+        .await?;
     let id = image["id"].as_str().context("id")?.to_owned();
     let mut follow = Vec::new();
     let mut unfollow = Vec::new();
     let mut request = Vec::new();
     for _ in 0..ROUNDS {
-        let (status, _) = app.call(Method::POST, "/users/ada/follow", Some(&bob), None).await?;
+        let (status, _) = app
+            .call(Method::POST, "/users/ada/follow", Some(&bob), None)
+            .await?;
         ensure!(status.is_success());
         follow.push(until(&app, &bob, &id, true).await?);
-        let (status, _) = app.call(Method::DELETE, "/users/ada/follow", Some(&bob), None).await?;
+        let (status, _) = app
+            .call(Method::DELETE, "/users/ada/follow", Some(&bob), None)
+            .await?;
         ensure!(status.is_success());
         unfollow.push(until(&app, &bob, &id, false).await?);
         let t = Instant::now();

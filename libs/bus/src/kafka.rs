@@ -17,9 +17,12 @@
 //! Leaving a group that is not rebalancing is fine, and so is a member
 //! that times out (tansu then clears the leader). So a member leaves only
 //! when the group is stable as far as it can tell (see [`leave`]), one
-//! member of a group at a time in this process; what remains is a
-//! window of about one heartbeat in which a join elsewhere can still meet
-//! a leaving leader.
+//! member of a group at a time in this process. What is left: another
+//! process joining or leaving within the heartbeat before a leader leaves,
+//! or two processes stopping at the same instant, can still wedge a group
+//! (restarting tansu, whose storage is in memory, clears it). The fix
+//! belongs in tansu (forget the leader when it leaves); on Kafka itself
+//! the care costs a closing member 1.5 heartbeats.
 //!
 //! How long a handover takes on tansu: the coordinator holds every
 //! JoinGroup for half the session timeout (its stand-in for "wait for the
@@ -358,18 +361,28 @@ struct Leaving {
 const LEAVE_POLL: Duration = Duration::from_millis(50);
 
 /// Leaves the group once that cannot wedge it on tansu (module docs): in
-/// its turn among this process's members of the group, and either right
-/// after a rebalance completed for this member (the coordinator had a
-/// stable group when it answered), or once a heartbeat round has gone by
-/// without one starting. Meanwhile the consumer is polled so that the
-/// member takes part in a rebalance (as the leader, it must assign the
-/// partitions); records that come are dropped uncommitted, and whoever
-/// takes over reads them again. Gives up waiting after `deadline` (a
-/// group already wedged never settles). A process that exits meanwhile
-/// sends no LeaveGroup at all, and its members time out, which is safe.
+/// its turn among this process's members of the group, and then either
+/// right after a rebalance completed for this member (the coordinator had
+/// a stable group when it answered its SyncGroup), or once a heartbeat
+/// round has gone by without one starting. All along the consumer is
+/// polled, so that the member takes part in rebalances (as the leader, it
+/// must assign the partitions before anyone gets them); the records that
+/// come are dropped uncommitted, and whoever takes over reads them again.
+/// Gives up waiting after `deadline` (a group already wedged never
+/// settles). A process that exits meanwhile sends no LeaveGroup at all,
+/// and its members time out, which is safe.
 async fn leave(consumer: Arc<GroupConsumer>, leaving: Leaving) {
     let turn = turn(&leaving.turn);
-    let _turn = turn.lock().await;
+    let my_turn = turn.lock();
+    tokio::pin!(my_turn);
+    // While the other members leave, this one keeps taking part in the
+    // group: it may be the leader that the rebalance they wait for needs.
+    let _turn = loop {
+        tokio::select! {
+            guard = &mut my_turn => break guard,
+            _ = tokio::time::timeout(LEAVE_POLL, consumer.recv()) => {}
+        }
+    };
     let started = Instant::now();
     let membership = &leaving.membership;
     let assigned_before = membership.assignments.load(Ordering::SeqCst);
@@ -390,6 +403,11 @@ async fn leave(consumer: Arc<GroupConsumer>, leaving: Leaving) {
         }
         let _ = tokio::time::timeout(LEAVE_POLL, consumer.recv()).await;
     };
+    // A commit cut short may still hold the consumer for a moment; the
+    // leave must be over before the next member's turn.
+    while Arc::strong_count(&consumer) > 1 && started.elapsed() < leaving.deadline {
+        let _ = tokio::time::timeout(LEAVE_POLL, consumer.recv()).await;
+    }
     // LeaveGroup goes out once librdkafka has revoked the partitions; the
     // drop of the last handle waits for that.
     consumer.unsubscribe();

@@ -201,8 +201,8 @@ impl Seen {
 enum Stop {
     /// `Subscription::close`, one after the other, the last to join first.
     Close,
-    /// Their tasks aborted at once: the subscriptions are dropped mid-poll,
-    /// as when a server stops.
+    /// Their tasks aborted at once, the last to join first: the
+    /// subscriptions are dropped mid-poll, as when a server stops.
     Drop,
 }
 
@@ -241,7 +241,7 @@ async fn members_stop(leaving: usize, how: Stop, deadline: Duration) -> anyhow::
                 task.await??;
             }
         }
-        Stop::Drop => members.iter().for_each(|(task, _)| task.abort()),
+        Stop::Drop => members.iter().rev().for_each(|(task, _)| task.abort()),
     }
     seen.until(deadline, "the survivor to get every partition", |by| {
         by.get(&0).is_some_and(|p| p.len() == 4)
@@ -278,6 +278,59 @@ async fn a_leader_closed_after_another_member_hands_over() -> anyhow::Result<()>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_of_a_stopping_process_hand_over() -> anyhow::Result<()> {
     members_stop(2, Stop::Drop, GRACEFUL * 3).await
+}
+
+/// A process with two members of the group (the first leads it) stops
+/// and another starts right away, as a server restarts: the new members
+/// must get every partition. This wedged tansu's group half of the time
+/// (the old members left a fraction of a millisecond apart, the leader
+/// last); the Kafka killed-worker test in `tests/thumbnails.rs` does the
+/// same with servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_process_takes_over() -> anyhow::Result<()> {
+    let scene = Scene::start().await?;
+    let (tx, rx) = unbounded_channel();
+    let mut seen = Seen::new(rx);
+    let old = scene.bus()?;
+    let mut members = Vec::new();
+    for id in 1..=2 {
+        let stop = Arc::new(AtomicBool::new(false));
+        members.push(member(&scene, Arc::clone(&old), id, tx.clone(), stop));
+        seen.all_active(&(1..=id).collect::<Vec<_>>()).await?;
+    }
+
+    members.iter().rev().for_each(JoinHandle::abort);
+    let started = Instant::now();
+    let new = scene.bus()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let restarted: Vec<_> = [3, 4]
+        .into_iter()
+        .map(|id| member(&scene, Arc::clone(&new), id, tx.clone(), Arc::clone(&stop)))
+        .collect();
+    seen.clear();
+    seen.until(
+        GRACEFUL * 3,
+        "the new members to get every partition",
+        |by| {
+            [3, 4]
+                .iter()
+                .filter_map(|id| by.get(id))
+                .flatten()
+                .collect::<BTreeSet<_>>()
+                .len()
+                == 4
+        },
+    )
+    .await?;
+    eprintln!(
+        "restarted: the new members had every partition after {:.2?}",
+        started.elapsed()
+    );
+    stop.store(true, Ordering::SeqCst);
+    for task in restarted {
+        task.await??;
+    }
+    Ok(())
 }
 
 /// Kills a child process on drop (a failing test leaves no member behind).

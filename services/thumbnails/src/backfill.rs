@@ -8,7 +8,12 @@ use chrono::{DateTime, Utc};
 use pinhole_bus::{Message, SharedBus};
 use pinhole_events::OutgoingEvent;
 use pinhole_events::images::{ProcessJob, ReprocessJob};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use crate::catalog::image;
 use uuid::Uuid;
 
 use crate::pipeline::PIPELINE;
@@ -35,36 +40,38 @@ pub enum BackfillError {
 /// processed ones with `all`); images still being processed are left to
 /// their upload.
 pub async fn select(db: &DatabaseConnection, sel: Selection) -> Result<Vec<ProcessJob>, DbErr> {
-    let mut sql = String::from(
-        "SELECT id, owner_id, sha256, format FROM images WHERE status IN ('ready', 'failed')",
-    );
+    let mut query = image::Entity::find()
+        .filter(image::Column::Status.is_in(["ready", "failed"]))
+        .order_by_asc(image::Column::ImageId);
     if !sel.all {
-        sql.push_str(&format!(" AND (pipeline IS NULL OR pipeline < {PIPELINE})"));
+        query = query.filter(
+            Condition::any()
+                .add(image::Column::Pipeline.is_null())
+                .add(image::Column::Pipeline.lt(PIPELINE)),
+        );
     }
-    sql.push_str(" ORDER BY id");
     if let Some(n) = sel.limit {
-        sql.push_str(&format!(" LIMIT {n}"));
+        query = query.limit(n);
     }
-    let backend = db.get_database_backend();
-    let rows = db.query_all(Statement::from_string(backend, sql)).await?;
-    let mut jobs = Vec::with_capacity(rows.len());
-    for row in rows {
-        let sha256: String = row.try_get("", "sha256")?;
-        let format: String = row.try_get("", "format")?;
-        let ext = pinhole_media::Format::parse(&format)
-            .map(|f| f.extension())
-            .unwrap_or("bin");
-        jobs.push(ProcessJob {
-            image_id: row.try_get("", "id")?,
-            task_id: None,
-            owner_id: row.try_get("", "owner_id")?,
-            original_key: pinhole_events::images::original_key(&sha256, ext),
-            sha256,
-            format,
-            force: sel.all,
-        });
-    }
-    Ok(jobs)
+    Ok(query
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|img| {
+            let ext = pinhole_media::Format::parse(&img.format)
+                .map(|f| f.extension())
+                .unwrap_or("bin");
+            ProcessJob {
+                image_id: img.image_id,
+                task_id: None,
+                owner_id: img.owner_id,
+                original_key: pinhole_events::images::original_key(&img.sha256, ext),
+                sha256: img.sha256,
+                format: img.format,
+                force: sel.all,
+            }
+        })
+        .collect())
 }
 
 /// Puts the jobs on the background topic (keyed by image, in batches).
@@ -98,36 +105,21 @@ pub async fn progress(
     ids: &[Uuid],
     since: DateTime<Utc>,
 ) -> Result<(u64, u64), DbErr> {
-    let backend = db.get_database_backend();
     let (mut reported, mut failed) = (0u64, 0u64);
     for chunk in ids.chunks(500) {
-        let marks = match backend {
-            DatabaseBackend::Postgres => (1..=chunk.len())
-                .map(|i| format!("${}", i + 1))
-                .collect::<Vec<_>>()
-                .join(","),
-            _ => vec!["?"; chunk.len()].join(","),
-        };
-        let first = if backend == DatabaseBackend::Postgres {
-            "$1"
-        } else {
-            "?"
-        };
-        let sql = format!(
-            "SELECT COUNT(*) AS reported, \
-             SUM(CASE WHEN pipeline IS NULL OR pipeline < {PIPELINE} THEN 1 ELSE 0 END) AS failed \
-             FROM images WHERE processed_at >= {first} AND id IN ({marks})"
-        );
-        let mut values: Vec<sea_orm::Value> = vec![since.into()];
-        values.extend(chunk.iter().map(|id| sea_orm::Value::from(*id)));
-        if let Some(row) = db
-            .query_one(Statement::from_sql_and_values(backend, sql, values))
-            .await?
-        {
-            reported += u64::try_from(row.try_get::<i64>("", "reported")?).unwrap_or(0);
-            failed +=
-                u64::try_from(row.try_get::<Option<i64>>("", "failed")?.unwrap_or(0)).unwrap_or(0);
-        }
+        let rows = image::Entity::find()
+            .filter(image::Column::ImageId.is_in(chunk.iter().copied()))
+            .filter(image::Column::ReportedAt.gte(since))
+            .all(db)
+            .await?;
+        reported += rows.len() as u64;
+        failed += rows
+            .iter()
+            .filter(|r| {
+                r.pipeline
+                    .is_none_or(|p| i64::from(p) < i64::from(PIPELINE))
+            })
+            .count() as u64;
     }
     Ok((reported, failed))
 }

@@ -7,6 +7,7 @@
 //! background topic, and report progress as image events.
 
 pub mod backfill;
+pub mod catalog;
 mod pipeline;
 mod transform;
 mod worker;
@@ -91,5 +92,6 @@ pub fn background(ctx: &AppContext) -> Vec<JoinHandle<()>> {
         (0..cores.saturating_sub(1).max(1))
             .map(|_| tokio::spawn(worker::run(ctx.clone(), Lane::Background))),
     );
+    workers.push(tokio::spawn(catalog::run(ctx.clone())));
     workers
 }

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use pinhole_http::{ApiError, AppContext};
 use pinhole_imaging::{Limits, OutputFormat};
 use pinhole_transform::{Caps, Options, Presets, Signer};
-use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+use sea_orm::EntityTrait;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -70,36 +70,26 @@ struct Source {
 }
 
 async fn load(ctx: &AppContext, id: Uuid) -> Result<Option<Source>, ApiError> {
+    use crate::catalog::{account, image};
     let db = &ctx.backends.db;
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DatabaseBackend::Postgres => {
-            "SELECT i.sha256, i.format, i.width, i.height, i.visibility, i.status, u.is_private \
-             FROM images i JOIN users u ON u.id = i.owner_id WHERE i.id = $1"
-        }
-        _ => {
-            "SELECT i.sha256, i.format, i.width, i.height, i.visibility, i.status, u.is_private \
-             FROM images i JOIN users u ON u.id = i.owner_id WHERE i.id = ?"
-        }
-    };
-    let Some(row) = db
-        .query_one(Statement::from_sql_and_values(backend, sql, [id.into()]))
+    let Some(img) = image::Entity::find_by_id(id)
+        .one(db)
         .await?
+        .filter(|i| i.status == "ready")
     else {
         return Ok(None);
     };
-    let status: String = row.try_get("", "status")?;
-    if status != "ready" {
-        return Ok(None);
-    }
-    let visibility: String = row.try_get("", "visibility")?;
-    let private: bool = row.try_get("", "is_private")?;
+    // An owner this role has not heard of yet counts as private.
+    let private = account::Entity::find_by_id(img.owner_id)
+        .one(db)
+        .await?
+        .is_none_or(|a| a.is_private);
     Ok(Some(Source {
-        sha256: row.try_get("", "sha256")?,
-        format: row.try_get("", "format")?,
-        width: i64::from(row.try_get::<i32>("", "width")?),
-        height: i64::from(row.try_get::<i32>("", "height")?),
-        public: visibility == "public" && !private,
+        public: img.visibility == "public" && !private,
+        sha256: img.sha256,
+        format: img.format,
+        width: i64::from(img.width),
+        height: i64::from(img.height),
     }))
 }
 

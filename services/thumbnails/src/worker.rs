@@ -218,6 +218,8 @@ async fn process(ctx: &AppContext, lane: Lane, job: ProcessJob) -> Result<(), Ha
                 analysis: Some(m.analysis),
                 pipeline: m.pipeline,
             };
+            // Only for content the image still shows (the job's).
+            crate::catalog::made(&ctx.backends.db, &job, m.width, m.height).await?;
             publish(ctx, &done).await?;
             metrics::histogram!("pinhole_thumbnails_seconds").record(started.elapsed());
             tracing::info!(image_id = %job.image_id, ms = started.elapsed().as_millis() as u64, "derivatives made");

@@ -1,0 +1,275 @@
+//! What this role keeps of the images and users roles, from their events:
+//! each image's content, size, visibility and status, and whether its
+//! owner's account is private (transforms decide and find their source
+//! from it), and which pipeline made its derivatives and when it last
+//! reported (backfills select and follow from it).
+//!
+//! Every change is an upsert or a delete by key: a replayed event changes
+//! nothing.
+
+use chrono::Utc;
+use pinhole_bus::{HandleError, Record};
+use pinhole_events::images::{
+    Edited, ImageDeleted, ImagePublished, ImageRecord, ImageUpdated, ImageUploaded, Processed,
+    ProcessingFailed,
+};
+use pinhole_events::users::{AccountCard, UserDeleted, UserRegistered, UserUpdated};
+use pinhole_events::{Envelope, Event};
+use pinhole_http::AppContext;
+use sea_orm::ActiveValue::Set;
+use sea_orm::ConnectionTrait;
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::{Expr, OnConflict};
+
+/// Consumer group of the catalog.
+pub const GROUP: &str = "thumbnails-catalog";
+
+pub mod image {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "thumb_images")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub image_id: Uuid,
+        pub owner_id: Uuid,
+        pub sha256: String,
+        pub format: String,
+        pub width: i32,
+        pub height: i32,
+        pub visibility: String,
+        pub status: String,
+        /// The pipeline that made the current derivatives.
+        pub pipeline: Option<i32>,
+        /// When this role last reported on the image (processed or failed).
+        pub reported_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod account {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "thumb_accounts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        pub is_private: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Handles one record of `pinhole.images` or `pinhole.users`.
+pub async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError> {
+    let env = Envelope::from_json(&record.payload)
+        .map_err(|e| HandleError::Skip(format!("not an event: {e}")))?;
+    let db = &ctx.backends.db;
+    let skip = |e: pinhole_events::DecodeError| HandleError::Skip(e.to_string());
+    match env.kind.as_str() {
+        <ImageUploaded as Event>::TYPE => {
+            upsert_image(db, &env.decode::<ImageUploaded>().map_err(skip)?.image).await?;
+        }
+        <ImageUpdated as Event>::TYPE => {
+            upsert_image(db, &env.decode::<ImageUpdated>().map_err(skip)?.image).await?;
+        }
+        <ImagePublished as Event>::TYPE => {
+            upsert_image(db, &env.decode::<ImagePublished>().map_err(skip)?.image).await?;
+        }
+        <ImageDeleted as Event>::TYPE => {
+            let e: ImageDeleted = env.decode().map_err(skip)?;
+            deleted(db, &e).await?;
+        }
+        <Processed as Event>::TYPE => {
+            let e: Processed = env.decode().map_err(skip)?;
+            reported(db, e.image_id, Some(e.pipeline)).await?;
+        }
+        <Edited as Event>::TYPE => {
+            let e: Edited = env.decode().map_err(skip)?;
+            reported(db, e.image_id, Some(e.pipeline)).await?;
+        }
+        <ProcessingFailed as Event>::TYPE => {
+            let e: ProcessingFailed = env.decode().map_err(skip)?;
+            reported(db, e.image_id, None).await?;
+        }
+        <UserRegistered as Event>::TYPE => {
+            upsert_account(db, &env.decode::<UserRegistered>().map_err(skip)?.account).await?;
+        }
+        <UserUpdated as Event>::TYPE => {
+            upsert_account(db, &env.decode::<UserUpdated>().map_err(skip)?.account).await?;
+        }
+        <UserDeleted as Event>::TYPE => {
+            let e: UserDeleted = env.decode().map_err(skip)?;
+            account::Entity::delete_by_id(e.user_id).exec(db).await?;
+        }
+        _ => return Ok(()),
+    }
+    metrics::counter!("pinhole_read_model_applied_total", "role" => "thumbnails", "type" => env.kind.clone())
+        .increment(1);
+    Ok(())
+}
+
+/// `thumb_images.status` on conflict: a deleted image stays deleted (its
+/// events may be overtaken by this role's own reports), and a processed one
+/// does not go back to `processing` when an older event arrives late.
+const KEEP_STATUS: &str = "CASE WHEN thumb_images.status = 'deleted' THEN 'deleted' \
+     WHEN excluded.status = 'processing' AND thumb_images.status IN ('ready', 'failed') THEN thumb_images.status \
+     ELSE excluded.status END";
+
+/// The image as its owner's role last described it; what this role learned
+/// itself (pipeline, last report) is kept.
+async fn upsert_image<C: ConnectionTrait>(db: &C, r: &ImageRecord) -> Result<(), DbErr> {
+    image::Entity::insert(image::ActiveModel {
+        image_id: Set(r.image_id),
+        owner_id: Set(r.owner_id),
+        sha256: Set(r.sha256.clone()),
+        format: Set(r.format.clone()),
+        width: Set(r.width),
+        height: Set(r.height),
+        visibility: Set(r.visibility.clone()),
+        status: Set(r.status.clone()),
+        pipeline: Set(None),
+        reported_at: Set(None),
+    })
+    .on_conflict(
+        OnConflict::column(image::Column::ImageId)
+            .update_columns([
+                image::Column::Sha256,
+                image::Column::Format,
+                image::Column::Width,
+                image::Column::Height,
+                image::Column::Visibility,
+            ])
+            .value(image::Column::Status, Expr::cust(KEEP_STATUS))
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// A deleted image stays as a mark, so that a report of this role's that
+/// overtakes the deletion does not bring it back.
+async fn deleted<C: ConnectionTrait>(db: &C, e: &ImageDeleted) -> Result<(), DbErr> {
+    image::Entity::insert(image::ActiveModel {
+        image_id: Set(e.image_id),
+        owner_id: Set(e.owner_id),
+        sha256: Set(e.sha256.clone()),
+        format: Set(String::new()),
+        width: Set(0),
+        height: Set(0),
+        visibility: Set("private".into()),
+        status: Set(DELETED.into()),
+        pipeline: Set(None),
+        reported_at: Set(None),
+    })
+    .on_conflict(
+        OnConflict::column(image::Column::ImageId)
+            .value(image::Column::Status, Expr::value(DELETED))
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+const DELETED: &str = "deleted";
+
+/// This role made the image's derivatives: it is ready to transform at
+/// once, before the images role's events say so (its visibility stays
+/// private until they do; signed transforms need none).
+pub async fn made(
+    db: &DatabaseConnection,
+    job: &pinhole_events::images::ProcessJob,
+    width: u32,
+    height: u32,
+) -> Result<(), DbErr> {
+    image::Entity::insert(image::ActiveModel {
+        image_id: Set(job.image_id),
+        owner_id: Set(job.owner_id),
+        sha256: Set(job.sha256.clone()),
+        format: Set(job.format.clone()),
+        width: Set(i32::try_from(width).unwrap_or(i32::MAX)),
+        height: Set(i32::try_from(height).unwrap_or(i32::MAX)),
+        visibility: Set("private".into()),
+        status: Set("ready".into()),
+        pipeline: Set(i32::try_from(crate::PIPELINE).ok()),
+        reported_at: Set(Some(Utc::now())),
+    })
+    .on_conflict(
+        OnConflict::column(image::Column::ImageId)
+            .update_columns([image::Column::Pipeline, image::Column::ReportedAt])
+            .value(
+                image::Column::Status,
+                Expr::cust(
+                    "CASE WHEN thumb_images.status = 'deleted' THEN 'deleted' ELSE 'ready' END",
+                ),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// A report on the image: the pipeline that made its derivatives (none for
+/// a failure) and when.
+async fn reported<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    pipeline: Option<u32>,
+) -> Result<(), DbErr> {
+    let mut update = image::Entity::update_many()
+        .col_expr(image::Column::ReportedAt, Expr::value(Utc::now()))
+        .filter(image::Column::ImageId.eq(id));
+    if let Some(p) = pipeline {
+        update = update.col_expr(
+            image::Column::Pipeline,
+            Expr::value(i32::try_from(p).unwrap_or(i32::MAX)),
+        );
+    }
+    update.exec(db).await?;
+    Ok(())
+}
+
+async fn upsert_account<C: ConnectionTrait>(db: &C, card: &AccountCard) -> Result<(), DbErr> {
+    account::Entity::insert(account::ActiveModel {
+        user_id: Set(card.user_id),
+        is_private: Set(card.is_private),
+    })
+    .on_conflict(
+        OnConflict::column(account::Column::UserId)
+            .update_column(account::Column::IsPrivate)
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Starts the catalog's consumer.
+pub async fn run(ctx: AppContext) {
+    let handler_ctx = ctx.clone();
+    pinhole_bus::consume(
+        ctx.backends.bus.clone(),
+        GROUP.to_owned(),
+        vec![
+            pinhole_events::topics::IMAGES,
+            pinhole_events::topics::USERS,
+        ],
+        pinhole_db::dead_letters::parking(ctx.backends.db.clone(), ctx.settings.event_max_attempts),
+        move |record| {
+            let ctx = handler_ctx.clone();
+            async move { handle(&ctx, record).await }
+        },
+    )
+    .await;
+}
