@@ -31,7 +31,10 @@ impl App {
         Self::start(settings, dir).await
     }
 
-    async fn start(settings: Settings, dir: tempfile::TempDir) -> anyhow::Result<Self> {
+    async fn start(mut settings: Settings, dir: tempfile::TempDir) -> anyhow::Result<Self> {
+        // The test client stands in for a proxy: `X-Forwarded-For` names
+        // the client address in the tests that need several.
+        settings.trusted_proxies = vec!["127.0.0.1/32".parse()?];
         Ok(Self {
             server: pinhole::start(settings, &["users"]).await?,
             http: reqwest::Client::new(),
@@ -454,6 +457,60 @@ async fn log_in_attempt(
         .json(&json!({ "login": login, "password": password }))
         .send()
         .await?)
+}
+
+async fn log_in_from(
+    app: &App,
+    address: &str,
+    login: &str,
+    password: &str,
+) -> anyhow::Result<reqwest::Response> {
+    Ok(app
+        .http
+        .post(format!("{}/api/v1/sessions", app.server.url()))
+        .header("x-forwarded-for", address)
+        .json(&json!({ "login": login, "password": password }))
+        .send()
+        .await?)
+}
+
+/// Guessing someone's password from elsewhere does not lock them out:
+/// the guesser's address is refused, the owner's right password still
+/// works (slowed down once the guesses come from many places).
+async fn guesses_do_not_lock_the_owner_out(app: App) -> anyhow::Result<()> {
+    app.sign_up("gail").await?;
+    for _ in 0..5 {
+        let status = log_in_from(&app, "203.0.113.7", "gail", "a guess")
+            .await?
+            .status();
+        ensure!(status == 401, "{status}");
+    }
+    let refused = log_in_from(&app, "203.0.113.7", "gail", PASSWORD).await?;
+    ensure!(refused.status() == 429, "the guesser: {}", refused.status());
+    let owner = log_in_from(&app, "198.51.100.2", "gail", PASSWORD).await?;
+    ensure!(owner.status() == 201, "the owner: {}", owner.status());
+
+    // Guesses from ten other places: each address may still try, the owner
+    // still logs in, only more slowly.
+    for n in 0..10 {
+        let status = log_in_from(&app, &format!("192.0.2.{n}"), "gail", "a guess")
+            .await?
+            .status();
+        ensure!(status == 401, "guess {n}: {status}");
+    }
+    let started = std::time::Instant::now();
+    let owner = log_in_from(&app, "198.51.100.2", "gail", PASSWORD).await?;
+    let took = started.elapsed();
+    ensure!(
+        owner.status() == 201,
+        "the owner after many guesses: {}",
+        owner.status()
+    );
+    ensure!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        "slowed, not refused: {took:?}"
+    );
+    Ok(())
 }
 
 async fn throttling(app: App) -> anyhow::Result<()> {
@@ -1077,6 +1134,7 @@ backends!(
     bad_input,
     refresh_reuse_revokes_the_family,
     throttling,
+    guesses_do_not_lock_the_owner_out,
     parallel_guesses_are_counted,
     private_accounts_approve_followers,
     blocks_hide_profiles,

@@ -1,10 +1,14 @@
 //! Logging in and out, and refreshing tokens: `/sessions`.
 //!
-//! Failed log-ins are counted per account and per client address in fixed
-//! windows (in the cache, so every instance sees them). Each attempt is
-//! counted before its password is checked and given back if it succeeds;
-//! past the limit the answer is 429 with `Retry-After` until the window ends. An unknown account and a wrong password get the same
-//! answer, in the same time.
+//! Failed log-ins are counted in fixed windows (in the cache, so every
+//! instance sees them) per account *from one client address*, per client
+//! address, and per account from anywhere. Each attempt is counted before
+//! its password is checked and given back if it succeeds. Past either of
+//! the first two limits the answer is 429 with `Retry-After` until the
+//! window ends; failures of an account from many addresses only slow its
+//! log-ins down (never refuse them), so nobody can lock another person out
+//! by guessing their password. An unknown account and a wrong password get
+//! the same answer, in the same time.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -24,10 +28,16 @@ use crate::entity::user;
 use crate::views::Session;
 use crate::{account, domain};
 
-/// Failed log-ins allowed per account per window.
+/// Failed log-ins allowed per account from one client address per window.
 pub const ACCOUNT_LIMIT: u64 = 5;
 /// Failed log-ins allowed per client address per window.
 pub const ADDRESS_LIMIT: u64 = 20;
+/// Failed log-ins of an account from anywhere after which its log-ins are
+/// slowed down (by [`SLOWDOWN_STEP`] per failure more, at most
+/// [`SLOWDOWN_MAX`]).
+pub const ACCOUNT_SLOWDOWN_AFTER: u64 = 5;
+const SLOWDOWN_STEP: Duration = Duration::from_millis(100);
+const SLOWDOWN_MAX: Duration = Duration::from_secs(2);
 const WINDOW: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -45,7 +55,10 @@ pub(crate) struct Refresh {
 
 /// The counters a log-in attempt counts against, and when their window ends.
 struct Throttle {
+    /// Refused past their limit: the account from this address, the address.
     keys: [(String, u64); 2],
+    /// Slowed down past [`ACCOUNT_SLOWDOWN_AFTER`]: the account from anywhere.
+    account: String,
     retry_after: u64,
 }
 
@@ -67,9 +80,13 @@ impl Throttle {
         let index = now / window;
         Self {
             keys: [
-                (format!("login:account:{account}:{index}"), ACCOUNT_LIMIT),
+                (
+                    format!("login:pair:{account}:{address}:{index}"),
+                    ACCOUNT_LIMIT,
+                ),
                 (format!("login:address:{address}:{index}"), ADDRESS_LIMIT),
             ],
+            account: format!("login:account:{account}:{index}"),
             retry_after: (index + 1) * window - now,
         }
     }
@@ -95,17 +112,43 @@ impl Throttle {
             )
             .with_header(header::RETRY_AFTER, self.retry_after.to_string()));
         }
+        let everywhere = ctx
+            .backends
+            .cache
+            .incr(&self.account, WINDOW)
+            .await
+            .map_err(ApiError::unavailable)?;
+        let delay = slowdown(everywhere);
+        if !delay.is_zero() {
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                failures = everywhere - 1,
+                "slowing down log-ins of an account guessed at from many places"
+            );
+            tokio::time::sleep(delay).await;
+        }
         Ok(())
     }
 
     /// A successful log-in was no failure: gives its count back.
     async fn succeeded(&self, ctx: &AppContext) {
-        for (key, _) in &self.keys {
+        for key in self.keys.iter().map(|(k, _)| k).chain([&self.account]) {
             if let Err(e) = ctx.backends.cache.add(key, -1, WINDOW).await {
                 tracing::warn!(error = %e, "could not uncount a log-in");
             }
         }
     }
+}
+
+/// How long a log-in waits when this attempt is the account's `attempts`th
+/// from anywhere in the window.
+fn slowdown(attempts: u64) -> Duration {
+    let failures = attempts.saturating_sub(1);
+    if failures <= ACCOUNT_SLOWDOWN_AFTER {
+        return Duration::ZERO;
+    }
+    let over = u32::try_from(failures - ACCOUNT_SLOWDOWN_AFTER).unwrap_or(u32::MAX);
+    SLOWDOWN_STEP.saturating_mul(over).min(SLOWDOWN_MAX)
 }
 
 async fn session(ctx: &AppContext, pair: TokenPair) -> Result<Session, ApiError> {
