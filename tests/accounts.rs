@@ -35,6 +35,10 @@ impl App {
         // The test client stands in for a proxy: `X-Forwarded-For` names
         // the client address in the tests that need several.
         settings.trusted_proxies = vec!["127.0.0.1/32".parse()?];
+        if settings.signup_limit == pinhole_config::Settings::embedded(dir.path()).signup_limit {
+            // Scenarios sign many people up from one address.
+            settings.signup_limit = 0;
+        }
         Ok(Self {
             server: pinhole::start(settings, &["users"]).await?,
             http: reqwest::Client::new(),
@@ -1143,3 +1147,56 @@ backends!(
     authorization_matrix,
     batch_lookup,
 );
+
+/// Sign-ups are limited per address; a taken name is refused at once (no
+/// password hashing for it).
+async fn sign_ups_are_limited_per_address(
+    settings: Settings,
+    dir: tempfile::TempDir,
+) -> anyhow::Result<()> {
+    let mut settings = settings;
+    settings.signup_limit = 3;
+    let app = App::start(settings, dir).await?;
+    let sign_up = |name: &str, address: &str| {
+        let body =
+            json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD});
+        app.http
+            .post(format!("{}/api/v1/accounts", app.server.url()))
+            .header("x-forwarded-for", address.to_owned())
+            .json(&body)
+            .send()
+    };
+    for n in 0..3 {
+        let status = sign_up(&format!("hana{n}"), "203.0.113.9").await?.status();
+        ensure!(status == StatusCode::CREATED, "sign-up {n}: {status}");
+    }
+    let refused = sign_up("hana3", "203.0.113.9").await?;
+    ensure!(
+        refused.status() == StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.status()
+    );
+    ensure!(refused.headers().contains_key("retry-after"));
+    ensure!(refused.json::<Value>().await?["code"] == "too-many-sign-ups");
+    // Another address is not held up; a taken name is a 409, not counted.
+    let status = sign_up("hana3", "198.51.100.9").await?.status();
+    ensure!(status == StatusCode::CREATED, "{status}");
+    let taken = sign_up("hana3", "198.51.100.9").await?;
+    ensure!(taken.status() == StatusCode::CONFLICT, "{}", taken.status());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ups_are_limited_per_address_sqlite() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    sign_ups_are_limited_per_address(Settings::embedded(dir.path()), dir).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ups_are_limited_per_address_postgres() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut settings = Settings::embedded(dir.path());
+    settings.database = DatabaseUrl::Postgres(pinhole_testkit::fresh_postgres().await?);
+    settings.cache = CacheUrl::Redis(pinhole_testkit::redis_settings());
+    sign_ups_are_limited_per_address(settings, dir).await
+}

@@ -141,6 +141,8 @@ impl App {
                 .try_init();
         }
         settings.callback_allow_private = true;
+        // Scenarios sign many people up from one address.
+        settings.signup_limit = 0;
         settings.max_upload_bytes = 12 * 1024 * 1024;
         Ok(Self {
             server: pinhole::start(settings.clone(), &["users", "images", "thumbnails"]).await?,

@@ -89,6 +89,7 @@ const KNOWN_KEYS: &[&str] = &[
     "transform_max_source_pixels",
     "processing_time_limit",
     "event_max_attempts",
+    "signup_limit",
     "blob_orphan_grace",
     "blob_sweep_interval",
 ];
@@ -122,6 +123,7 @@ struct RawSettings {
     event_max_attempts: u32,
     blob_orphan_grace: u64,
     blob_sweep_interval: u64,
+    signup_limit: u64,
 }
 
 impl Default for RawSettings {
@@ -152,6 +154,7 @@ impl Default for RawSettings {
             event_max_attempts: 8,
             blob_orphan_grace: 3600,
             blob_sweep_interval: 3600,
+            signup_limit: 10,
         }
     }
 }
@@ -223,6 +226,8 @@ pub struct Settings {
     pub blob_orphan_grace: std::time::Duration,
     /// How often the store is compared with its references.
     pub blob_sweep_interval: std::time::Duration,
+    /// Sign-ups allowed per client address per hour (0: no limit).
+    pub signup_limit: u64,
 }
 
 impl Settings {
@@ -475,7 +480,15 @@ impl RawSettings {
                 "a number of attempts from 1 to 100",
             ));
         }
+        if self.signup_limit > 1_000_000 {
+            return Err(ConfigError::invalid(
+                "signup_limit",
+                format!("{} is out of range", self.signup_limit),
+                "a number of sign-ups per address per hour from 0 (no limit) to 1000000",
+            ));
+        }
         Ok(Settings {
+            signup_limit: self.signup_limit,
             event_max_attempts: self.event_max_attempts,
             blob_orphan_grace: std::time::Duration::from_secs(self.blob_orphan_grace),
             blob_sweep_interval: std::time::Duration::from_secs(self.blob_sweep_interval),

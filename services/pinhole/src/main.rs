@@ -32,6 +32,7 @@ Settings come from defaults, then the --config TOML file, then PINHOLE_* environ
   PINHOLE_TRANSFORM_MAX_SOURCE_PIXELS most pixels an original may have to be transformed (default 50000000)
   PINHOLE_PROCESSING_TIME_LIMIT seconds the thumbnails role may spend on one image (default 60)
   PINHOLE_EVENT_MAX_ATTEMPTS failures in a row after which a consumed event is parked as a dead letter, 1-100 (default 8, about 25 s of retries)
+  PINHOLE_SIGNUP_LIMIT   sign-ups per client address per hour, 0 for no limit (default 10)
   PINHOLE_BLOB_ORPHAN_GRACE seconds an unreferenced blob is left alone before the sweep removes it (default 3600)
   PINHOLE_BLOB_SWEEP_INTERVAL seconds between comparisons of the blob store with its references (default 3600)
 In the TOML file, use the same names in lower case without the prefix: listen = \"0.0.0.0:8080\".";

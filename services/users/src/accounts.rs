@@ -6,7 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use pinhole_auth::password;
-use pinhole_http::{ApiError, ApiJson, AppContext, Auth};
+use pinhole_http::{ApiError, ApiJson, AppContext, Auth, ClientIp};
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue, IntoActiveModel};
 use serde::Deserialize;
@@ -36,15 +36,74 @@ pub(crate) async fn hash_password(password: Password) -> Result<String, ApiError
         .map_err(ApiError::internal)
 }
 
+/// 409 when the username or the email is taken.
+async fn unique<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    username: &Username,
+    email: &Email,
+) -> Result<(), ApiError> {
+    let taken = |column: user::Column, value: &str| {
+        user::Entity::find()
+            .filter(column.eq(value.to_owned()))
+            .count(conn)
+    };
+    if taken(user::Column::Username, username.as_str()).await? > 0 {
+        return Err(ApiError::conflict(
+            "username-taken",
+            "that username is taken",
+        ));
+    }
+    if taken(user::Column::Email, email.as_str()).await? > 0 {
+        return Err(ApiError::conflict(
+            "email-taken",
+            "an account with that email exists",
+        ));
+    }
+    Ok(())
+}
+
+/// At most `PINHOLE_SIGNUP_LIMIT` sign-ups per client address per hour
+/// (counted in the cache, so every instance sees them).
+async fn throttle_sign_up(ctx: &AppContext, ip: std::net::IpAddr) -> Result<(), ApiError> {
+    const HOUR: u64 = 3600;
+    let limit = ctx.settings.signup_limit;
+    if limit == 0 {
+        return Ok(());
+    }
+    let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
+    let index = now / HOUR;
+    let key = format!(
+        "signup:address:{}:{index}",
+        crate::sessions::address_key(ip)
+    );
+    let count = ctx
+        .backends
+        .cache
+        .incr(&key, std::time::Duration::from_secs(HOUR))
+        .await
+        .map_err(ApiError::unavailable)?;
+    if count > limit {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-sign-ups",
+            "too many accounts made from this address; try again later",
+        )
+        .with_header(header::RETRY_AFTER, ((index + 1) * HOUR - now).to_string()));
+    }
+    Ok(())
+}
+
 /// Create an account.
 #[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = SignUp,
     responses(
         (status = 201, description = "Created", body = Account),
         (status = 409, description = "Username or email taken", body = pinhole_http::ErrorBody),
         (status = 422, description = "Invalid fields", body = pinhole_http::ErrorBody),
+        (status = 429, description = "Too many sign-ups from this address; see Retry-After", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn sign_up(
     State(ctx): State<AppContext>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<SignUp>,
 ) -> Result<Response, ApiError> {
     let mut problems = Problems::new();
@@ -67,27 +126,15 @@ pub(crate) async fn sign_up(
     if !problems.is_empty() {
         return Err(ApiError::invalid(problems));
     }
+    let db = &ctx.backends.db;
+    // Taken names are refused before any hashing (argon2 is the expensive
+    // part), and again inside the transaction for races.
+    unique(db, &username, &email).await?;
+    throttle_sign_up(&ctx, ip).await?;
     let password_hash = hash_password(password).await?;
 
-    let db = &ctx.backends.db;
     let txn = pinhole_db::begin_write(db).await?;
-    let taken = |column: user::Column, value: &str| {
-        user::Entity::find()
-            .filter(column.eq(value.to_owned()))
-            .count(&txn)
-    };
-    if taken(user::Column::Username, username.as_str()).await? > 0 {
-        return Err(ApiError::conflict(
-            "username-taken",
-            "that username is taken",
-        ));
-    }
-    if taken(user::Column::Email, email.as_str()).await? > 0 {
-        return Err(ApiError::conflict(
-            "email-taken",
-            "an account with that email exists",
-        ));
-    }
+    unique(&txn, &username, &email).await?;
     let now = Utc::now();
     let id = Uuid::now_v7();
     let created = user::ActiveModel {

@@ -53,6 +53,21 @@ pub(crate) struct Refresh {
     refresh_token: String,
 }
 
+/// A client address as throttles count it: one IPv6 client usually holds
+/// a whole /64.
+pub(crate) fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or_else(String::new, |v4| v4.to_string()),
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
 /// The counters a log-in attempt counts against, and when their window ends.
 struct Throttle {
     /// Refused past their limit: the account from this address, the address.
@@ -64,17 +79,7 @@ struct Throttle {
 
 impl Throttle {
     fn new(account: &str, ip: IpAddr) -> Self {
-        // One IPv6 client usually holds a whole /64.
-        let address = match ip {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or_else(String::new, |v4| v4.to_string()),
-            IpAddr::V4(v4) => v4.to_string(),
-        };
+        let address = address_key(ip);
         let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
         let window = WINDOW.as_secs();
         let index = now / window;
