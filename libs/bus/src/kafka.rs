@@ -424,6 +424,7 @@ fn leave_in_background(
     leaving: Leaving,
 ) -> tokio::sync::oneshot::Receiver<()> {
     let (done, finished) = tokio::sync::oneshot::channel();
+    LEAVING.fetch_add(1, Ordering::SeqCst);
     std::thread::spawn(move || {
         match tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -437,9 +438,29 @@ fn leave_in_background(
                 drop(consumer);
             }
         }
+        LEAVING.fetch_sub(1, Ordering::SeqCst);
         let _ = done.send(());
     });
     finished
+}
+
+/// Members of this process still leaving their groups.
+static LEAVING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Waits (at most `deadline`) until every Kafka group member this process
+/// closed or dropped has left its group. A process that stops should call
+/// it last: a member that has not left keeps its partitions until its
+/// session times out, and on tansu a replacement joining while the old
+/// members still leave can wedge the group (see the module docs).
+pub async fn wait_for_leaves(deadline: Duration) -> bool {
+    let started = Instant::now();
+    while LEAVING.load(Ordering::SeqCst) > 0 {
+        if started.elapsed() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
 }
 
 struct KafkaSubscription {

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 pub use consume::{DEAD_LETTERS, DEAD_LETTERS_TOTAL, HandleError, consume};
 pub use dead_letters::{DeadLetterError, DeadLetters, ParkedRecord, Parking};
 pub use embedded::{EmbeddedLog, EmbeddedOptions};
-pub use kafka::{KafkaBus, KafkaOptions};
+pub use kafka::{KafkaBus, KafkaOptions, wait_for_leaves};
 pub use namespace::Namespaced;
 
 /// A failure of the bus.

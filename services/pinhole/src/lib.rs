@@ -179,10 +179,21 @@ impl Server {
         for worker in &self.workers {
             worker.abort();
         }
-        match self.serving.await {
+        let served = match self.serving.await {
             Ok(result) => result,
             Err(e) => Err(std::io::Error::other(e)),
+        };
+        // The workers' subscriptions are dropped once their tasks end; then
+        // their Kafka members leave their groups (on threads of their own),
+        // so that whoever takes over gets the partitions at once.
+        for worker in self.workers {
+            let _ = worker.await;
         }
+        let _ = self.relay.await;
+        if !pinhole_bus::wait_for_leaves(std::time::Duration::from_secs(60)).await {
+            tracing::warn!("consumer group members were still leaving after 60 s");
+        }
+        served
     }
 
     /// Serves until `signal` completes, then stops gracefully.
