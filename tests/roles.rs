@@ -262,4 +262,30 @@ async fn upgrade_fills_the_read_models(app: App) -> anyhow::Result<()> {
     Ok(())
 }
 
-pinhole_tests::backends!(replays_change_no_read_model, upgrade_fills_the_read_models);
+/// Within the users role's event lag a new account's card is not here yet:
+/// its owner still sees their upload; nobody else does until it arrives.
+async fn owners_see_their_images_before_their_card(app: App) -> anyhow::Result<()> {
+    let ada = app.user("ada").await?;
+    let bob = app.user("bob").await?;
+    let image = app.posted(&ada, photo("Storm.jpg")?, &[]).await?;
+    let id = image["id"].as_str().context("id")?.to_owned();
+    let owner: uuid::Uuid = image["owner"]["id"].as_str().context("owner")?.parse()?;
+    // As if ada's card had not arrived yet.
+    account::Entity::delete_by_id(owner)
+        .exec(&app.server.ctx.backends.db)
+        .await?;
+    let (status, body) = app.get(&format!("/images/{id}"), Some(&ada)).await?;
+    ensure!(
+        status == StatusCode::OK && body["id"] == id.as_str(),
+        "{status} {body}"
+    );
+    let (status, _) = app.get(&format!("/images/{id}"), Some(&bob)).await?;
+    ensure!(status == StatusCode::NOT_FOUND, "{status}");
+    Ok(())
+}
+
+pinhole_tests::backends!(
+    replays_change_no_read_model,
+    upgrade_fills_the_read_models,
+    owners_see_their_images_before_their_card,
+);

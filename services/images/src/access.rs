@@ -21,6 +21,19 @@ pub struct Relation {
     pub follows: bool,
 }
 
+/// An owner whose card has not reached this role's read model yet (a new
+/// account, within the users role's event lag), as its owner sees it:
+/// nobody else is shown its images until the card arrives.
+pub fn card_not_yet_known(id: Uuid) -> account::Model {
+    account::Model {
+        id,
+        username: String::new(),
+        display_name: None,
+        avatar_image_id: None,
+        is_private: true,
+    }
+}
+
 pub fn image_not_found() -> ApiError {
     ApiError::not_found("image-not-found", "there is no such image")
 }
@@ -95,10 +108,11 @@ pub async fn visible_image<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or_else(image_not_found)?;
-    let owner = account::Entity::find_by_id(img.owner_id)
-        .one(conn)
-        .await?
-        .ok_or_else(image_not_found)?;
+    let owner = match account::Entity::find_by_id(img.owner_id).one(conn).await? {
+        Some(owner) => owner,
+        None if viewer == Some(img.owner_id) => card_not_yet_known(img.owner_id),
+        None => return Err(image_not_found()),
+    };
     let rel = relation(conn, viewer, img.owner_id).await?;
     if !can_see(&img, &owner, rel) {
         return Err(image_not_found());

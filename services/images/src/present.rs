@@ -132,7 +132,9 @@ pub async fn images<C: ConnectionTrait>(
     };
     let mut out = Vec::with_capacity(images.len());
     for img in images {
-        let Some(owner) = owners.get(&img.owner_id).cloned() else {
+        let Some(owner) = owners.get(&img.owner_id).cloned().or_else(|| {
+            (viewer == Some(img.owner_id)).then(|| crate::access::card_not_yet_known(img.owner_id))
+        }) else {
             continue;
         };
         let is_owner = viewer == Some(img.owner_id);
