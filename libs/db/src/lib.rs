@@ -7,7 +7,6 @@ pub mod outbox;
 use std::time::Duration;
 
 use pinhole_config::DatabaseUrl;
-use pinhole_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -81,7 +80,9 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     Ok(txn)
 }
 
-/// Applies every pending migration.
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+/// Applies the pending migrations of the platform (the outbox, dead
+/// letters) and of the tables `roles` own (see
+/// [`pinhole_migrations::migrate`]).
+pub async fn migrate(db: &DatabaseConnection, roles: &[&str]) -> Result<(), DbErr> {
+    pinhole_migrations::migrate(db, roles).await
 }

@@ -22,14 +22,14 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 async fn sqlite(dir: &tempfile::TempDir) -> anyhow::Result<DatabaseConnection> {
     let db = pinhole_db::connect(&DatabaseUrl::Sqlite(dir.path().join("pinhole.db"))).await?;
-    pinhole_db::migrate(&db).await?;
+    pinhole_db::migrate(&db, &[]).await?;
     Ok(db)
 }
 
 async fn postgres() -> anyhow::Result<DatabaseConnection> {
     let url = pinhole_testkit::fresh_postgres().await?;
     let db = pinhole_db::connect(&DatabaseUrl::Postgres(url)).await?;
-    pinhole_db::migrate(&db).await?;
+    pinhole_db::migrate(&db, &[]).await?;
     Ok(db)
 }
 

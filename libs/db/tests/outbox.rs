@@ -19,14 +19,14 @@ use sea_orm::{
 
 async fn sqlite(dir: &tempfile::TempDir) -> anyhow::Result<DatabaseConnection> {
     let db = pinhole_db::connect(&DatabaseUrl::Sqlite(dir.path().join("db/pinhole.db"))).await?;
-    pinhole_db::migrate(&db).await?;
+    pinhole_db::migrate(&db, &[]).await?;
     Ok(db)
 }
 
 async fn postgres() -> anyhow::Result<DatabaseConnection> {
     let url = pinhole_testkit::fresh_postgres().await?;
     let db = pinhole_db::connect(&DatabaseUrl::Postgres(url)).await?;
-    pinhole_db::migrate(&db).await?;
+    pinhole_db::migrate(&db, &[]).await?;
     Ok(db)
 }
 
@@ -95,7 +95,7 @@ async fn consume(
 
 async fn transactional(db: DatabaseConnection) -> anyhow::Result<()> {
     // Migrating again changes nothing.
-    pinhole_db::migrate(&db).await?;
+    pinhole_db::migrate(&db, &[]).await?;
     let outbox = Outbox::new();
     let t = topic();
 
