@@ -2,8 +2,12 @@
 //!
 //! The users role issues a pair at log-in: an access token (an hour) and a
 //! refresh token (30 days), both 256 random bits, stored only as SHA-256
-//! hashes. Every role verifies access tokens through [`Tokens::verify`]: the
-//! cache first, the `tokens` table on a miss. A refresh token works once;
+//! hashes. The users role verifies access tokens through [`Tokens::verify`]:
+//! the cache first, the `tokens` table on a miss. Other roles ask the users
+//! role (its `/internal/v1/tokens/verify` route) and keep the answer under
+//! the same cache key ([`token_cache_key`], [`cached_verification`],
+//! [`cache_verification`]), so that a log-out clears it for every role that
+//! shares the cache. A refresh token works once;
 //! using it again revokes its whole family (every token descended from the
 //! same log-in), since one of the two users of it is a thief.
 
@@ -80,6 +84,14 @@ pub struct Principal {
     pub family_id: Uuid,
 }
 
+/// A live access token: whom it speaks for, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub principal: Principal,
+    /// When the token expires.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A fresh access and refresh token.
 #[derive(Debug, Clone)]
 pub struct TokenPair {
@@ -112,6 +124,59 @@ fn fresh_token(prefix: &str) -> Result<String, DbErr> {
 
 fn cache_key(hash: &str) -> String {
     format!("auth:token:{hash}")
+}
+
+/// Whether `token` has the form of an access token (anything else is not
+/// worth a look-up).
+pub fn is_access_token(token: &str) -> bool {
+    token.starts_with(ACCESS_PREFIX) && token.len() <= 128
+}
+
+/// The cache key under which a verification of `token` is kept:
+/// `auth:token:{sha256 hex}`.
+pub fn token_cache_key(token: &str) -> String {
+    cache_key(&hash(token))
+}
+
+/// What the cache says of `token`: `None` when it knows nothing (or does not
+/// answer), `Some(None)` for a cached token that has expired since,
+/// `Some(Some(_))` for a live one.
+pub async fn cached_verification(cache: &SharedCache, token: &str) -> Option<Option<Verified>> {
+    cached_by_key(cache, &token_cache_key(token)).await
+}
+
+async fn cached_by_key(cache: &SharedCache, key: &str) -> Option<Option<Verified>> {
+    match cache.get(key).await {
+        Ok(Some(cached)) => decode(&cached),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "token cache unavailable");
+            None
+        }
+    }
+}
+
+/// Keeps a verification of `token` in the cache for at most a minute, and
+/// never past the token's expiry.
+pub async fn cache_verification(cache: &SharedCache, token: &str, verified: &Verified) {
+    remember(cache, &token_cache_key(token), verified).await;
+}
+
+async fn remember(cache: &SharedCache, key: &str, verified: &Verified) {
+    let remaining = (verified.expires_at - Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    if remaining.is_zero() {
+        return;
+    }
+    let value = encode(
+        verified.principal.user_id,
+        verified.principal.family_id,
+        verified.expires_at,
+    );
+    if let Err(e) = cache.set(key, value, remaining.min(CACHE_FOR)).await {
+        tracing::warn!(error = %e, "token cache unavailable");
+    }
 }
 
 fn later(ttl: Duration) -> DateTime<Utc> {
@@ -167,19 +232,19 @@ impl Tokens {
     /// The principal an access token speaks for, or `None` when it is not a
     /// live access token.
     pub async fn verify(&self, token: &str) -> Result<Option<Principal>, AuthError> {
-        if !token.starts_with(ACCESS_PREFIX) || token.len() > 128 {
+        Ok(self.verify_live(token).await?.map(|v| v.principal))
+    }
+
+    /// Like [`Tokens::verify`], with the token's expiry (for callers that
+    /// cache the answer).
+    pub async fn verify_live(&self, token: &str) -> Result<Option<Verified>, AuthError> {
+        if !is_access_token(token) {
             return Ok(None);
         }
         let hash = hash(token);
         let key = cache_key(&hash);
-        match self.cache.get(&key).await {
-            Ok(Some(cached)) => {
-                if let Some(principal) = decode(&cached) {
-                    return Ok(principal);
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "token cache unavailable; asking the database"),
+        if let Some(cached) = cached_by_key(&self.cache, &key).await {
+            return Ok(cached);
         }
         let now = Utc::now();
         let row = entity::Entity::find_by_id(hash.as_str())
@@ -190,11 +255,14 @@ impl Tokens {
         let Some(row) = live else {
             return Ok(None);
         };
-        let remaining = (row.expires_at - now).to_std().unwrap_or_default();
-        let value = encode(row.user_id, row.family_id, row.expires_at);
-        if let Err(e) = self.cache.set(&key, value, remaining.min(CACHE_FOR)).await {
-            tracing::warn!(error = %e, "token cache unavailable");
-        }
+        let verified = Verified {
+            principal: Principal {
+                user_id: row.user_id,
+                family_id: row.family_id,
+            },
+            expires_at: row.expires_at,
+        };
+        remember(&self.cache, &key, &verified).await;
         // A revocation between the read and the fill would be cached for a
         // minute: look again. A revocation after this look clears the cache
         // itself.
@@ -207,10 +275,7 @@ impl Tokens {
             self.forget(&[row.token_hash]).await;
             return Ok(None);
         }
-        Ok(Some(Principal {
-            user_id: row.user_id,
-            family_id: row.family_id,
-        }))
+        Ok(Some(verified))
     }
 
     /// Exchanges a refresh token for a new pair in the same family.
@@ -319,7 +384,7 @@ fn encode(user_id: Uuid, family_id: Uuid, expires_at: DateTime<Utc>) -> Bytes {
 }
 
 /// `Some(None)`: a cached token that has expired since.
-fn decode(bytes: &[u8]) -> Option<Option<Principal>> {
+fn decode(bytes: &[u8]) -> Option<Option<Verified>> {
     let text = std::str::from_utf8(bytes).ok()?;
     let mut parts = text.split('|');
     let user_id = parts.next()?.parse().ok()?;
@@ -328,7 +393,10 @@ fn decode(bytes: &[u8]) -> Option<Option<Principal>> {
     if expires <= Utc::now().timestamp() {
         return Some(None);
     }
-    Some(Some(Principal { user_id, family_id }))
+    Some(Some(Verified {
+        principal: Principal { user_id, family_id },
+        expires_at: DateTime::from_timestamp(expires, 0)?,
+    }))
 }
 
 /// Password hashing with argon2id (OWASP's parameters: 19 MiB, 2 passes).

@@ -6,6 +6,7 @@
 //! rest of the program never sees an unchecked string.
 
 mod mask;
+mod roles;
 mod urls;
 
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub use mask::mask_url;
+pub use roles::{CALLED_ROLES, RoleUrls};
 pub use urls::{
     BlobUrl, BusUrl, CacheUrl, ChecksumMode, DatabaseUrl, KafkaSettings, RedisSettings, S3Settings,
 };
@@ -78,6 +80,7 @@ const KNOWN_KEYS: &[&str] = &[
     "bus_partitions",
     "trusted_proxies",
     "internal_token",
+    "role_urls",
     "max_upload_bytes",
     "max_image_pixels",
     "callback_allow_private",
@@ -110,6 +113,7 @@ struct RawSettings {
     bus_partitions: u32,
     trusted_proxies: String,
     internal_token: Option<String>,
+    role_urls: String,
     max_upload_bytes: u64,
     max_image_pixels: u64,
     callback_allow_private: bool,
@@ -141,6 +145,7 @@ impl Default for RawSettings {
             bus_partitions: 4,
             trusted_proxies: String::new(),
             internal_token: None,
+            role_urls: String::new(),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
             callback_allow_private: false,
@@ -194,6 +199,9 @@ pub struct Settings {
     /// When set, `/internal` routes answer only requests that carry it in
     /// `X-Pinhole-Internal-Token`.
     pub internal_token: Option<SecretString>,
+    /// Where the roles this process calls but does not host are served
+    /// (`PINHOLE_ROLE_URLS`).
+    pub role_urls: RoleUrls,
     /// The largest upload accepted, in bytes (413 above it).
     pub max_upload_bytes: u64,
     /// The most pixels (width × height) an uploaded image may have.
@@ -394,6 +402,13 @@ impl RawSettings {
             }
             other => other.map(SecretString::from),
         };
+        let role_urls = RoleUrls::parse(&self.role_urls).map_err(|p| {
+            ConfigError::invalid(
+                "role_urls",
+                p,
+                "ROLE=URL[,ROLE=URL...] for the roles users and images, e.g. users=http://10.0.0.5:8080,images=http://10.0.0.6:8080",
+            )
+        })?;
         if !(1024..=(1u64 << 40)).contains(&self.max_upload_bytes) {
             return Err(ConfigError::invalid(
                 "max_upload_bytes",
@@ -509,6 +524,7 @@ impl RawSettings {
             max_image_pixels: self.max_image_pixels,
             callback_allow_private: self.callback_allow_private,
             internal_token,
+            role_urls,
             trusted_proxies,
             listen,
             data_dir,
@@ -627,5 +643,15 @@ mod tests {
         };
         let msg = raw.validate().expect_err("not an address").to_string();
         assert!(msg.contains("PINHOLE_LISTEN"), "{msg}");
+
+        let raw = RawSettings {
+            role_urls: "users=http://10.0.0.5:8080,photos=http://10.0.0.6".into(),
+            ..RawSettings::default()
+        };
+        let msg = raw.validate().expect_err("no such role").to_string();
+        assert!(
+            msg.contains("PINHOLE_ROLE_URLS") && msg.contains("photos"),
+            "{msg}"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! What every role is given: settings and backends.
+//! What every role is given: settings, backends, and clients of the other
+//! roles.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +81,9 @@ pub struct AppContext {
     pub outbox: Outbox,
     /// Signs links to blobs served by this server (the local blob store).
     pub signer: UrlSigner,
-    /// Verifies (and, for the users role, issues) bearer tokens.
+    /// The users role's token store: issues, refreshes and revokes bearer
+    /// tokens. Other roles verify tokens through `clients.users`.
     pub tokens: pinhole_auth::Tokens,
+    /// What this role asks the other roles, in process or over HTTP.
+    pub clients: crate::Clients,
 }

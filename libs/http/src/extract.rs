@@ -118,11 +118,12 @@ pub fn invalid_token() -> ApiError {
     .with_header(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")
 }
 
+/// Asks the users role (in process or over HTTP) whom `token` speaks for.
 async fn verify(ctx: &AppContext, token: &str) -> Result<Principal, ApiError> {
-    match ctx.tokens.verify(token).await {
+    match ctx.clients.users.verify_token(token).await {
         Ok(Some(principal)) => Ok(principal),
         Ok(None) => Err(invalid_token()),
-        Err(e) => Err(ApiError::unavailable(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -177,7 +178,7 @@ pub async fn internal_only(
     if let Some(expected) = &ctx.settings.internal_token {
         let given = request
             .headers()
-            .get("x-pinhole-internal-token")
+            .get(crate::clients::INTERNAL_TOKEN_HEADER)
             .map(axum::http::HeaderValue::as_bytes)
             .unwrap_or_default();
         if !constant_time_eq(given, expected.expose_secret().as_bytes()) {

@@ -1,8 +1,9 @@
 //! The HTTP kit every role shares: the API error type, the application
-//! context (settings and backends), health, readiness and metrics routes,
+//! context (settings, backends and the clients of other roles), health, readiness and metrics routes,
 //! signed blob links, and the layers around every request.
 
 mod blobs;
+pub mod clients;
 mod context;
 mod error;
 mod extract;
@@ -11,6 +12,7 @@ mod input;
 mod layers;
 
 pub use blobs::blob_router;
+pub use clients::{ClientError, Clients, ImagesClient, UsersClient};
 pub use context::{AppContext, BackendStatus, Backends};
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiQuery, Auth, ClientIp, MaybeAuth, internal_only, invalid_token};

@@ -243,6 +243,15 @@ pub(crate) async fn update_me(
     if !problems.is_empty() {
         return Err(ApiError::invalid(problems));
     }
+    // Asked before the transaction, so no row lock waits on another role.
+    if let Some(Some(image)) = body.avatar_image_id
+        && !owns_image(&ctx, principal.user_id, image).await?
+    {
+        return Err(ApiError::field(
+            "avatar_image_id",
+            "must be one of your images",
+        ));
+    }
 
     let db = &ctx.backends.db;
     let txn = pinhole_db::begin_write(db).await?;
@@ -263,14 +272,6 @@ pub(crate) async fn update_me(
         changed.push("website");
     }
     if let Some(v) = body.avatar_image_id {
-        if let Some(image) = v
-            && !owns_image(&txn, principal.user_id, image).await?
-        {
-            return Err(ApiError::field(
-                "avatar_image_id",
-                "must be one of your images",
-            ));
-        }
         row.avatar_image_id = ActiveValue::Set(v);
         changed.push("avatar_image_id");
     }
@@ -350,15 +351,13 @@ pub(crate) async fn delete_me(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Whether `image` is one of `user`'s (as this role learned from the
-/// images role's events).
-async fn owns_image<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    user: Uuid,
-    image: Uuid,
-) -> Result<bool, ApiError> {
-    Ok(crate::entity::user_image::Entity::find_by_id(image)
-        .one(conn)
+/// Whether `image` is one of `user`'s, as the images role says (in process
+/// or over HTTP); 503 `role-unavailable` when it cannot say.
+async fn owns_image(ctx: &AppContext, user: Uuid, image: Uuid) -> Result<bool, ApiError> {
+    Ok(ctx
+        .clients
+        .images
+        .image(image)
         .await?
         .is_some_and(|i| i.owner_id == user))
 }

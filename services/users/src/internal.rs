@@ -1,10 +1,15 @@
 //! What other roles ask the users role: many users at once, and whose a
-//! token is. Under `/internal/v1`, which a public proxy should not expose;
-//! neither answers anything private (no emails).
+//! token is. Over HTTP under `/internal/v1` (which a public proxy should not
+//! expose; `PINHOLE_INTERNAL_TOKEN` guards it) for roles in other processes,
+//! and through [`InProcessUsers`] for roles in this one. Neither answers
+//! anything private (no emails).
 
 use axum::Json;
 use axum::extract::State;
-use pinhole_http::{ApiError, ApiJson, AppContext};
+use pinhole_auth::{Principal, Tokens};
+use pinhole_http::clients::{AccountCard, ClientError, TokenVerification, VerifyTokenRequest};
+use pinhole_http::{ApiError, ApiJson, AppContext, UsersClient};
+use sea_orm::DatabaseConnection;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -42,43 +47,72 @@ pub(crate) async fn lookup(
             format!("at most {MAX_LOOKUP} ids per call"),
         ));
     }
-    let users = user::Entity::find()
-        .filter(user::Column::Id.is_in(body.ids.clone()))
-        .all(&ctx.backends.db)
+    let users = in_order(&ctx.backends.db, &body.ids).await?;
+    Ok(Json(Found {
+        users: users.iter().map(UserSummary::from).collect(),
+    }))
+}
+
+/// The users of `ids` that exist, in the order asked.
+async fn in_order(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Vec<user::Model>, DbErr> {
+    let mut users = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids.to_vec()))
+        .all(db)
         .await?;
-    let ordered = body
-        .ids
+    Ok(ids
         .iter()
-        .filter_map(|id| users.iter().find(|u| u.id == *id).map(UserSummary::from))
-        .collect();
-    Ok(Json(Found { users: ordered }))
+        .filter_map(|id| {
+            let at = users.iter().position(|u| u.id == *id)?;
+            Some(users.swap_remove(at))
+        })
+        .collect())
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub(crate) struct VerifyToken {
-    token: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Verified {
-    user_id: Uuid,
-}
-
-/// Whose an access token is, for roles that do not share the database.
-#[utoipa::path(post, path = "/internal/v1/tokens/verify", tag = "internal", request_body = VerifyToken,
+/// Whose an access token is (and until when), for roles in other
+/// processes; they may cache the answer until then.
+#[utoipa::path(post, path = "/internal/v1/tokens/verify", tag = "internal", request_body = VerifyTokenRequest,
     responses(
-        (status = 200, body = Verified),
-        (status = 401, description = "Not a live access token", body = pinhole_http::ErrorBody),
+        (status = 200, body = TokenVerification),
+        (status = 401, description = "Not a live access token (`invalid-token`)", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn verify_token(
     State(ctx): State<AppContext>,
-    ApiJson(body): ApiJson<VerifyToken>,
-) -> Result<Json<Verified>, ApiError> {
-    match ctx.tokens.verify(body.token.trim()).await {
-        Ok(Some(principal)) => Ok(Json(Verified {
-            user_id: principal.user_id,
-        })),
+    ApiJson(body): ApiJson<VerifyTokenRequest>,
+) -> Result<Json<TokenVerification>, ApiError> {
+    match ctx.tokens.verify_live(body.token.trim()).await {
+        Ok(Some(verified)) => Ok(Json(TokenVerification::from(&verified))),
         Ok(None) => Err(pinhole_http::invalid_token()),
         Err(e) => Err(ApiError::unavailable(e)),
+    }
+}
+
+/// The users role, asked by roles hosted in the same process.
+#[derive(Clone)]
+pub struct InProcessUsers {
+    tokens: Tokens,
+    db: DatabaseConnection,
+}
+
+impl InProcessUsers {
+    /// Over the role's token store and database.
+    pub fn new(tokens: Tokens, db: DatabaseConnection) -> Self {
+        Self { tokens, db }
+    }
+}
+
+#[async_trait::async_trait]
+impl UsersClient for InProcessUsers {
+    async fn verify_token(&self, token: &str) -> Result<Option<Principal>, ClientError> {
+        self.tokens
+            .verify(token)
+            .await
+            .map_err(|e| ClientError::failed(crate::ROLE, e))
+    }
+
+    async fn cards(&self, ids: &[Uuid]) -> Result<Vec<AccountCard>, ClientError> {
+        let users = in_order(&self.db, ids)
+            .await
+            .map_err(|e| ClientError::failed(crate::ROLE, e))?;
+        Ok(users.iter().map(crate::card).collect())
     }
 }

@@ -1,7 +1,8 @@
 //! The `users` role: accounts, credentials, sessions and tokens, profiles,
 //! follows (with requests for private accounts) and blocks. Every other role
-//! asks it who a user is: through `/internal/v1/users/lookup`, and through
-//! the shared token verification in `pinhole-auth`.
+//! asks it who a user is and whose a token is: through [`InProcessUsers`]
+//! when hosted in the same process, through `/internal/v1/users/lookup` and
+//! `/internal/v1/tokens/verify` otherwise (`pinhole_http::clients`).
 //!
 //! Its routes are mounted by `pinhole serve` when the role is selected.
 
@@ -13,6 +14,8 @@ mod posts;
 mod sessions;
 mod social;
 pub mod views;
+
+pub use internal::InProcessUsers;
 
 use pinhole_http::{ApiError, AppContext};
 use sea_orm::entity::prelude::*;

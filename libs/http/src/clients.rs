@@ -1,0 +1,541 @@
+//! What one role asks another, typed: one trait per called role, answered
+//! in process when that role is hosted here, over HTTP (its `/internal/v1`
+//! routes) when another process serves it, or not at all when nothing says
+//! where it is (every call then fails, saying to set `PINHOLE_ROLE_URLS`).
+//!
+//! The in-process implementations live in the roles' crates
+//! (`pinhole_users::InProcessUsers`, `pinhole_images::InProcessImages`); the
+//! binary picks one implementation per role at start-up into [`Clients`].
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use pinhole_auth::{Principal, Verified};
+use pinhole_cache::SharedCache;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::ApiError;
+
+pub use pinhole_events::users::AccountCard;
+
+/// The header that carries `PINHOLE_INTERNAL_TOKEN` on `/internal` calls.
+pub const INTERNAL_TOKEN_HEADER: &str = "x-pinhole-internal-token";
+/// How long a call to another role may take to connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a call to another role may take in all.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Ids sent per `/internal/v1/users/lookup` call (the route takes 500).
+const LOOKUP_CHUNK: usize = 500;
+
+/// Why another role could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The role is neither hosted here nor given an address.
+    #[error(
+        "the {role} role is not served by this process and PINHOLE_ROLE_URLS gives no address for it; set PINHOLE_ROLE_URLS={role}=http://HOST:PORT"
+    )]
+    NotConfigured { role: &'static str },
+    /// No answer (refused, timed out, cut off).
+    #[error("the {role} role at {url} did not answer")]
+    Unreachable {
+        role: &'static str,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// An answer that is not one the contract allows (a wrong internal
+    /// token, a route that does not exist there, a server error).
+    #[error("the {role} role at {url} answered {status} `{code}`")]
+    Refused {
+        role: &'static str,
+        url: String,
+        status: u16,
+        /// The error body's `code`, or empty.
+        code: String,
+    },
+    /// A 2xx answer whose body does not read as the contract's type.
+    #[error("the {role} role at {url} answered a body that does not read")]
+    Unreadable {
+        role: &'static str,
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The role, hosted in this process, failed (its backends).
+    #[error("the {role} role failed")]
+    Failed {
+        role: &'static str,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+impl ClientError {
+    /// The role that could not answer.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Self::NotConfigured { role }
+            | Self::Unreachable { role, .. }
+            | Self::Refused { role, .. }
+            | Self::Unreadable { role, .. }
+            | Self::Failed { role, .. } => role,
+        }
+    }
+
+    /// A failure of `role` hosted in this process.
+    pub fn failed(role: &'static str, source: impl StdError + Send + Sync + 'static) -> Self {
+        Self::Failed {
+            role,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// `error: cause: cause…`, the whole chain on one line.
+fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
+impl From<ClientError> for ApiError {
+    /// 503: `role-unavailable` naming the role when another process did not
+    /// answer (or nothing says where it is); `unavailable` when the role is
+    /// hosted here and its backends failed. The cause is logged once.
+    fn from(e: ClientError) -> Self {
+        let role = e.role();
+        if matches!(e, ClientError::Failed { .. }) {
+            return ApiError::unavailable(chain(&e));
+        }
+        tracing::error!(role, error = %chain(&e), "a role this request needs is unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "role-unavailable",
+            format!("the {role} role, which this request needs, is unavailable; try again shortly"),
+        )
+    }
+}
+
+/// What the images role tells others of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageStatus {
+    Processing,
+    Ready,
+    Failed,
+}
+
+/// Who may see an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageVisibility {
+    Public,
+    Followers,
+    Private,
+}
+
+/// An image as other roles may know it: whose, how far along, for whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImageFacts {
+    pub image_id: Uuid,
+    pub owner_id: Uuid,
+    pub status: ImageStatus,
+    pub visibility: ImageVisibility,
+}
+
+/// The body of `POST /internal/v1/tokens/verify`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerifyTokenRequest {
+    pub token: String,
+}
+
+/// A live access token, as `POST /internal/v1/tokens/verify` answers it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenVerification {
+    pub user_id: Uuid,
+    /// The log-in the token descends from.
+    pub family_id: Uuid,
+    /// Past this, the answer must not be trusted (nor cached).
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<&Verified> for TokenVerification {
+    fn from(v: &Verified) -> Self {
+        Self {
+            user_id: v.principal.user_id,
+            family_id: v.principal.family_id,
+            expires_at: v.expires_at,
+        }
+    }
+}
+
+/// What other roles ask the users role.
+#[async_trait]
+pub trait UsersClient: Send + Sync + 'static {
+    /// Whom a bearer access token speaks for; `None` when it is not a live
+    /// access token.
+    async fn verify_token(&self, token: &str) -> Result<Option<Principal>, ClientError>;
+    /// The accounts of `ids` that exist, in the order asked (unknown ids
+    /// left out).
+    async fn cards(&self, ids: &[Uuid]) -> Result<Vec<AccountCard>, ClientError>;
+}
+
+/// What other roles ask the images role.
+#[async_trait]
+pub trait ImagesClient: Send + Sync + 'static {
+    /// An image, or `None` when there is no such image.
+    async fn image(&self, id: Uuid) -> Result<Option<ImageFacts>, ClientError>;
+}
+
+/// One client per called role, whichever implementation each is.
+#[derive(Clone)]
+pub struct Clients {
+    pub users: Arc<dyn UsersClient>,
+    pub images: Arc<dyn ImagesClient>,
+}
+
+/// The stand-in for a role that is neither hosted here nor given an address:
+/// every call fails, saying so.
+#[derive(Debug, Clone, Copy)]
+pub struct NotConfigured {
+    pub role: &'static str,
+}
+
+#[async_trait]
+impl UsersClient for NotConfigured {
+    async fn verify_token(&self, _: &str) -> Result<Option<Principal>, ClientError> {
+        Err(ClientError::NotConfigured { role: self.role })
+    }
+
+    async fn cards(&self, _: &[Uuid]) -> Result<Vec<AccountCard>, ClientError> {
+        Err(ClientError::NotConfigured { role: self.role })
+    }
+}
+
+#[async_trait]
+impl ImagesClient for NotConfigured {
+    async fn image(&self, _: Uuid) -> Result<Option<ImageFacts>, ClientError> {
+        Err(ClientError::NotConfigured { role: self.role })
+    }
+}
+
+/// How this process calls other roles: one connection pool, connecting
+/// within [`CONNECT_TIMEOUT`] and done within [`CALL_TIMEOUT`], sending
+/// `PINHOLE_INTERNAL_TOKEN` when it is set.
+#[derive(Clone)]
+pub struct InternalHttp {
+    http: reqwest::Client,
+    internal_token: Option<SecretString>,
+}
+
+impl InternalHttp {
+    pub fn new(internal_token: Option<SecretString>) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .user_agent(concat!("pinhole/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            internal_token,
+        })
+    }
+}
+
+/// Where one role is served, and how to call it.
+#[derive(Clone)]
+struct Remote {
+    role: &'static str,
+    base: String,
+    http: InternalHttp,
+}
+
+/// An error body's `code`.
+#[derive(Deserialize)]
+struct ErrorCode {
+    code: String,
+}
+
+impl Remote {
+    fn new(role: &'static str, base: &url::Url, http: &InternalHttp) -> Self {
+        Self {
+            role,
+            base: base.as_str().trim_end_matches('/').to_owned(),
+            http: http.clone(),
+        }
+    }
+
+    /// Sends `method path` (with `body` as JSON); the status, and the body
+    /// when it is 2xx or the error `code` otherwise.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Answer, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.http.request(method, &url);
+        if let Some(token) = &self.http.internal_token {
+            request = request.header(INTERNAL_TOKEN_HEADER, token.expose_secret());
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let unreachable = |source| ClientError::Unreachable {
+            role: self.role,
+            url: url.clone(),
+            source,
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        let code = if status.is_success() {
+            String::new()
+        } else {
+            serde_json::from_slice::<ErrorCode>(&bytes)
+                .map(|e| e.code)
+                .unwrap_or_default()
+        };
+        Ok(Answer {
+            role: self.role,
+            url,
+            status: status.as_u16(),
+            code,
+            bytes,
+        })
+    }
+}
+
+/// What another role answered.
+struct Answer {
+    role: &'static str,
+    url: String,
+    status: u16,
+    /// The error body's `code` (empty on 2xx, or when there is none).
+    code: String,
+    bytes: bytes::Bytes,
+}
+
+impl Answer {
+    fn is(&self, status: StatusCode, code: &str) -> bool {
+        self.status == status.as_u16() && self.code == code
+    }
+
+    /// The body as `T` when the answer is 2xx; any other answer is refused.
+    fn read<T: DeserializeOwned>(self) -> Result<T, ClientError> {
+        if !(200..300).contains(&self.status) {
+            return Err(ClientError::Refused {
+                role: self.role,
+                url: self.url,
+                status: self.status,
+                code: self.code,
+            });
+        }
+        serde_json::from_slice(&self.bytes).map_err(|source| ClientError::Unreadable {
+            role: self.role,
+            url: self.url,
+            source,
+        })
+    }
+}
+
+/// The users role in another process, over `/internal/v1`. Token
+/// verifications are kept in this process's cache under the key the users
+/// role uses (`auth:token:{sha256}`), for at most a minute and never past the
+/// token's expiry: when both share Redis, a log-out clears them at once.
+#[derive(Clone)]
+pub struct HttpUsers {
+    remote: Remote,
+    cache: SharedCache,
+}
+
+impl HttpUsers {
+    /// The users role at `base`; token verifications kept in `cache`.
+    pub fn new(base: &url::Url, http: &InternalHttp, cache: SharedCache) -> Self {
+        Self {
+            remote: Remote::new("users", base, http),
+            cache,
+        }
+    }
+}
+
+/// An account in `/internal/v1/users/lookup`'s answer.
+#[derive(Deserialize)]
+struct LookedUp {
+    id: Uuid,
+    username: String,
+    display_name: Option<String>,
+    avatar_image_id: Option<Uuid>,
+    is_private: bool,
+}
+
+#[derive(Deserialize)]
+struct Found {
+    users: Vec<LookedUp>,
+}
+
+#[async_trait]
+impl UsersClient for HttpUsers {
+    #[tracing::instrument(skip_all, fields(role = "users"))]
+    async fn verify_token(&self, token: &str) -> Result<Option<Principal>, ClientError> {
+        if !pinhole_auth::is_access_token(token) {
+            return Ok(None);
+        }
+        if let Some(cached) = pinhole_auth::cached_verification(&self.cache, token).await {
+            return Ok(cached.map(|v| v.principal));
+        }
+        let body = serde_json::json!({ "token": token });
+        let answer = self
+            .remote
+            .call(
+                reqwest::Method::POST,
+                "/internal/v1/tokens/verify",
+                Some(body),
+            )
+            .await?;
+        if answer.is(StatusCode::UNAUTHORIZED, "invalid-token") {
+            return Ok(None);
+        }
+        let answered: TokenVerification = answer.read()?;
+        if answered.expires_at <= Utc::now() {
+            return Ok(None);
+        }
+        let verified = Verified {
+            principal: Principal {
+                user_id: answered.user_id,
+                family_id: answered.family_id,
+            },
+            expires_at: answered.expires_at,
+        };
+        // A log-out landing between the users role's answer and this fill
+        // is noticed when the entry expires (a minute at most), as where a
+        // cache could not be cleared.
+        pinhole_auth::cache_verification(&self.cache, token, &verified).await;
+        Ok(Some(verified.principal))
+    }
+
+    #[tracing::instrument(skip_all, fields(role = "users", ids = ids.len()))]
+    async fn cards(&self, ids: &[Uuid]) -> Result<Vec<AccountCard>, ClientError> {
+        let mut cards = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let body = serde_json::json!({ "ids": chunk });
+            let found: Found = self
+                .remote
+                .call(
+                    reqwest::Method::POST,
+                    "/internal/v1/users/lookup",
+                    Some(body),
+                )
+                .await?
+                .read()?;
+            cards.extend(found.users.into_iter().map(|u| AccountCard {
+                user_id: u.id,
+                username: u.username,
+                display_name: u.display_name,
+                avatar_image_id: u.avatar_image_id,
+                is_private: u.is_private,
+            }));
+        }
+        Ok(cards)
+    }
+}
+
+/// The images role in another process, over `/internal/v1`.
+#[derive(Clone)]
+pub struct HttpImages {
+    remote: Remote,
+}
+
+impl HttpImages {
+    /// The images role at `base`.
+    pub fn new(base: &url::Url, http: &InternalHttp) -> Self {
+        Self {
+            remote: Remote::new("images", base, http),
+        }
+    }
+}
+
+#[async_trait]
+impl ImagesClient for HttpImages {
+    #[tracing::instrument(skip_all, fields(role = "images", image_id = %id))]
+    async fn image(&self, id: Uuid) -> Result<Option<ImageFacts>, ClientError> {
+        let answer = self
+            .remote
+            .call(
+                reqwest::Method::GET,
+                &format!("/internal/v1/images/{id}"),
+                None,
+            )
+            .await?;
+        if answer.is(StatusCode::NOT_FOUND, "image-not-found") {
+            return Ok(None);
+        }
+        answer.read().map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unplaced_role_fails_every_call_saying_where_to_place_it() {
+        let users = NotConfigured { role: "users" };
+        let err = UsersClient::verify_token(&users, "pha_x")
+            .await
+            .expect_err("nowhere to ask");
+        assert!(
+            err.to_string().contains("PINHOLE_ROLE_URLS=users="),
+            "{err}"
+        );
+        let api = ApiError::from(err);
+        assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(api.code, "role-unavailable");
+        assert!(api.message.contains("users role"), "{}", api.message);
+        assert!(!api.message.contains("PINHOLE"), "nothing internal");
+    }
+
+    #[tokio::test]
+    async fn a_role_that_does_not_answer_is_unavailable_at_once() {
+        // A port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let base: url::Url = format!("http://127.0.0.1:{port}").parse().expect("url");
+        let images = HttpImages::new(&base, &InternalHttp::new(None).expect("client"));
+        let started = std::time::Instant::now();
+        let err = images.image(Uuid::nil()).await.expect_err("refused");
+        assert!(started.elapsed() < CALL_TIMEOUT);
+        assert!(
+            matches!(&err, ClientError::Unreachable { role: "images", .. }),
+            "{err:?}"
+        );
+        assert!(chain(&err).contains(&base.to_string().trim_end_matches('/').to_owned()));
+        assert_eq!(ApiError::from(err).code, "role-unavailable");
+    }
+
+    #[test]
+    fn image_facts_read_as_the_route_writes_them() {
+        let facts: ImageFacts = serde_json::from_value(serde_json::json!({
+            "image_id": Uuid::nil(), "owner_id": Uuid::nil(),
+            "status": "ready", "visibility": "followers",
+        }))
+        .expect("facts");
+        assert_eq!(facts.status, ImageStatus::Ready);
+        assert_eq!(facts.visibility, ImageVisibility::Followers);
+    }
+}

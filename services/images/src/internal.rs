@@ -1,0 +1,107 @@
+//! What other roles ask the images role: whose an image is, how far along
+//! and for whom. Over HTTP under `/internal/v1` (which a public proxy should
+//! not expose; `PINHOLE_INTERNAL_TOKEN` guards it) for roles in other
+//! processes, and through [`InProcessImages`] for roles in this one.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use pinhole_http::clients::{ClientError, ImageFacts, ImageStatus, ImageVisibility};
+use pinhole_http::{ApiError, AppContext, ImagesClient};
+use sea_orm::entity::prelude::*;
+use sea_orm::{DatabaseConnection, QuerySelect};
+
+use crate::access::image_not_found;
+use crate::entity::image;
+
+/// A stored value the contract has no name for.
+#[derive(Debug, thiserror::Error)]
+#[error("image {image_id} has {column} `{value}`, which is not one the contract knows")]
+struct UnknownValue {
+    image_id: Uuid,
+    column: &'static str,
+    value: String,
+}
+
+/// The image `id`, as other roles may know it.
+async fn facts(db: &DatabaseConnection, id: Uuid) -> Result<Option<ImageFacts>, ClientError> {
+    let failed = |e| ClientError::failed(crate::ROLE, e);
+    let row: Option<(Uuid, String, String)> = image::Entity::find_by_id(id)
+        .select_only()
+        .column(image::Column::OwnerId)
+        .column(image::Column::Status)
+        .column(image::Column::Visibility)
+        .into_tuple()
+        .one(db)
+        .await
+        .map_err(failed)?;
+    let Some((owner_id, status, visibility)) = row else {
+        return Ok(None);
+    };
+    let unknown = |column, value: String| {
+        ClientError::failed(
+            crate::ROLE,
+            UnknownValue {
+                image_id: id,
+                column,
+                value,
+            },
+        )
+    };
+    let status = match status.as_str() {
+        image::PROCESSING => ImageStatus::Processing,
+        image::READY => ImageStatus::Ready,
+        image::FAILED => ImageStatus::Failed,
+        _ => return Err(unknown("status", status)),
+    };
+    let visibility = match crate::domain::Visibility::parse(&visibility) {
+        Ok(crate::domain::Visibility::Public) => ImageVisibility::Public,
+        Ok(crate::domain::Visibility::Followers) => ImageVisibility::Followers,
+        Ok(crate::domain::Visibility::Private) => ImageVisibility::Private,
+        Err(_) => return Err(unknown("visibility", visibility)),
+    };
+    Ok(Some(ImageFacts {
+        image_id: id,
+        owner_id,
+        status,
+        visibility,
+    }))
+}
+
+/// Whose an image is, its status and visibility (for the users role's
+/// avatar check, and other roles).
+#[utoipa::path(get, path = "/internal/v1/images/{id}", tag = "internal",
+    params(("id" = String, Path, description = "image id")),
+    responses(
+        (status = 200, body = ImageFacts),
+        (status = 404, description = "No such image (`image-not-found`)", body = pinhole_http::ErrorBody),
+    ))]
+pub(crate) async fn image(
+    State(ctx): State<AppContext>,
+    Path(id): Path<String>,
+) -> Result<Json<ImageFacts>, ApiError> {
+    let id = id.parse::<Uuid>().map_err(|_| image_not_found())?;
+    facts(&ctx.backends.db, id)
+        .await?
+        .map(Json)
+        .ok_or_else(image_not_found)
+}
+
+/// The images role, asked by roles hosted in the same process.
+#[derive(Clone)]
+pub struct InProcessImages {
+    db: DatabaseConnection,
+}
+
+impl InProcessImages {
+    /// Over the role's database.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait::async_trait]
+impl ImagesClient for InProcessImages {
+    async fn image(&self, id: Uuid) -> Result<Option<ImageFacts>, ClientError> {
+        facts(&self.db, id).await
+    }
+}
