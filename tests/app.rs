@@ -71,22 +71,57 @@ pub struct App {
 
 /// What outlives a scenario's server to check its blob store afterwards.
 pub struct Probe {
-    db: sea_orm::DatabaseConnection,
-    blobs: pinhole_blob::SharedBlobs,
+    ctx: pinhole_http::AppContext,
     _dir: Arc<tempfile::TempDir>,
+}
+
+/// What each role's check found, and the staged edit results still there.
+#[derive(Debug)]
+pub struct Checked {
+    pub images: pinhole_blob::CheckReport,
+    pub thumbnails: pinhole_blob::CheckReport,
+    pub staged: Vec<String>,
+}
+
+impl Checked {
+    /// Nothing orphaned or missing under either role's prefixes, and every
+    /// staged edit result settled.
+    pub fn clean(&self) -> bool {
+        [&self.images, &self.thumbnails]
+            .iter()
+            .all(|r| r.missing == 0 && r.orphaned == 0)
+            && self.staged.is_empty()
+    }
+}
+
+/// Both roles' checks of the prefixes they own (as `pinhole blobs check`
+/// runs them), without repair.
+pub async fn check_all(ctx: &pinhole_http::AppContext, grace: Duration) -> anyhow::Result<Checked> {
+    let b = &ctx.backends;
+    Ok(Checked {
+        images: pinhole_images::store::check(&b.db, b.blobs.as_ref(), &ctx.outbox, grace, false)
+            .await?,
+        thumbnails: pinhole_thumbnails::store::check(b, grace, false).await?,
+        staged: b
+            .blobs
+            .list(pinhole_thumbnails::store::EDITS)
+            .await?
+            .into_iter()
+            .map(|m| m.key)
+            .collect(),
+    })
 }
 
 impl Probe {
     /// Every stored object has a reference and every reference an object
-    /// (as `pinhole blobs check` reports), once work in flight has settled.
+    /// (as `pinhole blobs check` reports for both the images role's
+    /// `originals/` and the thumbnails role's `derivatives/` and `edits/`),
+    /// once work in flight has settled.
     pub async fn assert_clean(&self) -> anyhow::Result<()> {
         let last = std::sync::Mutex::new(None);
         let clean = wait_for(Duration::from_secs(30), "a clean blob store", || async {
-            let r =
-                pinhole_images::store::check(&self.db, self.blobs.as_ref(), Duration::ZERO, false)
-                    .await
-                    .ok()?;
-            let clean = r.missing == 0 && r.orphaned == 0;
+            let r = check_all(&self.ctx, Duration::ZERO).await.ok()?;
+            let clean = r.clean();
             if let Ok(mut l) = last.lock() {
                 *l = Some(r);
             }
@@ -125,8 +160,7 @@ impl App {
     /// A handle that checks the blob store after the scenario.
     pub fn probe(&self) -> Probe {
         Probe {
-            db: self.server.ctx.backends.db.clone(),
-            blobs: self.server.ctx.backends.blobs.clone(),
+            ctx: self.server.ctx.clone(),
             _dir: self.dir.clone(),
         }
     }

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
+use pinhole_blob::CheckReport as Report;
 use pinhole_images::entity::blob;
 use pinhole_testkit::wait_for;
 use pinhole_tests::app::{App, DEADLINE, photo, variant};
@@ -40,23 +41,25 @@ async fn ref_count(app: &App, sha: &str) -> anyhow::Result<Option<i64>> {
         .map(|b| b.ref_count))
 }
 
-/// The store against its references (as `pinhole blobs check` does).
-async fn check(
-    app: &App,
-    grace: Duration,
-    repair: bool,
-) -> anyhow::Result<pinhole_images::store::Report> {
-    let b = &app.server.ctx.backends;
-    Ok(pinhole_images::store::check(&b.db, b.blobs.as_ref(), grace, repair).await?)
+/// The store against its references, each role's prefixes by their owner
+/// (as `pinhole blobs check` does): the images role's, the thumbnails
+/// role's.
+async fn check(app: &App, grace: Duration, repair: bool) -> anyhow::Result<(Report, Report)> {
+    let ctx = &app.server.ctx;
+    let b = &ctx.backends;
+    let images =
+        pinhole_images::store::check(&b.db, b.blobs.as_ref(), &ctx.outbox, grace, repair).await?;
+    let thumbnails = pinhole_thumbnails::store::check(b, grace, repair).await?;
+    Ok((images, thumbnails))
 }
 
-/// Every stored object has a reference and every reference an object.
+/// Every stored object has a reference and every reference an object,
+/// under both roles' prefixes, once the events in flight have been handled
+/// (the thumbnails role removes derivatives when it hears of a release).
 async fn assert_clean(app: &App) -> anyhow::Result<()> {
-    let r = check(app, Duration::ZERO, false).await?;
-    ensure!(
-        r.missing == 0 && r.orphaned == 0 && r.objects > 0,
-        "store not clean: {r:?}"
-    );
+    app.probe().assert_clean().await?;
+    let (images, _) = check(app, Duration::ZERO, false).await?;
+    ensure!(images.objects > 0, "nothing stored: {images:?}");
     Ok(())
 }
 
@@ -84,20 +87,55 @@ fn id(v: &Value) -> anyhow::Result<String> {
     Ok(v["id"].as_str().context("id")?.to_owned())
 }
 
-/// Bob's copy of the shared bytes is still there, byte for byte.
+/// Bob's copy of the shared bytes is still there, byte for byte, and so
+/// is every derivative of it.
 async fn intact(app: &App, token: &str, image: &str, bytes: &[u8]) -> anyhow::Result<()> {
     let (status, body) = app
         .bytes(&format!("/api/v1/images/{image}/original"), Some(token))
         .await?;
     ensure!(status == StatusCode::OK, "bob's original: {status}");
     ensure!(body == bytes, "bob's original changed");
+    derivatives_served(app, token, image).await
+}
+
+/// Every derivative the image lists is served.
+async fn derivatives_served(app: &App, token: &str, image: &str) -> anyhow::Result<()> {
+    let (status, record) = app.get(&format!("/images/{image}"), Some(token)).await?;
+    ensure!(status == StatusCode::OK, "{status} {record}");
+    let derivatives = record["derivatives"].as_array().context("derivatives")?;
+    ensure!(derivatives.len() == 8, "{record}");
+    for d in derivatives {
+        let (status, body) = app.bytes(d["url"].as_str().context("url")?, None).await?;
+        ensure!(
+            status == StatusCode::OK && !body.is_empty(),
+            "{} of {image}: {status}",
+            d["name"]
+        );
+    }
     Ok(())
+}
+
+/// Objects stored under content `sha`'s derivative folder.
+async fn derived(app: &App, sha: &str) -> anyhow::Result<usize> {
+    app.stored(&pinhole_events::images::derivative_prefix(sha))
+        .await
+}
+
+/// Waits until the thumbnails role removed what it derived from `sha`.
+async fn derivatives_gone(app: &App, sha: &str) -> anyhow::Result<()> {
+    wait_for(
+        DEADLINE,
+        "the derivatives of released content to go",
+        || async { (derived(app, sha).await.ok()? == 0).then_some(()) },
+    )
+    .await
 }
 
 /// Bob and alice upload the same bytes; alice rotates hers, then deletes
 /// version 1 and the image at the same moment. Fifty times, with fresh
 /// users: bob's original is intact and counted exactly once every time.
 async fn shared_original_survives_racing_deletes(app: App) -> anyhow::Result<()> {
+    let mut kept = Vec::new();
     for round in 0..50 {
         let bob = app.user(&format!("bob{round}")).await?;
         let alice = app.user(&format!("alice{round}")).await?;
@@ -146,8 +184,15 @@ async fn shared_original_survives_racing_deletes(app: App) -> anyhow::Result<()>
             "round {round}: bob's reference is counted {:?} times",
             ref_count(&app, &sha).await?
         );
+        kept.push((bob, bobs, bytes));
     }
-    assert_clean(&app).await
+    assert_clean(&app).await?;
+    // Once every release has been heard of, bob's originals and
+    // derivatives are all still there.
+    for (bob, bobs, bytes) in &kept {
+        intact(&app, bob, bobs, bytes).await?;
+    }
+    Ok(())
 }
 
 /// `pinhole_blobs_collected_total` as `/metrics` shows it.
@@ -258,17 +303,27 @@ async fn edits_racing_deletes_leave_nothing(app: App) -> anyhow::Result<()> {
             ref_count(&app, s).await?.is_none(),
             "edit result {s} not collected"
         );
+        ensure!(
+            app.stored(&format!("originals/{}/{s}.", &s[..2])).await? == 0,
+            "edit result {s}: original still stored"
+        );
+        // Nobody else has those bytes: what was derived from them goes.
+        derivatives_gone(&app, s).await?;
     }
     ensure!(ref_count(&app, &sha).await? == Some(1));
-    intact(&app, &bob, &bobs, &bytes).await?;
-    assert_clean(&app).await
+    assert_clean(&app).await?;
+    // The shared bytes were not released: bob's original and derivatives
+    // stay.
+    ensure!(derived(&app, &sha).await? > 0);
+    intact(&app, &bob, &bobs, &bytes).await
 }
 
 /// What no request cleans up (an original stored before a transaction that
 /// failed, derivatives and transforms written after their content was
-/// collected, a tus part nobody records) is found and removed by the sweep,
-/// after its grace period and not before; an upload of the same bytes while
-/// the sweep removes them keeps its original.
+/// released, a tus part nobody records) is found and removed by the sweep
+/// of the role that owns it, after its grace period and not before; an
+/// upload of the same bytes while the sweep removes them keeps its
+/// original. A staged edit result waits longer than the grace period.
 async fn sweep_removes_orphans(app: App) -> anyhow::Result<()> {
     let alice = app.user("alice").await?;
     let blobs = app.server.ctx.backends.blobs.clone();
@@ -276,12 +331,24 @@ async fn sweep_removes_orphans(app: App) -> anyhow::Result<()> {
         let blobs = blobs.clone();
         async move { pinhole_blob::put_bytes(blobs.as_ref(), &key, bytes).await }
     };
-    // A content collected with its image; then a late worker writes.
+    // A content released with its image: the thumbnails role hears of it
+    // and removes its derivatives (and the image from its catalog).
     let gone = small_photo(7)?;
     let gone_sha = sha256(&gone);
     let img = id(&app.posted(&alice, gone.clone(), &[]).await?)?;
+    ensure!(derived(&app, &gone_sha).await? > 0);
     ensure!(delete(&app, &alice, &format!("/images/{img}")).await? == StatusCode::NO_CONTENT);
-    let folder = pinhole_events::images::derivative_prefix(&gone_sha);
+    derivatives_gone(&app, &gone_sha).await?;
+    wait_for(DEADLINE, "the catalog to hear of the deletion", || async {
+        let (_, thumbnails) = check(&app, Duration::ZERO, false).await.ok()?;
+        (thumbnails.missing == 0).then_some(())
+    })
+    .await?;
+    // A late worker writes for a content released before (another one: a
+    // redelivered `content.released` of the first would rightly remove
+    // them at once).
+    let late_sha = sha256(&small_photo(10)?);
+    let folder = pinhole_events::images::derivative_prefix(&late_sha);
     put(format!("{folder}w640.jpg"), b"late derivative".to_vec()).await?;
     put(format!("{folder}t/abc.webp"), b"late transform".to_vec()).await?;
     // An original stored ahead of a transaction that then failed.
@@ -298,23 +365,56 @@ async fn sweep_removes_orphans(app: App) -> anyhow::Result<()> {
         b"part".to_vec(),
     )
     .await?;
+    // An edit result staged a moment ago, not settled yet.
+    let staged =
+        pinhole_thumbnails::store::staged_edit_key(uuid::Uuid::now_v7(), &failed_sha, "jpg");
+    put(staged.clone(), b"staged".to_vec()).await?;
 
-    let young = check(&app, Duration::from_secs(3600), false).await?;
+    let (images, thumbnails) = check(&app, Duration::from_secs(3600), false).await?;
     ensure!(
-        young.orphaned == 0 && young.recent == 4,
-        "in flight, not orphans: {young:?}"
+        images.orphaned == 0 && images.recent == 2,
+        "images: in flight, not orphans: {images:?}"
     );
-    let found = check(&app, Duration::ZERO, false).await?;
-    ensure!(found.orphaned == 4 && found.missing == 0, "{found:?}");
+    ensure!(
+        thumbnails.orphaned == 0 && thumbnails.recent == 3,
+        "thumbnails: in flight, not orphans: {thumbnails:?}"
+    );
+    let (images, thumbnails) = check(&app, Duration::ZERO, false).await?;
+    ensure!(images.orphaned == 2 && images.missing == 0, "{images:?}");
+    ensure!(
+        thumbnails.orphaned == 2 && thumbnails.missing == 0,
+        "{thumbnails:?}"
+    );
+    // Only its owner's check finds an object.
+    ensure!(
+        images
+            .orphan_examples
+            .iter()
+            .all(|k| k.starts_with("originals/") || k.starts_with("uploads/"))
+            && thumbnails
+                .orphan_examples
+                .iter()
+                .all(|k| k.starts_with(&folder)),
+        "{images:?} {thumbnails:?}"
+    );
+    // Staged longer than the grace period but not by the margin: still in
+    // flight.
+    ensure!(thumbnails.recent == 1, "{thumbnails:?}");
 
     // The sweep and an upload of the orphaned original's bytes at once.
     let (repaired, uploaded) = tokio::join!(
         check(&app, Duration::ZERO, true),
         app.posted(&alice, failed.clone(), &[]),
     );
-    let repaired = repaired?;
+    let (images, thumbnails) = repaired?;
     let uploaded = id(&uploaded?)?;
-    ensure!(repaired.removed >= 3, "{repaired:?}");
+    ensure!(images.removed >= 1, "{images:?}");
+    ensure!(thumbnails.removed == 2, "{thumbnails:?}");
+    ensure!(
+        pinhole_blob::exists(blobs.as_ref(), &staged).await?,
+        "a staged edit result was taken for an orphan"
+    );
+    blobs.delete(&staged).await?;
     intact(&app, &alice, &uploaded, &failed).await?;
     assert_clean(&app).await?;
     ensure!(
@@ -328,9 +428,16 @@ async fn sweep_removes_orphans(app: App) -> anyhow::Result<()> {
         .await?
         .text()
         .await?;
+    let removed_by = |role: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("pinhole_blobs_orphans_removed_total{")
+                && l.contains(&format!("role=\"{role}\""))
+        })
+    };
     ensure!(
-        metrics.contains("pinhole_blobs_orphans_removed_total")
-            && metrics.contains("pinhole_blobs_missing 0"),
+        removed_by("images")
+            && removed_by("thumbnails")
+            && metrics.contains("pinhole_blobs_missing{role=\"images\"} 0"),
         "metrics: {metrics}"
     );
 
@@ -339,10 +446,10 @@ async fn sweep_removes_orphans(app: App) -> anyhow::Result<()> {
     let sha = sha256(&small_photo(9)?);
     let key = pinhole_events::images::original_key(&sha, "jpg");
     blobs.delete(&key).await?;
-    let r = check(&app, Duration::ZERO, false).await?;
+    let (images, _) = check(&app, Duration::ZERO, false).await?;
     ensure!(
-        r.missing == 1 && r.missing_examples[0].contains(&sha),
-        "{r:?}"
+        images.missing == 1 && images.missing_examples[0].contains(&sha),
+        "{images:?}"
     );
     put(key, small_photo(9)?).await?;
     assert_clean(&app).await
@@ -549,8 +656,9 @@ async fn stalled_blob_store(postgres: bool) -> anyhow::Result<()> {
     // Once it answers again, the deleted content is collected and the
     // failed upload's original found as an orphan.
     proxy.stall(false);
-    let b = &app.server.ctx.backends;
-    pinhole_images::store::collect_all(&b.db, b.blobs.as_ref()).await?;
+    let ctx = &app.server.ctx;
+    let b = &ctx.backends;
+    pinhole_images::store::collect_all(&b.db, b.blobs.as_ref(), &ctx.outbox).await?;
     check(&app, Duration::ZERO, true).await?;
     assert_clean(&app).await
 }
@@ -563,4 +671,270 @@ async fn stalled_blob_store_sqlite() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_blob_store_postgres() -> anyhow::Result<()> {
     stalled_blob_store(true).await
+}
+
+/// A reverse proxy in front of the S3 server that notes every request
+/// passing through it: one per role's server, so that a test sees which
+/// role wrote or deleted which key. Stops when dropped.
+struct S3Tap {
+    addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(Method, String)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl S3Tap {
+    async fn start(target: &str) -> anyhow::Result<Self> {
+        use axum::body::Body;
+        use axum::extract::{Request, State};
+        use axum::response::Response;
+
+        type Shared = (
+            reqwest::Client,
+            String,
+            std::sync::Arc<std::sync::Mutex<Vec<(Method, String)>>>,
+        );
+        async fn relay(State((http, target, seen)): State<Shared>, request: Request) -> Response {
+            let (parts, body) = request.into_parts();
+            let path = parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+            if let Ok(mut seen) = seen.lock() {
+                seen.push((parts.method.clone(), path.clone()));
+            }
+            let failed = |e: String| {
+                Response::builder()
+                    .status(StatusCode::BAD_GATEWAY)
+                    .body(Body::from(e))
+                    .unwrap_or_default()
+            };
+            let body = match axum::body::to_bytes(body, usize::MAX).await {
+                Ok(b) => b,
+                Err(e) => return failed(e.to_string()),
+            };
+            let mut forward = http.request(parts.method, format!("{target}{path}"));
+            for (name, value) in &parts.headers {
+                if !matches!(
+                    name.as_str(),
+                    "host" | "content-length" | "transfer-encoding" | "connection" | "expect"
+                ) {
+                    forward = forward.header(name, value);
+                }
+            }
+            let answer = match forward.body(body).send().await {
+                Ok(a) => a,
+                Err(e) => return failed(e.to_string()),
+            };
+            let mut response = Response::builder().status(answer.status());
+            for (name, value) in answer.headers() {
+                // The length stays: a HEAD answer's is the object's size.
+                if !matches!(name.as_str(), "transfer-encoding" | "connection") {
+                    response = response.header(name, value);
+                }
+            }
+            match answer.bytes().await {
+                Ok(bytes) => response.body(Body::from(bytes)).unwrap_or_default(),
+                Err(e) => failed(e.to_string()),
+            }
+        }
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let state: Shared = (
+            reqwest::Client::new(),
+            target.trim_end_matches('/').to_owned(),
+            seen.clone(),
+        );
+        let router = axum::Router::new().fallback(relay).with_state(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(Self { addr, seen, task })
+    }
+
+    /// The keys (under `bucket/prefix`, as `S3Store` names them) written
+    /// (`PUT`, `POST`) and deleted so far; any other write is returned as
+    /// it was sent.
+    fn changes(&self, bucket: &str, prefix: &str) -> Vec<(&'static str, String)> {
+        let root = if prefix.is_empty() {
+            format!("/{bucket}")
+        } else {
+            format!("/{bucket}/{prefix}")
+        };
+        let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
+        seen.into_iter()
+            .filter_map(|(method, path)| {
+                let op = match method {
+                    Method::PUT | Method::POST => "write",
+                    Method::DELETE => "delete",
+                    _ => return None,
+                };
+                let object = path.split('?').next().unwrap_or_default();
+                let key = object
+                    .strip_prefix(&root)
+                    .and_then(|k| k.strip_prefix('/'))
+                    .map_or_else(
+                        || format!("(not an object of this store) {path}"),
+                        |k| k.replace("%3D", "="),
+                    );
+                Some((op, key))
+            })
+            .collect()
+    }
+}
+
+impl Drop for S3Tap {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Every blob prefix has one owner: only that role writes or deletes under
+/// it (others read, and ask it by event). The images role's and the
+/// thumbnails role's servers run apart, each talking to S3 through a tap of
+/// its own; through uploads of the same bytes by two people, an edit, a
+/// stored transform and both deletions, each tap sees only its role's
+/// prefixes written and deleted, and in the end nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_write_and_delete_only_under_their_own_prefixes() -> anyhow::Result<()> {
+    use pinhole_events::images::{IMAGES_PREFIXES, THUMBNAILS_PREFIXES};
+
+    let dir = tempfile::tempdir()?;
+    let base = pinhole_tests::real_settings(dir.path(), "owners").await?;
+    let pinhole_config::BlobUrl::S3(s3) = base.blob.clone() else {
+        anyhow::bail!("the real settings store blobs on S3");
+    };
+    let moto = s3.endpoint.clone().context("the S3 endpoint")?;
+    let (images_tap, thumbnails_tap) = (S3Tap::start(&moto).await?, S3Tap::start(&moto).await?);
+    let through = |tap: &S3Tap| {
+        let mut settings = base.clone();
+        let mut s3 = s3.clone();
+        s3.endpoint = Some(format!("http://{}", tap.addr));
+        settings.blob = pinhole_config::BlobUrl::S3(s3);
+        settings.callback_allow_private = true;
+        settings.signup_limit = 0;
+        settings.max_upload_bytes = 12 * 1024 * 1024;
+        settings
+    };
+    let thumbnails = pinhole::start(through(&thumbnails_tap), &["thumbnails"]).await?;
+    // The users role writes no blobs; it shares the images role's server.
+    let settings = through(&images_tap);
+    let app = App {
+        server: pinhole::start(settings.clone(), &["users", "images"]).await?,
+        settings,
+        http: reqwest::Client::new(),
+        dir: std::sync::Arc::new(dir),
+    };
+
+    let ada = app.user("ada").await?;
+    let bob = app.user("bob").await?;
+    let bytes = small_photo(21)?;
+    let sha = sha256(&bytes);
+    let adas = id(&app.posted(&ada, bytes.clone(), &[]).await?)?;
+    let bobs = id(&app.posted(&bob, bytes.clone(), &[]).await?)?;
+    let (status, body) = edit(
+        &app,
+        &ada,
+        &adas,
+        json!([{"op": "rotate", "degrees": 90}]),
+        "?wait=true&timeout=60",
+    )
+    .await?;
+    ensure!(
+        status == StatusCode::OK && body["status"] == "done",
+        "edit: {status} {body}"
+    );
+    let (_, edited) = app.get(&format!("/images/{adas}"), Some(&ada)).await?;
+    ensure!(edited["version"] == 2, "{edited}");
+    let edited_sha = pinhole_images::entity::image::Entity::find_by_id(adas.parse::<uuid::Uuid>()?)
+        .one(&app.server.ctx.backends.db)
+        .await?
+        .context("ada's image row")?
+        .sha256;
+    ensure!(edited_sha != sha, "the edit made other bytes");
+    // The new version is served, rotated, from the images role's originals.
+    let (status, v2) = app
+        .bytes(
+            &format!("/api/v1/images/{adas}/versions/2/original"),
+            Some(&ada),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "version 2: {status}");
+    let v2 = image::load_from_memory(&v2)?;
+    ensure!(
+        (v2.width(), v2.height()) == (320, 480),
+        "{}×{}",
+        v2.width(),
+        v2.height()
+    );
+    // A transform, stored by the thumbnails role beside the derivatives.
+    let signer =
+        pinhole_thumbnails::transform_signer(&thumbnails.ctx.settings, &thumbnails.ctx.signer)
+            .map_err(anyhow::Error::msg)?;
+    let path = signer.url_path("rs:fill:100:100", &adas, "webp");
+    wait_for(DEADLINE, "a transform of ada's image", || async {
+        let r = app
+            .http
+            .get(format!("{}{path}", thumbnails.url()))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == StatusCode::OK).then_some(())
+    })
+    .await?;
+    wait_for(DEADLINE, "the staged edit result to be settled", || async {
+        (app.stored("edits/").await.ok()? == 0).then_some(())
+    })
+    .await?;
+
+    // Ada's image goes: its edited content is released (nobody else has
+    // it); the shared bytes stay with bob, derivatives and all.
+    ensure!(delete(&app, &ada, &format!("/images/{adas}")).await? == StatusCode::NO_CONTENT);
+    derivatives_gone(&app, &edited_sha).await?;
+    intact(&app, &bob, &bobs, &bytes).await?;
+    ensure!(derived(&app, &sha).await? > 0, "bob's derivatives went");
+    // Bob's goes too: nothing is left under any prefix.
+    ensure!(delete(&app, &bob, &format!("/images/{bobs}")).await? == StatusCode::NO_CONTENT);
+    wait_for(DEADLINE, "every object to be removed", || async {
+        for prefix in IMAGES_PREFIXES.iter().chain(THUMBNAILS_PREFIXES) {
+            if app.stored(prefix).await.ok()? > 0 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await?;
+
+    let mut foreign = Vec::new();
+    for (role, tap, owned) in [
+        ("images", &images_tap, IMAGES_PREFIXES),
+        ("thumbnails", &thumbnails_tap, THUMBNAILS_PREFIXES),
+    ] {
+        let changes = tap.changes(&s3.bucket, &s3.prefix);
+        for op in ["write", "delete"] {
+            ensure!(
+                changes
+                    .iter()
+                    .any(|(o, k)| *o == op && owned.iter().any(|p| k.starts_with(p))),
+                "the {role} role's tap saw no {op}: {changes:?}"
+            );
+        }
+        foreign.extend(
+            changes
+                .into_iter()
+                .filter(|(_, key)| !owned.iter().any(|p| key.starts_with(p)))
+                .map(|(op, key)| format!("{role} {op} {key}")),
+        );
+    }
+    ensure!(
+        foreign.is_empty(),
+        "roles wrote or deleted under prefixes they do not own:\n{}",
+        foreign.join("\n")
+    );
+    let probe = app.probe();
+    probe.assert_clean().await?;
+    app.server.stop().await?;
+    thumbnails.stop().await?;
+    Ok(())
 }

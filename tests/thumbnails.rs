@@ -383,6 +383,12 @@ async fn edits_make_versions(app: App) -> anyhow::Result<()> {
         status == StatusCode::OK && body["status"] == "done",
         "{status} {body}"
     );
+    // The result was staged by the thumbnails role, taken into the images
+    // role's originals, and the staged copy removed once that was settled.
+    wait_for(DEADLINE, "the staged edit result to be removed", || async {
+        (app.stored("edits/").await.ok()? == 0).then_some(())
+    })
+    .await?;
     let (_, edited) = app.get(&format!("/images/{id}"), Some(&token)).await?;
     ensure!(
         edited["version"] == 2 && edited["width"] == 600 && edited["height"] == 800,
@@ -524,7 +530,8 @@ async fn edits_make_versions(app: App) -> anyhow::Result<()> {
         .collect();
     ensure!(kept == [2, 3], "{versions}");
 
-    // Deleting the image removes every version's original.
+    // Deleting the image removes every version's original and, once the
+    // thumbnails role has heard, everything derived from them.
     for img in [id, mark["id"].as_str().context("id")?] {
         let (status, _) = app
             .call(
@@ -568,6 +575,13 @@ async fn edits_make_versions(app: App) -> anyhow::Result<()> {
             .collect::<Result<_, sea_orm::DbErr>>()?;
         anyhow::bail!("{e}: {left:?}, blob rows {rows:?}");
     }
+    wait_for(DEADLINE, "every derivative to be removed", || async {
+        let derived = app.stored("derivatives/").await.ok()?;
+        let staged = app.stored("edits/").await.ok()?;
+        (derived == 0 && staged == 0).then_some(())
+    })
+    .await
+    .with_context(|| "derivatives or staged edit results left behind")?;
     Ok(())
 }
 

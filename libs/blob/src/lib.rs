@@ -1,6 +1,7 @@
 //! The blob store: originals, derivatives and warehouse files, streamed in
 //! and out, on local disk ([`LocalStore`]) or S3 ([`S3Store`]).
 
+mod check;
 mod local;
 mod presign;
 mod s3;
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
+pub use check::CheckReport;
 pub use local::LocalStore;
 pub use presign::{PresignError, UrlSigner};
 pub use s3::S3Store;

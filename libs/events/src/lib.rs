@@ -155,12 +155,32 @@ pub mod images {
     pub const PROCESSING_FAILED: &str = "image.processing_failed";
     pub const EDIT_REQUESTED: &str = "image.edit_requested";
     pub const EDITED: &str = "image.edited";
+    /// The images role is done with an edit's staged result ([`EditSettled`]).
+    pub const EDIT_SETTLED: &str = "image.edit_settled";
+    /// No image references a content any more ([`ContentReleased`]).
+    pub const CONTENT_RELEASED: &str = "content.released";
     /// A [`ProcessJob`] on the background topic (re-processing, backfills).
     pub const REPROCESS: &str = "image.reprocess";
     pub const COMMENT_CREATED: &str = "comment.created";
     pub const COMMENT_DELETED: &str = "comment.deleted";
     pub const LIKE_CREATED: &str = "like.created";
     pub const LIKE_REMOVED: &str = "like.removed";
+
+    // Every blob prefix has one owner: only that role writes and deletes
+    // under it; others may read, and ask the owner by event.
+    //
+    // | prefix         | owner      | what                                      |
+    // |----------------|------------|-------------------------------------------|
+    // | `originals/`   | images     | content-addressed originals (`blobs` rows) |
+    // | `public/`      | images     | metadata-free copies of originals         |
+    // | `uploads/`     | images     | parts of unfinished resumable uploads     |
+    // | `derivatives/` | thumbnails | derivatives, manifests, stored transforms |
+    // | `edits/`       | thumbnails | edit results staged for the images role   |
+
+    /// The prefixes the images role owns.
+    pub const IMAGES_PREFIXES: &[&str] = &["originals/", "public/", "uploads/"];
+    /// The prefixes the thumbnails role owns.
+    pub const THUMBNAILS_PREFIXES: &[&str] = &["derivatives/", "edits/"];
 
     /// Where the original with content `sha256` lives in the blob store
     /// (`ext` without the dot), shared by every image with those bytes.
@@ -169,7 +189,8 @@ pub mod images {
     }
 
     /// The folder of everything derived from content `sha256` (derivatives,
-    /// their manifest, stored transforms): it goes with the original.
+    /// their manifest, stored transforms): the thumbnails role removes it
+    /// when the images role releases the content ([`ContentReleased`]).
     pub fn derivative_prefix(sha256: &str) -> String {
         format!("derivatives/{}/{sha256}/", shard(sha256))
     }
@@ -379,14 +400,22 @@ pub mod images {
         pub watermark: Option<Source>,
     }
 
-    /// `image.edited`: the new version's original and derivatives are
-    /// stored.
+    /// `image.edited`: the new version's derivatives are stored, and its
+    /// bytes are staged at `staged_key` for the images role to take into
+    /// `original.original_key` (its prefix); it answers with
+    /// [`EditSettled`] once it has.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
     pub struct Edited {
         pub image_id: Uuid,
         pub task_id: Uuid,
         pub base_version: i32,
+        /// The new version's content, and where its original is to live.
         pub original: Source,
+        /// Where the thumbnails role staged the bytes (under `edits/`).
+        /// Absent from workers that stored `original.original_key`
+        /// themselves.
+        #[serde(default)]
+        pub staged_key: Option<String>,
         pub width: u32,
         pub height: u32,
         pub size: u64,
@@ -395,6 +424,28 @@ pub mod images {
         pub analysis: Option<serde_json::Value>,
         pub pipeline: u32,
         pub operations: serde_json::Value,
+    }
+
+    /// `image.edit_settled`: the images role is done with an edit's staged
+    /// result (took it into its originals, or the edit failed or was
+    /// abandoned); the thumbnails role removes `staged_key`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct EditSettled {
+        pub image_id: Uuid,
+        pub task_id: Uuid,
+        pub staged_key: String,
+    }
+
+    /// `content.released` (keyed by content): no image references the
+    /// content `sha256` any more and its original is removed; the
+    /// thumbnails role removes what it derived from it (unless the same
+    /// bytes were stored again meanwhile).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct ContentReleased {
+        pub sha256: String,
+        /// `jpeg`, `png`, `gif`, `webp`, `heic` or `avif`: with the hash,
+        /// where its original was ([`original_key`]).
+        pub format: String,
     }
 
     /// `image.processing_failed`: the original could not be processed.
@@ -536,7 +587,11 @@ contract::contract! {
     images::Processed { topic: topics::IMAGES, type: images::PROCESSED, version: 1, source: images::THUMBNAILS_SOURCE,
         key: image_id, subject: "image", summary: "an image's derivatives and analysis are stored" },
     images::Edited { topic: topics::IMAGES, type: images::EDITED, version: 1, source: images::THUMBNAILS_SOURCE,
-        key: image_id, subject: "image", summary: "an edited version's original and derivatives are stored" },
+        key: image_id, subject: "image", summary: "an edited version's derivatives are stored and its bytes staged for the images role" },
+    images::EditSettled { topic: topics::IMAGES, type: images::EDIT_SETTLED, version: 1, source: images::SOURCE,
+        key: image_id, subject: "image", summary: "the images role is done with an edit's staged result; its stager may remove it" },
+    images::ContentReleased { topic: topics::IMAGES, type: images::CONTENT_RELEASED, version: 1, source: images::SOURCE,
+        key: sha256, subject: "content", summary: "no image references a content any more; what was derived from it may go" },
     images::ProcessingFailed { topic: topics::IMAGES, type: images::PROCESSING_FAILED, version: 1, source: images::THUMBNAILS_SOURCE,
         key: image_id, subject: "image", summary: "an image could not be processed" },
 }

@@ -262,6 +262,7 @@ fn every_event_round_trips_and_is_documented() {
             task_id: id(),
             base_version: 1,
             original: source(),
+            staged_key: Some(format!("edits/{}/{}.jpg", id(), "ef".repeat(32))),
             width: 10,
             height: 20,
             size: 30,
@@ -269,6 +270,21 @@ fn every_event_round_trips_and_is_documented() {
             analysis: None,
             pipeline: 3,
             operations: serde_json::json!([]),
+        },
+        s,
+    );
+    round_trip(
+        images::EditSettled {
+            image_id: id(),
+            task_id: id(),
+            staged_key: format!("edits/{}/{}.jpg", id(), "ef".repeat(32)),
+        },
+        s,
+    );
+    round_trip(
+        images::ContentReleased {
+            sha256: "ab".repeat(32),
+            format: "jpeg".into(),
         },
         s,
     );
@@ -288,6 +304,32 @@ fn every_event_round_trips_and_is_documented() {
         .map(|m| format!("{} {}", m.topic, m.kind))
         .collect();
     assert_eq!(listed, seen);
+}
+
+/// `staged_key` came to `image.edited` without a new schema version: an
+/// event from before it (the worker stored the original itself) still
+/// reads, without one.
+#[test]
+fn an_edited_event_from_before_staging_still_reads() {
+    let event = images::Edited {
+        image_id: id(),
+        task_id: id(),
+        base_version: 1,
+        original: source(),
+        staged_key: None,
+        width: 10,
+        height: 20,
+        size: 30,
+        derivatives: vec![],
+        analysis: None,
+        pipeline: 2,
+        operations: serde_json::json!([{"op": "rotate", "degrees": 90}]),
+    };
+    let mut envelope = OutgoingEvent::of(&event).envelope;
+    assert_eq!(envelope.schemaversion, 1);
+    let data = envelope.data.as_object_mut().expect("an object");
+    assert!(data.remove("staged_key").is_some());
+    assert_eq!(envelope.decode::<images::Edited>().expect("decodes"), event);
 }
 
 /// Follows a local `$ref` in the document.

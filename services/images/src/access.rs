@@ -9,7 +9,7 @@ use sea_orm::sea_query::{Expr, Query, SimpleExpr};
 use sea_orm::{Condition, ConnectionTrait};
 
 use crate::domain::Visibility;
-use crate::entity::{account, block, follow, image};
+use crate::entity::{account, account_purge, block, follow, image};
 
 /// How a viewer stands to an owner.
 #[derive(Debug, Clone, Copy, Default)]
@@ -215,4 +215,13 @@ pub fn others_visible(viewer: Option<Uuid>) -> Condition {
                     ),
             ),
     }
+}
+
+/// Whether `user_id` is a deleted account (its images go, nothing more is
+/// taken for it).
+pub async fn deleted<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> Result<bool, DbErr> {
+    Ok(account_purge::Entity::find_by_id(user_id)
+        .one(conn)
+        .await?
+        .is_some())
 }

@@ -300,7 +300,7 @@ impl UploadFields {
         if let Some(v) = one("callback_url").filter(|v| !v.trim().is_empty()) {
             note(
                 "callback_url",
-                crate::callback::check_url(v.trim(), allow_private_callbacks)
+                crate::callback_url::check_url(v.trim(), allow_private_callbacks)
                     .map(|u| out.callback_url = Some(u)),
             );
         }

@@ -104,7 +104,7 @@ pub(crate) async fn create_edit(
     let callback_url = match req.callback_url.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(raw) => Some(
-            crate::callback::check_url(raw, ctx.settings.callback_allow_private)
+            crate::callback_url::check_url(raw, ctx.settings.callback_allow_private)
                 .map_err(|p| ApiError::field("callback_url", p))?,
         ),
     };

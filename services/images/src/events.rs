@@ -1,11 +1,11 @@
-//! The role's events (through the outbox, keyed by image id) and what it
-//! does with the events of others: the thumbnails role's progress reports
-//! move tasks forward, and a deleted account's images are removed.
+//! What the role does with the events it consumes: the thumbnails role's
+//! progress reports move tasks forward, and a deleted account's images are
+//! removed. (The events it sends are made in [`crate::outgoing`].)
 
 use chrono::Utc;
 use pinhole_bus::{HandleError, Record};
 use pinhole_events::images::{
-    self as kinds, Edited, ProcessJob, Processed, Processing, ProcessingFailed,
+    self as kinds, EditSettled, Edited, Processed, Processing, ProcessingFailed,
 };
 use pinhole_events::{Envelope, OutgoingEvent};
 use pinhole_http::AppContext;
@@ -14,63 +14,8 @@ use sea_orm::IntoActiveModel;
 use sea_orm::entity::prelude::*;
 
 use crate::entity::{image, task};
+use crate::outgoing::record;
 use crate::tasks;
-
-/// What other roles need to know of an image (no EXIF: only the location
-/// the owner chose).
-pub fn record(img: &image::Model, tags: &[String]) -> kinds::ImageRecord {
-    kinds::ImageRecord {
-        image_id: img.id,
-        owner_id: img.owner_id,
-        sha256: img.sha256.clone(),
-        format: img.format.clone(),
-        width: img.width,
-        height: img.height,
-        size: img.size,
-        title: img.title.clone(),
-        description: img.description.clone(),
-        alt_text: img.alt_text.clone(),
-        tags: tags.to_vec(),
-        visibility: img.visibility.clone(),
-        location: match (img.lat, img.lon) {
-            (Some(lat), Some(lon)) => Some(kinds::Location {
-                lat,
-                lon,
-                place_name: img.place_name.clone(),
-            }),
-            _ => None,
-        },
-        status: img.status.clone(),
-        created_at: img.created_at,
-        updated_at: img.updated_at,
-        version: img.version,
-        derivatives: crate::present::stored_derivatives(img),
-    }
-}
-
-/// `image.uploaded` for everyone, and the processing job on the urgent
-/// thumbnails topic.
-pub fn uploaded(img: &image::Model, tags: &[String], t: &task::Model) -> Vec<OutgoingEvent> {
-    let job = ProcessJob {
-        image_id: img.id,
-        task_id: Some(t.id),
-        force: false,
-        owner_id: img.owner_id,
-        sha256: img.sha256.clone(),
-        format: img.format.clone(),
-        original_key: crate::store::original_key(
-            &img.sha256,
-            pinhole_media::Format::parse(&img.format).unwrap_or(pinhole_media::Format::Jpeg),
-        ),
-    };
-    vec![
-        OutgoingEvent::of(&kinds::ImageUploaded {
-            image: record(img, tags),
-            task_id: t.id,
-        }),
-        OutgoingEvent::of(&job),
-    ]
-}
 
 fn payload<E: pinhole_events::Event>(env: &Envelope) -> Result<E, HandleError> {
     env.decode::<E>()
@@ -112,7 +57,10 @@ pub async fn handle(
         }
         kinds::EDITED => {
             let e: Edited = payload(&env)?;
-            finish(ctx, e.image_id, Some(e.task_id), Outcome::Edited(e)).await?;
+            finish(ctx, e.image_id, Some(e.task_id), Outcome::Edited(e.clone())).await?;
+            // Applied, failed, abandoned or a replay: the staged copy is
+            // not needed any more.
+            settle(ctx, &e).await?;
         }
         kinds::PROCESSING_FAILED => {
             let p: ProcessingFailed = payload(&env)?;
@@ -174,16 +122,17 @@ async fn finish(
     outcome: Outcome,
 ) -> Result<(), HandleError> {
     let retry = |e: pinhole_http::ApiError| HandleError::Retry(e.message);
-    // Blob I/O before the transaction: is the edit's result stored?
+    // Blob I/O before the transaction: the edit's result, staged by the
+    // thumbnails role, is copied into this role's originals (unless a live
+    // blob holds those bytes). Only while its task is open: a replay finds
+    // it finished and copies nothing.
     let edit_stored = match &outcome {
-        Outcome::Edited(e) => match pinhole_media::Format::parse(&e.original.format) {
-            Some(format) => {
-                crate::store::present(ctx, &crate::store::original_key(&e.original.sha256, format))
+        Outcome::Edited(e) => {
+            task_open(ctx, e.task_id).await?
+                && crate::store::prepare_staged(ctx, &e.original, e.staged_key.as_deref())
                     .await
                     .map_err(retry)?
-            }
-            None => false,
-        },
+        }
         _ => false,
     };
     let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
@@ -258,7 +207,7 @@ async fn finish(
             {
                 Ok((img, retained)) => {
                     if retained == crate::store::Retained::Fresh {
-                        verify = Some(e.original.clone());
+                        verify = Some((e.original.clone(), e.staged_key.clone()));
                     }
                     events.push(OutgoingEvent::of(&kinds::ImageUpdated {
                         image: record(&img, &tags_of(&txn, img.id).await?),
@@ -342,16 +291,49 @@ async fn abandon_edit(ctx: &AppContext, e: &Edited) -> Result<(), HandleError> {
 }
 
 /// Blob work once the report is recorded: collect an abandoned result,
-/// check that a newly counted one is stored.
+/// check that a newly counted one is stored (copied again from its staged
+/// object if a collection of the same bytes removed it meanwhile).
 async fn after_commit(
     ctx: &AppContext,
     collect: Option<String>,
-    verify: Option<pinhole_events::images::Source>,
+    verify: Option<(pinhole_events::images::Source, Option<String>)>,
 ) {
     if let Some(sha) = collect {
         crate::store::collect_released(ctx, &[sha]).await;
     }
-    if let Some(source) = verify {
-        crate::store::verify_stored(ctx, &source).await;
+    if let Some((source, staged)) = verify {
+        crate::store::ensure_staged_stored(ctx, &source, staged.as_deref()).await;
     }
+}
+
+/// Whether the task exists and has not finished.
+async fn task_open(ctx: &AppContext, task_id: Uuid) -> Result<bool, HandleError> {
+    Ok(task::Entity::find_by_id(task_id)
+        .one(&ctx.backends.db)
+        .await?
+        .is_some_and(|t| t.finished_at.is_none()))
+}
+
+/// `image.edit_settled`, through the outbox, once this role is done with
+/// an edit's staged result: the thumbnails role removes it. Its own
+/// transaction, after the blob work of [`finish`] (which may still copy
+/// from the staged object); a crash in between leaves the event to the
+/// report's redelivery (a replay settles again) or the staged object to
+/// the thumbnails role's sweep.
+async fn settle(ctx: &AppContext, e: &Edited) -> Result<(), HandleError> {
+    let Some(staged_key) = e.staged_key.clone() else {
+        return Ok(());
+    };
+    let settled = EditSettled {
+        image_id: e.image_id,
+        task_id: e.task_id,
+        staged_key,
+    };
+    let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
+    ctx.outbox
+        .enqueue(&txn, &[OutgoingEvent::of(&settled)])
+        .await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(())
 }

@@ -8,11 +8,14 @@
 
 mod access;
 pub mod callback;
+mod callback_url;
 pub mod domain;
 mod edits;
 pub mod entity;
 mod events;
 mod feeds;
+mod internal;
+mod outgoing;
 mod present;
 mod purge;
 mod read_model;
@@ -31,6 +34,8 @@ use pinhole_http::AppContext;
 use tokio::task::JoinHandle;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub use internal::InProcessImages;
 
 /// The role's name in `pinhole serve --roles`.
 pub const ROLE: &str = "images";
@@ -74,6 +79,15 @@ pub fn router(ctx: &AppContext) -> OpenApiRouter {
                 .layer(axum::middleware::from_fn(upload::tus::protocol)),
         )
         .with_state(ctx.clone())
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(internal::image))
+                .layer(axum::middleware::from_fn_with_state(
+                    ctx.clone(),
+                    pinhole_http::internal_only,
+                ))
+                .with_state(ctx.clone()),
+        )
 }
 
 /// Consumer group of the images role.
@@ -122,12 +136,13 @@ pub fn background(ctx: &AppContext) -> Vec<JoinHandle<()>> {
                     Ok(n) => tracing::info!(uploads = n, "expired uploads removed"),
                     Err(e) => tracing::warn!(error = %e.message, "removing expired uploads failed"),
                 }
-                if let Err(e) = store::collect_all(db, blobs).await {
+                if let Err(e) = store::collect_all(db, blobs, &ctx.outbox).await {
                     tracing::warn!(error = %e, "collecting originals failed");
                 }
                 if last_check.elapsed() >= ctx.settings.blob_sweep_interval {
                     last_check = tokio::time::Instant::now();
-                    match store::check(db, blobs, ctx.settings.blob_orphan_grace, true).await {
+                    let grace = ctx.settings.blob_orphan_grace;
+                    match store::check(db, blobs, &ctx.outbox, grace, true).await {
                         Ok(r) if r.removed > 0 || r.missing > 0 => tracing::warn!(
                             removed = r.removed, missing = r.missing, examples = ?r.missing_examples,
                             "blob sweep removed orphans or found missing objects"),

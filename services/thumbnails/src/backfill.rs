@@ -13,7 +13,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use crate::catalog::image;
+use crate::entity::image;
 use uuid::Uuid;
 
 use crate::pipeline::PIPELINE;

@@ -6,12 +6,16 @@
 //!
 //! Every change is an upsert or a delete by key: a replayed event changes
 //! nothing.
+//!
+//! The same consumer carries out what the images role asks of this role's
+//! blobs (`content.released`, `image.edit_settled`: see [`crate::store`]);
+//! replayed, they find nothing left to remove.
 
 use chrono::Utc;
 use pinhole_bus::{HandleError, Record};
 use pinhole_events::images::{
-    Edited, ImageDeleted, ImagePublished, ImageRecord, ImageUpdated, ImageUploaded, Processed,
-    ProcessingFailed,
+    ContentReleased, EditSettled, Edited, ImageDeleted, ImagePublished, ImageRecord, ImageUpdated,
+    ImageUploaded, Processed, ProcessingFailed,
 };
 use pinhole_events::users::{AccountCard, UserDeleted, UserRegistered, UserUpdated};
 use pinhole_events::{Envelope, Event};
@@ -21,52 +25,11 @@ use sea_orm::ConnectionTrait;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, OnConflict};
 
+use crate::entity::DELETED;
+pub use crate::entity::{account, image};
+
 /// Consumer group of the catalog.
 pub const GROUP: &str = "thumbnails-catalog";
-
-pub mod image {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "thumb_images")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub image_id: Uuid,
-        pub owner_id: Uuid,
-        pub sha256: String,
-        pub format: String,
-        pub width: i32,
-        pub height: i32,
-        pub visibility: String,
-        pub status: String,
-        /// The pipeline that made the current derivatives.
-        pub pipeline: Option<i32>,
-        /// When this role last reported on the image (processed or failed).
-        pub reported_at: Option<DateTimeUtc>,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-pub mod account {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "thumb_accounts")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub user_id: Uuid,
-        pub is_private: bool,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
 
 /// Handles one record of `pinhole.images` or `pinhole.users`.
 pub async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError> {
@@ -75,6 +38,17 @@ pub async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError>
     let db = &ctx.backends.db;
     let skip = |e: pinhole_events::DecodeError| HandleError::Skip(e.to_string());
     match env.kind.as_str() {
+        // Not the catalog's: this role's blobs.
+        <ContentReleased as Event>::TYPE => {
+            let e: ContentReleased = env.decode().map_err(skip)?;
+            crate::store::released(ctx, &e).await?;
+            return Ok(());
+        }
+        <EditSettled as Event>::TYPE => {
+            let e: EditSettled = env.decode().map_err(skip)?;
+            crate::store::settled(ctx, &e).await?;
+            return Ok(());
+        }
         <ImageUploaded as Event>::TYPE => {
             upsert_image(db, &env.decode::<ImageUploaded>().map_err(skip)?.image).await?;
         }
@@ -180,8 +154,6 @@ async fn deleted<C: ConnectionTrait>(db: &C, e: &ImageDeleted) -> Result<(), DbE
     .await?;
     Ok(())
 }
-
-const DELETED: &str = "deleted";
 
 /// This role made the image's derivatives: it is ready to transform at
 /// once, before the images role's events say so (its visibility stays

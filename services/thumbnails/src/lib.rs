@@ -4,11 +4,14 @@
 //! Its routes (`/t/…` transforms) are mounted by `pinhole serve` when the
 //! role is selected; its workers (started by [`background`]) consume upload
 //! and edit jobs from the urgent topic and re-processing jobs from the
-//! background topic, and report progress as image events.
+//! background topic, and report progress as image events. It owns the
+//! `derivatives/` and `edits/` prefixes of the blob store ([`store`]).
 
 pub mod backfill;
 pub mod catalog;
+mod entity;
 mod pipeline;
+pub mod store;
 mod transform;
 mod worker;
 
@@ -25,8 +28,9 @@ use utoipa_axum::routes;
 
 pub use pinhole_events::images::derivative_prefix;
 pub use pipeline::{PIPELINE, process};
+pub use store::derivative_key;
 pub use transform::Transforms;
-pub use worker::{Lane, Manifest, derivative_key};
+pub use worker::{Lane, Manifest};
 
 /// The role's name in `pinhole serve --roles`.
 pub const ROLE: &str = "thumbnails";
@@ -93,5 +97,6 @@ pub fn background(ctx: &AppContext) -> Vec<JoinHandle<()>> {
             .map(|_| tokio::spawn(worker::run(ctx.clone(), Lane::Background))),
     );
     workers.push(tokio::spawn(catalog::run(ctx.clone())));
+    workers.push(tokio::spawn(store::sweep(ctx.clone())));
     workers
 }

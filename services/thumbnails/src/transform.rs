@@ -7,8 +7,10 @@
 //! names (the server signs only for those who may see the image).
 //!
 //! Results are stored beside the image's derivatives (content-addressed by
-//! the original and the canonical options, so they go when the original
-//! goes) and their existence is cached, so a repeat is a lookup.
+//! the original and the canonical options, so they go with the derivative
+//! set when the images role releases the original) and their existence is
+//! cached, so a repeat is a lookup (and a check that the original is still
+//! stored).
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -70,7 +72,7 @@ struct Source {
 }
 
 async fn load(ctx: &AppContext, id: Uuid) -> Result<Option<Source>, ApiError> {
-    use crate::catalog::{account, image};
+    use crate::entity::{account, image};
     let db = &ctx.backends.db;
     let Some(img) = image::Entity::find_by_id(id)
         .one(db)
@@ -179,7 +181,7 @@ pub(crate) async fn transform(
     let unsigned = signature == "_" || signature == "unsafe";
     let (id, ext) = file.rsplit_once('.').ok_or_else(not_found)?;
     let id = Uuid::parse_str(id).map_err(|_| not_found())?;
-    let opts = pinhole_transform::parse(&options, &t.presets, &t.caps).map_err(|e| {
+    let opts = pinhole_transform::parse(&options, t.presets.as_ref(), &t.caps).map_err(|e| {
         let code = if e.is_too_large() {
             "transform-too-large"
         } else {
@@ -260,12 +262,25 @@ pub(crate) async fn transform(
     );
     let known_key = format!("transform:{key}");
     let known = matches!(ctx.backends.cache.get(&known_key).await, Ok(Some(_)));
+    let media = pinhole_media::Format::parse(&src.format)
+        .ok_or_else(|| ApiError::internal("unknown stored format"))?;
+    let original_key = pinhole_events::images::original_key(&src.sha256, media.extension());
     if known
         || pinhole_blob::exists(ctx.backends.blobs.as_ref(), &key)
             .await
             .map_err(ApiError::unavailable)?
     {
-        match ctx.backends.blobs.get(&key, None).await {
+        // The stored result outlives its original until this role hears of
+        // the release (`content.released`): the original decides.
+        let (stored, original) = tokio::join!(
+            ctx.backends.blobs.get(&key, None),
+            pinhole_blob::exists(ctx.backends.blobs.as_ref(), &original_key),
+        );
+        if !original.map_err(ApiError::unavailable)? {
+            tracing::info!(image = %id, "original gone before the catalog heard of the deletion");
+            return Err(not_found());
+        }
+        match stored {
             Ok(body) => {
                 if !known {
                     let _ = ctx
@@ -285,18 +300,19 @@ pub(crate) async fn transform(
             Err(e) => return Err(ApiError::unavailable(e)),
         }
     }
-    let media = pinhole_media::Format::parse(&src.format)
-        .ok_or_else(|| ApiError::internal("unknown stored format"))?;
-    let original_key = pinhole_events::images::original_key(&src.sha256, media.extension());
-    let original = ctx
-        .backends
-        .blobs
-        .get(&original_key, None)
-        .await
-        .map_err(ApiError::unavailable)?
-        .bytes()
-        .await
-        .map_err(ApiError::unavailable)?;
+    let original = match ctx.backends.blobs.get(&original_key, None).await {
+        Ok(original) => original,
+        // The images role collected the content: the image was deleted and
+        // this role's catalog has not heard yet.
+        Err(pinhole_blob::BlobError::NotFound(_)) => {
+            tracing::info!(image = %id, "original gone before the catalog heard of the deletion");
+            return Err(not_found());
+        }
+        Err(e) => return Err(ApiError::unavailable(e)),
+    }
+    .bytes()
+    .await
+    .map_err(ApiError::unavailable)?;
     let permit = Arc::clone(&WORKERS)
         .acquire_owned()
         .await

@@ -11,16 +11,21 @@
 //! published, so a worker killed half-way leaves it to the next one; a
 //! replay finds the manifest and reports the same derivatives without
 //! making them again. Each image gets at most `processing_time_limit`.
+//!
+//! For an edit: apply the operations to the base version, make the result's
+//! derivative set, stage the result under `edits/` (this role's; the images
+//! role copies it into its `originals/` and answers `image.edit_settled`,
+//! on which the catalog's consumer removes it) and report `image.edited`.
 
 use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use pinhole_bus::{HandleError, Message, Record};
+use pinhole_events::images::original_key;
 use pinhole_events::images::{
     Derivative, EditJob, Edited, ProcessJob, Processed, Processing, ProcessingFailed, ReprocessJob,
     Source,
 };
-use pinhole_events::images::{derivative_prefix, original_key};
 use pinhole_events::{Envelope, Event, OutgoingEvent, topics};
 use pinhole_http::AppContext;
 use serde::{Deserialize, Serialize};
@@ -28,6 +33,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::pipeline::{self, PIPELINE};
+use crate::store::{derivative_key, manifest_key, staged_edit_key};
 
 fn cores() -> usize {
     std::thread::available_parallelism()
@@ -57,11 +63,6 @@ impl Lane {
     }
 }
 
-/// Where a derivative of the content `sha256` lives.
-pub fn derivative_key(sha256: &str, name: &str, ext: &str) -> String {
-    format!("{}{name}.{ext}", derivative_prefix(sha256))
-}
-
 /// What a finished derivative set is recorded as, beside it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -70,10 +71,6 @@ pub struct Manifest {
     pub height: u32,
     pub derivatives: Vec<Derivative>,
     pub analysis: serde_json::Value,
-}
-
-fn manifest_key(sha256: &str) -> String {
-    format!("{}manifest.json", derivative_prefix(sha256))
 }
 
 /// Publishes a report straight to the bus (this role keeps no outbox: a
@@ -197,9 +194,22 @@ async fn derive(
 }
 
 async fn process(ctx: &AppContext, lane: Lane, job: ProcessJob) -> Result<(), HandleError> {
+    tracing::info!(image_id = %job.image_id, task_id = ?job.task_id, "making derivatives");
     started(ctx, job.image_id, job.task_id).await?;
     let started = std::time::Instant::now();
-    match derive(ctx, lane, &job.sha256, None, &job.original_key, job.force).await? {
+    let mut made = derive(ctx, lane, &job.sha256, None, &job.original_key, job.force).await?;
+    if let Ok(m) = &made {
+        // Only for content the image still shows (the job's).
+        crate::catalog::made(&ctx.backends.db, &job, m.width, m.height).await?;
+        // A release of the same bytes may have removed the set since it
+        // was found or made (the removal looks at the catalog only after
+        // deleting the manifest: see `store`); then it is made again.
+        if !pinhole_blob::exists(ctx.backends.blobs.as_ref(), &manifest_key(&job.sha256)).await? {
+            tracing::warn!(image_id = %job.image_id, "derivatives removed under the worker; making them again");
+            made = derive(ctx, lane, &job.sha256, None, &job.original_key, true).await?;
+        }
+    }
+    match made {
         Err(reason) => {
             tracing::info!(image_id = %job.image_id, %reason, "image cannot be processed");
             let failed = ProcessingFailed {
@@ -218,8 +228,6 @@ async fn process(ctx: &AppContext, lane: Lane, job: ProcessJob) -> Result<(), Ha
                 analysis: Some(m.analysis),
                 pipeline: m.pipeline,
             };
-            // Only for content the image still shows (the job's).
-            crate::catalog::made(&ctx.backends.db, &job, m.width, m.height).await?;
             publish(ctx, &done).await?;
             metrics::histogram!("pinhole_thumbnails_seconds").record(started.elapsed());
             tracing::info!(image_id = %job.image_id, ms = started.elapsed().as_millis() as u64, "derivatives made");
@@ -269,25 +277,24 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
             return publish(ctx, &fail(reason)).await;
         }
     };
+    // The new original is the images role's to store (under its
+    // `originals/`): the bytes are staged under this role's `edits/` for it
+    // to take, and removed when it says it is done (`image.edit_settled`).
+    let ext = edited.format.extension();
     let original = Source {
         sha256: edited.sha256.clone(),
         format: edited.format.as_str().to_owned(),
-        original_key: original_key(&edited.sha256, edited.format.extension()),
+        original_key: original_key(&edited.sha256, ext),
     };
+    let staged_key = staged_edit_key(job.task_id, &edited.sha256, ext);
     let size = edited.bytes.len() as u64;
     let bytes = Bytes::from(edited.bytes);
-    pinhole_blob::put_bytes(
-        ctx.backends.blobs.as_ref(),
-        &original.original_key,
-        bytes.clone(),
-    )
-    .await?;
     let m = match derive(
         ctx,
         Lane::Urgent,
         &original.sha256,
-        Some(bytes),
-        &original.original_key,
+        Some(bytes.clone()),
+        &staged_key,
         false,
     )
     .await?
@@ -297,11 +304,13 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
             return publish(ctx, &fail(reason)).await;
         }
     };
+    pinhole_blob::put_bytes(ctx.backends.blobs.as_ref(), &staged_key, bytes).await?;
     let done = Edited {
         image_id: job.image_id,
         task_id: job.task_id,
         base_version: job.base_version,
         original,
+        staged_key: Some(staged_key),
         width: m.width,
         height: m.height,
         size,

@@ -1,12 +1,18 @@
-//! Collecting a content nothing references any more: its original, its
-//! metadata-free copy and everything derived from it.
+//! Collecting a content nothing references any more: its original and its
+//! metadata-free copy (this role's objects). What the thumbnails role
+//! derived from it is that role's to remove: it hears of the release by
+//! `content.released`.
 //!
 //! Three steps, none holding a transaction across blob I/O: mark the row
 //! (`collecting_since`) if it still has no reference; delete the objects;
-//! remove the row if it still has none. A collection that stops half-way
-//! leaves the row marked, and the sweep runs it again.
+//! remove the row if it still has none, and emit `content.released` in the
+//! same transaction. A collection that stops half-way leaves the row
+//! marked, and the sweep runs it again.
 
 use pinhole_blob::{BlobError, BlobStore};
+use pinhole_db::Outbox;
+use pinhole_events::OutgoingEvent;
+use pinhole_events::images::ContentReleased;
 use pinhole_media::Format;
 use sea_orm::DatabaseConnection;
 use sea_orm::entity::prelude::*;
@@ -23,10 +29,12 @@ pub enum CollectError {
     Blob(#[from] BlobError),
 }
 
-/// Removes the content if nothing references it; true when it did.
+/// Removes the content if nothing references it; true when it did. The
+/// row's removal and `content.released` are one transaction.
 pub async fn collect(
     db: &DatabaseConnection,
     blobs: &dyn BlobStore,
+    outbox: &Outbox,
     sha256: &str,
 ) -> Result<bool, CollectError> {
     let Some(row) = mark(db, sha256).await? else {
@@ -42,7 +50,17 @@ pub async fn collect(
         .exec(&txn)
         .await?
         .rows_affected;
+    if removed > 0 {
+        let released = ContentReleased {
+            sha256: row.sha256.clone(),
+            format: row.format.clone(),
+        };
+        outbox
+            .enqueue(&txn, &[OutgoingEvent::of(&released)])
+            .await?;
+    }
     txn.commit().await?;
+    outbox.wake();
     if removed > 0 {
         metrics::counter!("pinhole_blobs_collected_total").increment(1);
         tracing::info!(sha256, "collected an unreferenced original");
@@ -75,19 +93,18 @@ async fn mark(db: &DatabaseConnection, sha256: &str) -> Result<Option<blob::Mode
     }))
 }
 
-/// Every object of the content: original, public copy, derivative folder.
+/// This role's objects of the content: original and public copy.
 async fn delete_objects(blobs: &dyn BlobStore, row: &blob::Model) -> Result<(), BlobError> {
     let format = Format::parse(&row.format).unwrap_or(Format::Jpeg);
-    let derived = blobs
-        .list(&pinhole_events::images::derivative_prefix(&row.sha256))
-        .await?;
-    let keys = [
-        row.blob_key.clone(),
+    let mut keys = vec![
         original_key(&row.sha256, format),
         public_key(&row.sha256, format),
-    ]
-    .into_iter()
-    .chain(derived.into_iter().map(|m| m.key));
+    ];
+    // The row's own key, should it differ (it never leaves this role's
+    // originals).
+    if row.blob_key.starts_with("originals/") && !keys.contains(&row.blob_key) {
+        keys.push(row.blob_key.clone());
+    }
     for key in keys {
         blobs.delete(&key).await?;
     }
@@ -99,6 +116,7 @@ async fn delete_objects(blobs: &dyn BlobStore, row: &blob::Model) -> Result<(), 
 pub async fn collect_all(
     db: &DatabaseConnection,
     blobs: &dyn BlobStore,
+    outbox: &Outbox,
 ) -> Result<usize, CollectError> {
     let orphans: Vec<String> = blob::Entity::find()
         .filter(blob::Column::RefCount.lte(0))
@@ -109,7 +127,7 @@ pub async fn collect_all(
         .collect();
     let mut n = 0;
     for sha in orphans {
-        if collect(db, blobs, &sha).await? {
+        if collect(db, blobs, outbox, &sha).await? {
             n += 1;
         }
     }

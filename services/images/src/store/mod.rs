@@ -14,6 +14,13 @@
 //! - While a row is marked as being collected, [`retain`] refuses with
 //!   [`Busy`] and the caller tries again after the collection ended, so a new
 //!   reference is never counted to objects that are going away.
+//!
+//! This role owns `originals/`, `public/` and `uploads/` (see
+//! `pinhole_events::images::IMAGES_PREFIXES`): only it writes or deletes
+//! there. An edit's result is staged by the thumbnails role under its own
+//! prefix and copied in here ([`take_staged`]); what the thumbnails role
+//! derived from a content is removed by that role when it hears
+//! `content.released` from [`collect`].
 
 mod collect;
 mod sweep;
@@ -29,7 +36,7 @@ use std::time::Duration;
 use crate::entity::blob;
 
 pub use collect::{collect, collect_all};
-pub use sweep::{Report, check};
+pub use sweep::{PREFIXES, Report, check};
 
 /// Where the original with this content lives.
 pub fn original_key(sha256: &str, format: Format) -> String {
@@ -200,12 +207,74 @@ pub async fn ensure_stored(
     Ok(())
 }
 
-/// After committing a [`Retained::Fresh`] reference to content another role
-/// stored (an edit's result): it must still be there. If a collection of
-/// the same bytes removed it just before, the loss is logged and counted
-/// (`pinhole blobs check` lists it as missing).
-pub async fn verify_stored(ctx: &AppContext, source: &pinhole_events::images::Source) {
-    match present(ctx, &source.original_key).await {
+/// Copies an object another role staged (an edit's result, under its
+/// prefix) to `to` in this role's prefix: streamed, get then put (the blob
+/// store has no server-side copy). False when nothing is staged at `from`.
+pub async fn take_staged(ctx: &AppContext, from: &str, to: &str) -> Result<bool, ApiError> {
+    debug_assert!(to.starts_with("originals/"), "{to}");
+    let blobs = ctx.backends.blobs.as_ref();
+    let body = match blobs.get(from, None).await {
+        Ok(body) => body,
+        Err(pinhole_blob::BlobError::NotFound(_)) => return Ok(false),
+        Err(e) => return Err(ApiError::unavailable(e)),
+    };
+    blobs
+        .put(to, body.stream)
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(true)
+}
+
+/// Before the transaction that counts an edit's result: stores its
+/// original from the staged copy unless a live blob holds those bytes
+/// (as [`prepare`] does for uploads). True when the original is there (or
+/// held by a live blob) to be counted.
+pub async fn prepare_staged(
+    ctx: &AppContext,
+    source: &pinhole_events::images::Source,
+    staged_key: Option<&str>,
+) -> Result<bool, ApiError> {
+    let alive = blob::Entity::find_by_id(source.sha256.clone())
+        .one(&ctx.backends.db)
+        .await?
+        .is_some_and(|b| b.ref_count > 0 && b.collecting_since.is_none());
+    if alive {
+        return Ok(true);
+    }
+    if let Some(staged) = staged_key
+        && take_staged(ctx, staged, &source.original_key).await?
+    {
+        return Ok(true);
+    }
+    // Nothing staged (a worker that stored the original itself, or a
+    // replay after the staged copy went): whatever is stored already.
+    present(ctx, &source.original_key).await
+}
+
+/// After committing a [`Retained::Fresh`] reference to an edit's result:
+/// if a collection of the same bytes removed the original between
+/// [`prepare_staged`] and the transaction, it is copied again from the
+/// staged object (still there: the edit is settled only after this). If
+/// that is gone too, the loss is logged and counted (`pinhole blobs check`
+/// lists it as missing).
+pub async fn ensure_staged_stored(
+    ctx: &AppContext,
+    source: &pinhole_events::images::Source,
+    staged_key: Option<&str>,
+) {
+    let restored = match present(ctx, &source.original_key).await {
+        Ok(true) => return,
+        Ok(false) => {
+            tracing::warn!(sha256 = %source.sha256,
+                "an edited version's original was collected while being counted; storing it again");
+            match staged_key {
+                Some(staged) => take_staged(ctx, staged, &source.original_key).await,
+                None => Ok(false),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    match restored {
         Ok(true) => {}
         Ok(false) => {
             metrics::counter!("pinhole_blobs_lost_total").increment(1);
@@ -261,7 +330,14 @@ pub async fn release<C: ConnectionTrait>(txn: &C, sha256: &str) -> Result<(), Db
 /// fails now is left to the periodic sweep.
 pub async fn collect_released(ctx: &AppContext, sha256s: &[String]) {
     for sha in sha256s {
-        if let Err(e) = collect(&ctx.backends.db, ctx.backends.blobs.as_ref(), sha).await {
+        if let Err(e) = collect(
+            &ctx.backends.db,
+            ctx.backends.blobs.as_ref(),
+            &ctx.outbox,
+            sha,
+        )
+        .await
+        {
             tracing::warn!(sha256 = %sha, error = %e, "could not collect the content yet");
         }
     }

@@ -1,52 +1,36 @@
-//! The store against its references: objects nothing references (orphans:
-//! a write that lost a race with a deletion, a transaction that failed after
-//! its original was stored, an edit whose image went meanwhile) and
-//! references whose object is gone (missing).
+//! This role's part of the store against its references: objects nothing
+//! references (orphans: a write that lost a race with a deletion, a
+//! transaction that failed after its original was stored, an edit whose
+//! image went meanwhile) and references whose object is gone (missing).
 //!
-//! Everything under `originals/`, `public/` and `derivatives/` belongs to
-//! one content (its SHA-256 is in the key) and is referenced while that
-//! content has a reference in `blobs`; parts under `uploads/{id}/` are
-//! referenced by their unfinished upload. Objects younger than the grace
-//! period are writes in flight and left alone. Orphaned contents are
-//! removed under the same lock and marking as a collection, so an upload of
-//! the same bytes at that moment waits and stores them again.
+//! This role checks only its own prefixes ([`PREFIXES`]): everything under
+//! `originals/` and `public/` belongs to one content (its SHA-256 is in the
+//! key) and is referenced while that content has a reference in `blobs`;
+//! parts under `uploads/{id}/` are referenced by their unfinished upload.
+//! (The thumbnails role checks what it derived, under its own prefixes.)
+//! Objects younger than the grace period are writes in flight and left
+//! alone. Orphaned contents are removed under the same lock and marking as
+//! a collection (which tells the thumbnails role by `content.released`),
+//! so an upload of the same bytes at that moment waits and stores them
+//! again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use pinhole_blob::{BlobMeta, BlobStore};
+use pinhole_blob::{BlobMeta, BlobStore, CheckReport};
+use pinhole_db::Outbox;
+use sea_orm::DatabaseConnection;
 use sea_orm::entity::prelude::*;
-use sea_orm::{DatabaseConnection, QuerySelect};
-use serde::Serialize;
 
 use super::collect::CollectError;
 use super::{lock, new_row};
-use crate::entity::{blob, image, image_version, upload};
+use crate::entity::{blob, upload};
 
 /// What [`check`] found.
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
-pub struct Report {
-    /// Objects under the prefixes this role keeps.
-    pub objects: u64,
-    /// Objects with a reference.
-    pub referenced: u64,
-    /// Objects without one, older than the grace period.
-    pub orphaned: u64,
-    /// Objects without one, younger than the grace period (in flight).
-    pub recent: u64,
-    /// Orphans removed (with `repair`).
-    pub removed: u64,
-    /// References whose object is not stored.
-    pub missing: u64,
-    /// Objects under other prefixes (left alone).
-    pub other: u64,
-    /// Up to 20 orphaned keys, for the operator.
-    pub orphan_examples: Vec<String>,
-    /// Up to 20 missing keys.
-    pub missing_examples: Vec<String>,
-}
+pub type Report = CheckReport;
 
-const EXAMPLES: usize = 20;
+/// The prefixes this role owns and checks.
+pub const PREFIXES: &[&str] = pinhole_events::images::IMAGES_PREFIXES;
 
 /// Who an object belongs to, from its key.
 enum Owner<'a> {
@@ -67,13 +51,6 @@ fn owner(key: &str) -> Owner<'_> {
                 _ => Owner::Other,
             }
         }
-        "derivatives" => {
-            let _shard = parts.next();
-            match parts.next() {
-                Some(sha) if is_sha(sha) => Owner::Content(sha),
-                _ => Owner::Other,
-            }
-        }
         "uploads" => match parts.next() {
             Some(id) if !id.is_empty() => Owner::Upload,
             _ => Owner::Other,
@@ -86,17 +63,23 @@ fn is_sha(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Compares the store with the references; with `repair`, removes the
-/// orphans older than `grace`. Sets the `pinhole_blobs_*` gauges.
+/// Compares this role's prefixes with the references; with `repair`,
+/// removes the orphans older than `grace`. Sets the `pinhole_blobs_*`
+/// gauges (`role="images"`); `outbox` carries the `content.released` of
+/// what is removed.
 pub async fn check(
     db: &DatabaseConnection,
     blobs: &dyn BlobStore,
+    outbox: &Outbox,
     grace: Duration,
     repair: bool,
 ) -> Result<Report, CollectError> {
     // The listing first: a reference made after it is not taken for missing
     // (its object was written before the reference).
-    let listed = blobs.list("").await?;
+    let mut listed = Vec::new();
+    for prefix in PREFIXES {
+        listed.extend(blobs.list(prefix).await?);
+    }
     let stored: HashSet<&str> = listed.iter().map(|m| m.key.as_str()).collect();
     let rows: HashMap<String, blob::Model> = blob::Entity::find()
         .all(db)
@@ -134,10 +117,7 @@ pub async fn check(
             report.recent += 1;
             continue;
         }
-        report.orphaned += 1;
-        if report.orphan_examples.len() < EXAMPLES {
-            report.orphan_examples.push(meta.key.clone());
-        }
+        report.orphan(&meta.key);
         match owner(&meta.key) {
             Owner::Content(sha) => orphan_contents
                 .entry(sha.to_owned())
@@ -147,66 +127,37 @@ pub async fn check(
         }
     }
 
-    let mut missing = |key: &str| {
-        if !stored.contains(key) {
-            report.missing += 1;
-            if report.missing_examples.len() < EXAMPLES {
-                report.missing_examples.push(key.to_owned());
-            }
-        }
-    };
     for row in rows.values().filter(|b| b.ref_count > 0) {
-        missing(&row.blob_key);
+        if !stored.contains(row.blob_key.as_str()) {
+            report.missing(&row.blob_key);
+        }
     }
     for key in &parts {
-        missing(key);
-    }
-    for key in derivative_references(db).await? {
-        missing(&key);
+        if !stored.contains(key.as_str()) {
+            report.missing(key);
+        }
     }
 
     if repair {
         for (sha, keys) in &orphan_contents {
-            report.removed += remove_content(db, blobs, sha, keys).await?;
+            report.removed += remove_content(db, blobs, outbox, sha, keys).await?;
         }
         for key in &orphan_parts {
             blobs.delete(key).await?;
             report.removed += 1;
         }
-        metrics::counter!("pinhole_blobs_orphans_removed_total").increment(report.removed);
+        metrics::counter!("pinhole_blobs_orphans_removed_total", "role" => "images")
+            .increment(report.removed);
     }
-    metrics::gauge!("pinhole_blobs_objects").set(report.objects as f64);
-    metrics::gauge!("pinhole_blobs_orphaned").set((report.orphaned - report.removed) as f64);
-    metrics::gauge!("pinhole_blobs_missing").set(report.missing as f64);
+    metrics::gauge!("pinhole_blobs_objects", "role" => "images").set(report.objects as f64);
+    metrics::gauge!("pinhole_blobs_orphaned", "role" => "images")
+        .set(report.orphaned.saturating_sub(report.removed) as f64);
+    metrics::gauge!("pinhole_blobs_missing", "role" => "images").set(report.missing as f64);
     Ok(report)
 }
 
 fn older_than(meta: &BlobMeta, cutoff: SystemTime) -> bool {
     meta.modified.is_none_or(|m| m <= cutoff)
-}
-
-/// The derivative keys that images (and their kept versions) list, for
-/// contents that are referenced.
-async fn derivative_references(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
-    let mut keys = Vec::new();
-    let lists: Vec<Option<String>> = image::Entity::find()
-        .select_only()
-        .column(image::Column::Derivatives)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let versions: Vec<Option<String>> = image_version::Entity::find()
-        .select_only()
-        .column(image_version::Column::Derivatives)
-        .into_tuple()
-        .all(db)
-        .await?;
-    for list in lists.into_iter().chain(versions).flatten() {
-        let stored: Vec<pinhole_events::images::Derivative> =
-            serde_json::from_str(&list).unwrap_or_default();
-        keys.extend(stored.into_iter().map(|d| d.key));
-    }
-    Ok(keys)
 }
 
 /// Removes an orphaned content's objects under its lock: a row is made (or
@@ -215,6 +166,7 @@ async fn derivative_references(db: &DatabaseConnection) -> Result<Vec<String>, D
 async fn remove_content(
     db: &DatabaseConnection,
     blobs: &dyn BlobStore,
+    outbox: &Outbox,
     sha256: &str,
     keys: &[String],
 ) -> Result<u64, CollectError> {
@@ -252,6 +204,6 @@ async fn remove_content(
     for key in keys {
         blobs.delete(key).await?;
     }
-    super::collect(db, blobs, sha256).await?;
+    super::collect(db, blobs, outbox, sha256).await?;
     Ok(keys.len() as u64)
 }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::{LocationInput, UploadFields, Visibility, all_tags};
 use crate::entity::{image, image_tag, task};
-use crate::{events, store, views};
+use crate::{outgoing, store, views};
 
 /// Bytes that passed the checks, ready to become an image.
 pub struct Staged {
@@ -232,11 +232,11 @@ pub async fn ingest(
         let t = task_row.clone().insert(&txn).await?;
         // An account deleted meanwhile (its images are being removed)
         // takes nothing more.
-        if crate::purge::deleted(&txn, owner).await? {
+        if crate::access::deleted(&txn, owner).await? {
             return Err(ApiError::unauthorized("this account no longer exists"));
         }
         ctx.outbox
-            .enqueue(&txn, &events::uploaded(&img, tags, &t))
+            .enqueue(&txn, &outgoing::uploaded(&img, tags, &t))
             .await?;
         txn.commit().await?;
         Ok(Ok(Ok((t, retained))))
