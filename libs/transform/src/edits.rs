@@ -264,7 +264,7 @@ pub fn apply_edits(
                 height,
             } => apply::crop(
                 img,
-                apply::Rect {
+                crate::Rect {
                     x: *x,
                     y: *y,
                     width: *width,

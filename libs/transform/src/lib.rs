@@ -10,14 +10,16 @@ mod apply;
 mod color;
 mod edits;
 mod error;
+mod geometry;
 mod options;
 mod presets;
 mod sign;
 
-pub use apply::{NoVision, Rect, Vision, apply};
+pub use apply::{NoVision, Vision, apply};
 pub use color::Adjustments;
 pub use edits::{EditOp, FilterName, FlipDirection, MAX_EDIT_OPS, apply_edits, validate_edits};
 pub use error::TransformError;
-pub use options::{Caps, Flip, Format, Gravity, Options, ResizeMode, parse};
+pub use geometry::Rect;
+pub use options::{Caps, Flip, Format, Gravity, Options, PresetBodies, ResizeMode, parse};
 pub use presets::Presets;
 pub use sign::{KeyError, KeyPair, Signer, is_unsigned, parse_key_pairs};

@@ -1,9 +1,8 @@
 //! The options grammar: `rs:fill:300:200,g:ea,q:80`.
 
-use crate::apply::Rect;
 use crate::color::Adjustments;
 use crate::error::TransformError;
-use crate::presets::Presets;
+use crate::geometry::Rect;
 
 /// How `w`/`h` are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -222,8 +221,18 @@ pub struct Options {
     pub format: Option<Format>,
 }
 
+/// Where `pr:NAME` items find their options ([`crate::Presets`]).
+pub trait PresetBodies {
+    /// The options string of preset `name`.
+    fn body(&self, name: &str) -> Option<&str>;
+}
+
 /// Parses an options path segment: shorthand for [`Options::parse`].
-pub fn parse(source: &str, presets: &Presets, caps: &Caps) -> Result<Options, TransformError> {
+pub fn parse(
+    source: &str,
+    presets: &dyn PresetBodies,
+    caps: &Caps,
+) -> Result<Options, TransformError> {
     Options::parse(source, presets, caps)
 }
 
@@ -246,7 +255,11 @@ fn scaled(v: u32, s: f64) -> u32 {
 impl Options {
     /// Parses an options path segment, expanding presets and checking the requested size
     /// against `caps`.
-    pub fn parse(source: &str, presets: &Presets, caps: &Caps) -> Result<Self, TransformError> {
+    pub fn parse(
+        source: &str,
+        presets: &dyn PresetBodies,
+        caps: &Caps,
+    ) -> Result<Self, TransformError> {
         let opts = Self::parse_items(source, Some(presets))?;
         opts.check_requested(caps)?;
         Ok(opts)
@@ -255,7 +268,7 @@ impl Options {
     /// Parses without caps; `presets: None` forbids `pr:` (used for preset bodies).
     pub(crate) fn parse_items(
         source: &str,
-        presets: Option<&Presets>,
+        presets: Option<&dyn PresetBodies>,
     ) -> Result<Self, TransformError> {
         if source == "_" {
             return Ok(Self::default());
@@ -550,7 +563,7 @@ impl Parser {
     fn items(
         &mut self,
         source: &str,
-        presets: Option<&Presets>,
+        presets: Option<&dyn PresetBodies>,
         via: Option<&str>,
     ) -> Result<(), TransformError> {
         if source.is_empty() {
@@ -581,7 +594,7 @@ impl Parser {
         &mut self,
         item: &str,
         label: &str,
-        presets: Option<&Presets>,
+        presets: Option<&dyn PresetBodies>,
     ) -> Result<(), TransformError> {
         let mut parts = item.split(':');
         let name = parts.next().unwrap_or_default();
@@ -769,7 +782,7 @@ impl Parser {
                         "presets cannot contain presets",
                     ));
                 };
-                let body = presets.get(args[0]).ok_or_else(|| {
+                let body = presets.body(args[0]).ok_or_else(|| {
                     TransformError::option(item, format!("unknown preset \"{}\"", args[0]))
                 })?;
                 self.items(body, None, Some(args[0]))?;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::TransformError;
-use crate::options::Options;
+use crate::options::{Options, PresetBodies};
 
 /// Named option lists, validated at construction, and which of them may be requested
 /// without a signature.
@@ -144,5 +144,11 @@ impl Presets {
                 item.strip_prefix("pr:")
                     .is_some_and(|name| self.allowed_unsigned.contains(name))
             })
+    }
+}
+
+impl PresetBodies for Presets {
+    fn body(&self, name: &str) -> Option<&str> {
+        self.get(name)
     }
 }

@@ -1,5 +1,6 @@
 //! The `pinhole` server: connects the backends named by the settings, runs
-//! the migrations, and serves the chosen roles on one listener.
+//! the migrations of the platform and of the chosen roles, and serves those
+//! roles on one listener.
 
 mod backends;
 
@@ -13,7 +14,11 @@ use axum::http::StatusCode;
 use pinhole_bus::TopicSpec;
 use pinhole_config::Settings;
 use pinhole_db::{Outbox, OutboxRelay, RelayOptions};
-use pinhole_http::{ApiError, AppContext, apply_layers, blob_router, health_router};
+use pinhole_http::clients::{HttpImages, HttpUsers, InternalHttp, NotConfigured};
+use pinhole_http::{
+    ApiError, AppContext, Backends, Clients, ImagesClient, UsersClient, apply_layers, blob_router,
+    health_router,
+};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -32,6 +37,12 @@ pub const ROLES: &[&str] = &[
     pinhole_sns_sync::ROLE,
     pinhole_gateway::ROLE,
     pinhole_warehouse::ROLE,
+];
+
+/// The roles each role asks (see `pinhole_http::clients`).
+pub const CALLS: &[(&str, &[&str])] = &[
+    (pinhole_users::ROLE, &[pinhole_images::ROLE]),
+    (pinhole_images::ROLE, &[pinhole_users::ROLE]),
 ];
 
 /// Parses `all` or a comma-separated list of roles.
@@ -216,8 +227,9 @@ fn bound_url(addr: SocketAddr) -> url::Url {
     url::Url::parse(&format!("http://{shown}")).unwrap_or_else(|_| unreachable!("{shown}"))
 }
 
-/// Connects the backends, migrates, creates the topics and starts serving
-/// `roles` on `settings.listen`.
+/// Connects the backends, migrates (the platform's tables and those
+/// `roles` own), creates the topics and starts serving `roles` on
+/// `settings.listen`.
 pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartError> {
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -234,7 +246,7 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
         pinhole_thumbnails::transforms(&settings, &signer).map_err(StartError::Settings)?;
     }
     let backends = connect_backends(&settings, &signer).await?;
-    pinhole_db::migrate(&backends.db)
+    pinhole_db::migrate(&backends.db, roles)
         .await
         .map_err(|e| StartError::Migrate(e.to_string()))?;
     let topics: Vec<TopicSpec<'_>> = pinhole_events::topics::ALL
@@ -255,12 +267,14 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
         })?;
     let outbox = Outbox::new();
     let tokens = pinhole_auth::Tokens::new(backends.db.clone(), Arc::clone(&backends.cache));
+    let clients = role_clients(&settings, roles, &backends, &tokens)?;
     let ctx = AppContext {
         settings: Arc::new(settings),
         backends,
         outbox: outbox.clone(),
         signer,
         tokens,
+        clients,
     };
     let router = app(&ctx, roles);
     let (shutdown, stopped) = oneshot::channel::<()>();
@@ -299,6 +313,7 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
         cache = %ctx.settings.cache,
         bus = %ctx.settings.bus,
         blobs = %ctx.settings.blob,
+        role_urls = %ctx.settings.role_urls,
         "pinhole is serving"
     );
     Ok(Server {
@@ -309,6 +324,86 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
         relay,
         workers,
     })
+}
+
+/// One client per called role: in process when `roles` hosts it, over HTTP
+/// when `PINHOLE_ROLE_URLS` says where it is, otherwise one that fails every
+/// call saying so (with a warning now, when a hosted role needs it).
+fn role_clients(
+    settings: &Settings,
+    roles: &[&str],
+    backends: &Backends,
+    tokens: &pinhole_auth::Tokens,
+) -> Result<Clients, StartError> {
+    let hosted = |role: &str| roles.contains(&role);
+    let remote = |role: &str| {
+        if hosted(role) {
+            None
+        } else {
+            settings.role_urls.get(role)
+        }
+    };
+    for role in pinhole_config::CALLED_ROLES {
+        if hosted(role) && settings.role_urls.get(role).is_some() {
+            tracing::info!(
+                role,
+                "PINHOLE_ROLE_URLS names a role this process serves; it is asked in process"
+            );
+        }
+    }
+    let http = if pinhole_config::CALLED_ROLES
+        .iter()
+        .any(|role| remote(role).is_some())
+    {
+        if settings.internal_token.is_none() {
+            tracing::warn!(
+                "PINHOLE_ROLE_URLS is set without PINHOLE_INTERNAL_TOKEN: calls to other roles go unauthenticated, and their /internal routes are open"
+            );
+        }
+        Some(
+            InternalHttp::new(settings.internal_token.clone()).map_err(|e| {
+                StartError::Settings(format!("cannot make the HTTP client for other roles: {e}"))
+            })?,
+        )
+    } else {
+        None
+    };
+    let users: Arc<dyn UsersClient> = if hosted(pinhole_users::ROLE) {
+        Arc::new(pinhole_users::InProcessUsers::new(
+            tokens.clone(),
+            backends.db.clone(),
+        ))
+    } else if let (Some(url), Some(http)) = (remote(pinhole_users::ROLE), &http) {
+        Arc::new(HttpUsers::new(url, http, Arc::clone(&backends.cache)))
+    } else {
+        Arc::new(NotConfigured {
+            role: pinhole_users::ROLE,
+        })
+    };
+    let images: Arc<dyn ImagesClient> = if hosted(pinhole_images::ROLE) {
+        Arc::new(pinhole_images::InProcessImages::new(backends.db.clone()))
+    } else if let (Some(url), Some(http)) = (remote(pinhole_images::ROLE), &http) {
+        Arc::new(HttpImages::new(url, http))
+    } else {
+        Arc::new(NotConfigured {
+            role: pinhole_images::ROLE,
+        })
+    };
+    for (caller, callees) in CALLS {
+        if !hosted(caller) {
+            continue;
+        }
+        for callee in *callees {
+            if !hosted(callee) && settings.role_urls.get(callee).is_none() {
+                tracing::warn!(
+                    role = caller,
+                    needs = callee,
+                    "the {caller} role needs the {callee} role, which this process neither serves nor can reach: its requests that need it will fail with 503 role-unavailable; set PINHOLE_ROLE_URLS={callee}=http://HOST:PORT"
+                );
+            }
+        }
+    }
+    Ok(Clients { users, images })
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ Settings come from defaults, then the --config TOML file, then PINHOLE_* environ
   PINHOLE_BUS_PARTITIONS partitions per topic on the embedded log (default 4)
   PINHOLE_TRUSTED_PROXIES proxies whose X-Forwarded-For is believed, e.g. 10.0.0.0/8 (default none)
   PINHOLE_INTERNAL_TOKEN secret that /internal routes require in X-Pinhole-Internal-Token (default: open)
+  PINHOLE_ROLE_URLS      where roles this process calls but does not serve are, users=URL,images=URL (default none)
   PINHOLE_MAX_UPLOAD_BYTES largest upload accepted, in bytes (default 104857600)
   PINHOLE_MAX_IMAGE_PIXELS most pixels an uploaded image may have (default 150000000)
   PINHOLE_BUS_NAMESPACE  prefix of every topic and consumer group, to share a Kafka cluster (default none)
@@ -66,8 +67,13 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Apply pending database migrations, then exit.
+    /// Apply pending database migrations, then exit: the platform's and
+    /// those of the tables the given roles own.
     Migrate {
+        /// `all`, or a comma-separated list of roles: users, images,
+        /// thumbnails, search, sns-sync, gateway, warehouse.
+        #[arg(long, default_value = "all", value_parser = parse_roles)]
+        roles: Roles,
         /// A TOML file of settings (see below).
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -94,7 +100,11 @@ enum BlobsCommand {
     /// Count the stored objects that are referenced, the references whose
     /// object is missing, and the objects nothing references (orphans);
     /// exits 1 when anything is missing or orphaned. Objects younger than
-    /// the grace period are writes in flight and are not orphans yet.
+    /// the grace period are writes in flight and are not orphans yet. Each
+    /// role checks the prefixes it owns: images `originals/`, `public/`,
+    /// `uploads/` (against its reference counts and uploads); thumbnails
+    /// `derivatives/` (against the images it knows and the stored
+    /// originals) and `edits/` (staged edit results never settled).
     Check {
         /// Remove the orphans (under the same locks as a deletion, so a
         /// concurrent upload of the same bytes is safe).
@@ -290,7 +300,7 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Migrate { config } => {
+        Command::Migrate { roles, config } => {
             let settings = match load_settings(config.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,
@@ -307,7 +317,7 @@ async fn run(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match pinhole_db::migrate(&db).await {
+            match pinhole_db::migrate(&db, &roles.0).await {
                 Ok(()) => {
                     println!("migrations applied to {}", settings.database);
                     ExitCode::SUCCESS
@@ -392,25 +402,49 @@ async fn blobs_check(
         pinhole::signing_key(settings).await?,
     );
     let backends = pinhole::connect_backends(settings, &links).await?;
-    pinhole_db::migrate(&backends.db).await?;
+    pinhole_db::migrate(
+        &backends.db,
+        &[pinhole_images::ROLE, pinhole_thumbnails::ROLE],
+    )
+    .await?;
     let db = &backends.db;
     let blobs = backends.blobs.as_ref();
+    // Each role checks the prefixes it owns. What the images role removes
+    // it tells the thumbnails role of (`content.released`, through the
+    // outbox: a running server relays it).
+    let outbox = pinhole_db::Outbox::new();
     // Unreferenced contents first (a deletion whose collection stopped
     // half-way), then the store against the references.
     let collected = if repair {
-        pinhole_images::store::collect_all(db, blobs).await?
+        pinhole_images::store::collect_all(db, blobs, &outbox).await?
     } else {
         0
     };
-    let r = pinhole_images::store::check(db, blobs, grace, repair).await?;
+    let images = pinhole_images::store::check(db, blobs, &outbox, grace, repair).await?;
+    let thumbnails = pinhole_thumbnails::store::check(&backends, grace, repair).await?;
+    let mut r = pinhole_blob::CheckReport::default();
+    r.add(&images);
+    r.add(&thumbnails);
+    let owned: Vec<&str> = pinhole_images::store::PREFIXES
+        .iter()
+        .chain(pinhole_thumbnails::store::PREFIXES)
+        .copied()
+        .collect();
+    r.other += blobs
+        .list("")
+        .await?
+        .iter()
+        .filter(|m| !owned.iter().any(|p| m.key.starts_with(p)))
+        .count() as u64;
     println!("objects:    {}", r.objects);
     println!("referenced: {}", r.referenced);
     println!("missing:    {}", r.missing);
     println!("orphaned:   {}", r.orphaned);
     println!(
-        "in flight:  {} (younger than {}s)",
+        "in flight:  {} (younger than {}s; staged edits {}s more)",
         r.recent,
-        grace.as_secs()
+        grace.as_secs(),
+        pinhole_thumbnails::store::STAGED_MARGIN.as_secs()
     );
     if repair {
         println!(
@@ -420,8 +454,32 @@ async fn blobs_check(
     }
     if r.other > 0 {
         println!(
-            "other:      {} (under prefixes this check does not know; left alone)",
+            "other:      {} (under prefixes no check knows; left alone)",
             r.other
+        );
+    }
+    for (role, part) in [
+        (pinhole_images::ROLE, &images),
+        (pinhole_thumbnails::ROLE, &thumbnails),
+    ] {
+        let prefixes = match role {
+            pinhole_images::ROLE => pinhole_images::store::PREFIXES,
+            _ => pinhole_thumbnails::store::PREFIXES,
+        };
+        println!(
+            "{:<11} {} objects under {}: {} referenced, {} missing, {} orphaned, {} in flight{}",
+            format!("{role}:"),
+            part.objects,
+            prefixes.join(" "),
+            part.referenced,
+            part.missing,
+            part.orphaned,
+            part.recent,
+            if repair {
+                format!(", {} removed", part.removed)
+            } else {
+                String::new()
+            }
         );
     }
     for key in &r.missing_examples {
@@ -430,8 +488,7 @@ async fn blobs_check(
     for key in &r.orphan_examples {
         println!("orphaned {key}");
     }
-    let clean = r.missing == 0 && r.orphaned == r.removed;
-    Ok(if clean {
+    Ok(if r.clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -455,7 +512,8 @@ async fn dead_letters(command: DeadCommand) -> ExitCode {
                 e.to_string().lines().next().unwrap_or_default()
             )
         })?;
-        pinhole_db::migrate(&db).await?;
+        // Dead letters are the platform's: no role's tables needed.
+        pinhole_db::migrate(&db, &[]).await?;
         let store = pinhole_db::DeadLetterStore::new(db);
         match command {
             DeadCommand::List { group, .. } => dead_list(&store, group.as_deref()).await,
@@ -579,7 +637,7 @@ async fn backfill(
         pinhole::signing_key(settings).await?,
     );
     let backends = pinhole::connect_backends(settings, &links).await?;
-    pinhole_db::migrate(&backends.db).await?;
+    pinhole_db::migrate(&backends.db, &[pinhole_thumbnails::ROLE]).await?;
     let jobs = bf::select(&backends.db, bf::Selection { all, limit }).await?;
     if jobs.is_empty() {
         println!("nothing to backfill");
