@@ -62,7 +62,7 @@ async fn get_blob(
         .await
         .map_err(|e| match e {
             BlobError::NotFound(_) | BlobError::InvalidKey(_) => {
-                ApiError::not_found("blob-not-found", "there is no such blob")
+                ApiError::not_found(crate::Common::BlobNotFound, "there is no such blob")
             }
             other => ApiError::internal(other),
         })?;

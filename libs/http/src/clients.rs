@@ -123,7 +123,7 @@ impl From<ClientError> for ApiError {
         tracing::error!(role, error = %chain(&e), "a role this request needs is unavailable");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "role-unavailable",
+            crate::Common::RoleUnavailable,
             format!("the {role} role, which this request needs, is unavailable; try again shortly"),
         )
     }
@@ -330,8 +330,8 @@ struct Answer {
 }
 
 impl Answer {
-    fn is(&self, status: StatusCode, code: &str) -> bool {
-        self.status == status.as_u16() && self.code == code
+    fn is(&self, status: StatusCode, code: impl crate::ErrorCode) -> bool {
+        self.status == status.as_u16() && self.code == code.code()
     }
 
     /// The body as `T` when the answer is 2xx; any other answer is refused.
@@ -406,7 +406,7 @@ impl UsersClient for HttpUsers {
                 Some(body),
             )
             .await?;
-        if answer.is(StatusCode::UNAUTHORIZED, "invalid-token") {
+        if answer.is(StatusCode::UNAUTHORIZED, crate::Common::InvalidToken) {
             return Ok(None);
         }
         let answered: TokenVerification = answer.read()?;
@@ -480,7 +480,7 @@ impl ImagesClient for HttpImages {
                 None,
             )
             .await?;
-        if answer.is(StatusCode::NOT_FOUND, "image-not-found") {
+        if answer.is(StatusCode::NOT_FOUND, crate::Common::ImageNotFound) {
             return Ok(None);
         }
         answer.read().map(Some)

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::{Common, ErrorCode};
+
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -32,10 +34,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: impl ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
-            code,
+            code: code.code(),
             message: message.into(),
             fields: None,
             headers: Vec::new(),
@@ -52,11 +54,11 @@ impl ApiError {
         Self::invalid(BTreeMap::from([(name.to_owned(), problem.into())]))
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: impl ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: impl ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
@@ -65,7 +67,7 @@ impl ApiError {
         let names: Vec<&str> = fields.keys().map(String::as_str).collect();
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "validation-failed",
+            code: Common::ValidationFailed.code(),
             message: format!("invalid fields: {}", names.join(", ")),
             fields: Some(fields),
             headers: Vec::new(),
@@ -73,11 +75,11 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, Common::Unauthorized, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, Common::Forbidden, message)
     }
 
     /// A failure that is ours, not the client's: the cause is logged once,
@@ -86,7 +88,7 @@ impl ApiError {
         tracing::error!(error = %cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            Common::Internal,
             "something went wrong on our side; it has been logged",
         )
     }
@@ -96,7 +98,7 @@ impl ApiError {
         tracing::error!(error = %cause, "backend unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            Common::Unavailable,
             "a service this request needs is unavailable; try again shortly",
         )
     }
@@ -123,7 +125,7 @@ impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
         match e.sql_err() {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-                Self::conflict("conflict", "that already exists")
+                Self::conflict(Common::Conflict, "that already exists")
             }
             // Every connection busy for the whole wait: overloaded, not broken.
             _ if matches!(e, sea_orm::DbErr::ConnectionAcquire(_)) => {

@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use pinhole_auth::Principal;
 use serde::de::DeserializeOwned;
 
-use crate::{ApiError, AppContext};
+use crate::{ApiError, AppContext, Common};
 
 /// A JSON body; a missing content type is 415, broken JSON 400, and a body
 /// of the wrong shape 422 naming the field.
@@ -31,7 +31,7 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
+            Common::UnsupportedMediaType,
             "send the body as JSON with Content-Type: application/json",
         ),
         JsonRejection::JsonDataError(e) => {
@@ -58,10 +58,10 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
         }
         JsonRejection::JsonSyntaxError(_) => ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid-json",
+            Common::InvalidJson,
             "the body is not valid JSON",
         ),
-        other => ApiError::new(other.status(), "invalid-body", other.body_text()),
+        other => ApiError::new(other.status(), Common::InvalidBody, other.body_text()),
     }
 }
 
@@ -112,7 +112,7 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
 pub fn invalid_token() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "invalid-token",
+        Common::InvalidToken,
         "the access token is expired, revoked or not valid",
     )
     .with_header(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")
@@ -184,7 +184,7 @@ pub async fn internal_only(
         if !constant_time_eq(given, expected.expose_secret().as_bytes()) {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "internal-token-required",
+                Common::InternalTokenRequired,
                 "this route is for Pinhole's own roles",
             )
             .into_response();

@@ -85,7 +85,7 @@ pub fn apply_layers(router: Router, timeout: Duration, untimed: &'static [&'stat
                     Ok(response) => response,
                     Err(_) => axum::response::IntoResponse::into_response(crate::ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "request-timeout",
+                        crate::Common::RequestTimeout,
                         format!("the request took longer than {timeout:?}"),
                     )),
                 }

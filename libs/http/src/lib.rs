@@ -4,6 +4,7 @@
 
 mod blobs;
 pub mod clients;
+mod codes;
 mod context;
 mod error;
 mod extract;
@@ -13,6 +14,7 @@ mod layers;
 
 pub use blobs::blob_router;
 pub use clients::{ClientError, Clients, ImagesClient, UsersClient};
+pub use codes::{Common, ErrorCode};
 pub use context::{AppContext, BackendStatus, Backends};
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiQuery, Auth, ClientIp, MaybeAuth, internal_only, invalid_token};

@@ -8,6 +8,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, Query, SimpleExpr};
 use sea_orm::{Condition, ConnectionTrait};
 
+use crate::ImagesError;
 use crate::domain::Visibility;
 use crate::entity::{account, account_purge, block, follow, image};
 
@@ -35,7 +36,7 @@ pub fn card_not_yet_known(id: Uuid) -> account::Model {
 }
 
 pub fn image_not_found() -> ApiError {
-    ApiError::not_found("image-not-found", "there is no such image")
+    ApiError::not_found(ImagesError::ImageNotFound, "there is no such image")
 }
 
 pub async fn relation<C: ConnectionTrait>(

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
+use crate::ImagesError;
 use crate::access::owned_image;
 use crate::entity::{image, image_version};
 use crate::records::parse_id;
@@ -112,7 +113,7 @@ pub(crate) async fn create_edit(
     let img = owned_image(db, me.user_id, id).await?;
     if img.status != image::READY {
         return Err(ApiError::conflict(
-            "image-not-ready",
+            ImagesError::ImageNotReady,
             "the image is still being processed (or failed): it can be edited once it is ready",
         ));
     }
@@ -262,7 +263,10 @@ pub(crate) async fn list_versions(
 }
 
 fn version_not_found() -> ApiError {
-    ApiError::not_found("version-not-found", "this image has no such version")
+    ApiError::not_found(
+        ImagesError::VersionNotFound,
+        "this image has no such version",
+    )
 }
 
 fn parse_version(raw: &str) -> Result<i32, ApiError> {
@@ -342,7 +346,7 @@ pub(crate) async fn delete_version(
         .version;
     if version == current {
         return Err(ApiError::conflict(
-            "version-current",
+            ImagesError::VersionCurrent,
             "this is the current version: delete the image, or edit it to make another current",
         ));
     }

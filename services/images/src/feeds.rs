@@ -9,6 +9,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, Order};
 use sea_orm::{Condition, ConnectionTrait, QueryOrder, QuerySelect, Select};
 
+use crate::ImagesError;
 use crate::access::{followees, others_visible, relation};
 use crate::entity::{account, image};
 use crate::social::PageQuery;
@@ -81,7 +82,7 @@ pub(crate) async fn grid(
 ) -> Result<Json<views::ImagePage>, ApiError> {
     let viewer = viewer.map(|p| p.user_id);
     let db = &ctx.backends.db;
-    let not_found = || ApiError::not_found("user-not-found", "there is no such user");
+    let not_found = || ApiError::not_found(ImagesError::UserNotFound, "there is no such user");
     let owner = account::Entity::find()
         .filter(account::Column::Username.eq(username.trim().to_lowercase()))
         .one(db)
@@ -94,7 +95,7 @@ pub(crate) async fn grid(
     if owner.is_private && !rel.is_owner && !rel.follows {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
-            "account-private",
+            ImagesError::AccountPrivate,
             "this account is private: only its approved followers see its images",
         ));
     }

@@ -12,6 +12,7 @@ mod callback_url;
 pub mod domain;
 mod edits;
 pub mod entity;
+pub mod errors;
 mod events;
 mod feeds;
 mod internal;
@@ -35,6 +36,7 @@ use tokio::task::JoinHandle;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use errors::ImagesError;
 pub use internal::InProcessImages;
 
 /// The role's name in `pinhole serve --roles`.

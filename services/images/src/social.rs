@@ -15,6 +15,7 @@ use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::ImagesError;
 use crate::access::visible_image;
 use crate::entity::{account, comment, like};
 use crate::records::parse_id;
@@ -198,7 +199,8 @@ pub(crate) async fn delete_comment(
     Path((id, comment_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
-    let not_found = || ApiError::not_found("comment-not-found", "there is no such comment");
+    let not_found =
+        || ApiError::not_found(ImagesError::CommentNotFound, "there is no such comment");
     let comment_id = Uuid::parse_str(&comment_id).map_err(|_| not_found())?;
     let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
     let (img, _, _) = visible_image(&txn, Some(me.user_id), id).await?;

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 use utoipa::IntoParams;
 
+use crate::ImagesError;
 use crate::entity::task;
 use crate::{present, views};
 
@@ -73,7 +74,7 @@ pub async fn wait_finished(
 }
 
 fn task_not_found() -> ApiError {
-    ApiError::not_found("task-not-found", "there is no such task")
+    ApiError::not_found(ImagesError::TaskNotFound, "there is no such task")
 }
 
 async fn own_task<C: ConnectionTrait>(

@@ -16,8 +16,8 @@ use pinhole_config::Settings;
 use pinhole_db::{Outbox, OutboxRelay, RelayOptions};
 use pinhole_http::clients::{HttpImages, HttpUsers, InternalHttp, NotConfigured};
 use pinhole_http::{
-    ApiError, AppContext, Backends, Clients, ImagesClient, UsersClient, apply_layers, blob_router,
-    health_router,
+    ApiError, AppContext, Backends, Clients, Common, ImagesClient, UsersClient, apply_layers,
+    blob_router, health_router,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -104,7 +104,7 @@ async fn asyncapi_json() -> Json<serde_json::Value> {
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "route-not-found",
+        Common::RouteNotFound,
         "there is no such route",
     )
 }
@@ -112,7 +112,7 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
+        Common::MethodNotAllowed,
         "this route does not take that method",
     )
 }

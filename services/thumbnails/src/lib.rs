@@ -10,6 +10,7 @@
 pub mod backfill;
 pub mod catalog;
 mod entity;
+pub mod errors;
 mod pipeline;
 pub mod store;
 mod transform;
@@ -26,6 +27,7 @@ use tokio::task::JoinHandle;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use errors::ThumbnailsError;
 pub use pinhole_events::images::derivative_prefix;
 pub use pipeline::{PIPELINE, process};
 pub use store::derivative_key;

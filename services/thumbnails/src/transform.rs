@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use crate::ThumbnailsError;
 use crate::pipeline::Vision;
 use pinhole_events::images::derivative_prefix;
 
@@ -54,12 +55,12 @@ pub struct Transforms {
     pub caps: Caps,
 }
 
-fn status(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+fn status(status: StatusCode, code: ThumbnailsError, message: impl Into<String>) -> ApiError {
     ApiError::new(status, code, message)
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("image-not-found", "no such image")
+    ApiError::not_found(ThumbnailsError::ImageNotFound, "no such image")
 }
 
 /// The image row fields a transform needs.
@@ -106,13 +107,13 @@ fn output_format(
         match name {
             "avif" => Err(status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "format-unsupported",
+                ThumbnailsError::FormatUnsupported,
                 "AVIF output is not supported on this server: use webp, jpeg, png or gif",
             )),
             other => OutputFormat::parse(other).ok_or_else(|| {
                 status(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "format-unsupported",
+                    ThumbnailsError::FormatUnsupported,
                     format!("`{other}` is not an output format: use jpg, png, webp, gif or auto"),
                 )
             }),
@@ -167,14 +168,14 @@ pub(crate) async fn transform(
         if !t.presets.allows_unsigned(&options) {
             return Err(status(
                 StatusCode::FORBIDDEN,
-                "signature-required",
+                ThumbnailsError::SignatureRequired,
                 "unsigned transforms are limited to the allowed presets (pr:NAME); sign the URL",
             ));
         }
     } else if !t.signer.verify(&signature, path) {
         return Err(status(
             StatusCode::FORBIDDEN,
-            "signature-invalid",
+            ThumbnailsError::SignatureInvalid,
             "the signature does not match this URL",
         ));
     }
@@ -183,9 +184,9 @@ pub(crate) async fn transform(
     let id = Uuid::parse_str(id).map_err(|_| not_found())?;
     let opts = pinhole_transform::parse(&options, t.presets.as_ref(), &t.caps).map_err(|e| {
         let code = if e.is_too_large() {
-            "transform-too-large"
+            ThumbnailsError::TransformTooLarge
         } else {
-            "transform-invalid"
+            ThumbnailsError::TransformInvalid
         };
         status(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
     })?;
@@ -201,7 +202,7 @@ pub(crate) async fn transform(
     if u64::from(sw) * u64::from(sh) > ctx.settings.transform_max_source_pixels {
         return Err(status(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "source-too-large",
+            ThumbnailsError::SourceTooLarge,
             format!(
                 "the original has {} pixels; on-demand transforms take up to {}",
                 u64::from(sw) * u64::from(sh),
@@ -216,7 +217,7 @@ pub(crate) async fn transform(
     {
         return Err(status(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "transform-too-large",
+            ThumbnailsError::TransformTooLarge,
             format!(
                 "the result would be {ow}×{oh}; transforms produce at most {} pixels and {MAX_DIMENSION} on a side",
                 t.caps.max_output_pixels
@@ -333,7 +334,7 @@ pub(crate) async fn transform(
     .map_err(|reason| {
         status(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "transform-failed",
+            ThumbnailsError::TransformFailed,
             format!("the image could not be transformed: {reason}"),
         )
     })?;

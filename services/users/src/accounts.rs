@@ -12,10 +12,10 @@ use sea_orm::{ActiveValue, IntoActiveModel};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::account;
 use crate::domain::{self, Email, Password, Problems, Username};
 use crate::entity::{follow, user};
 use crate::views::Account;
+use crate::{UsersError, account};
 use pinhole_events::OutgoingEvent;
 use pinhole_events::users::{UserDeleted, UserRegistered, UserUpdated};
 
@@ -49,13 +49,13 @@ async fn unique<C: sea_orm::ConnectionTrait>(
     };
     if taken(user::Column::Username, username.as_str()).await? > 0 {
         return Err(ApiError::conflict(
-            "username-taken",
+            UsersError::UsernameTaken,
             "that username is taken",
         ));
     }
     if taken(user::Column::Email, email.as_str()).await? > 0 {
         return Err(ApiError::conflict(
-            "email-taken",
+            UsersError::EmailTaken,
             "an account with that email exists",
         ));
     }
@@ -85,7 +85,7 @@ async fn throttle_sign_up(ctx: &AppContext, ip: std::net::IpAddr) -> Result<(), 
     if count > limit {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "too-many-sign-ups",
+            UsersError::TooManySignUps,
             "too many accounts made from this address; try again later",
         )
         .with_header(header::RETRY_AFTER, ((index + 1) * HOUR - now).to_string()));
@@ -155,9 +155,10 @@ pub(crate) async fn sign_up(
     .await
     .map_err(|e| match e.sql_err() {
         // Another sign-up won the race between the check and the insert.
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::conflict("username-taken", "that username or email was just taken")
-        }
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => ApiError::conflict(
+            UsersError::UsernameTaken,
+            "that username or email was just taken",
+        ),
         _ => ApiError::from(e),
     })?;
     ctx.outbox

@@ -9,12 +9,14 @@
 mod accounts;
 pub mod domain;
 pub mod entity;
+pub mod errors;
 mod internal;
 mod posts;
 mod sessions;
 mod social;
 pub mod views;
 
+pub use errors::UsersError;
 pub use internal::InProcessUsers;
 
 use pinhole_http::{ApiError, AppContext};
@@ -83,7 +85,7 @@ fn card(u: &user::Model) -> pinhole_events::users::AccountCard {
 }
 
 fn user_not_found() -> ApiError {
-    ApiError::not_found("user-not-found", "there is no such user")
+    ApiError::not_found(UsersError::UserNotFound, "there is no such user")
 }
 
 async fn find_by_username<C: ConnectionTrait>(

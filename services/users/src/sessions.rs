@@ -24,6 +24,7 @@ use sea_orm::entity::prelude::*;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::UsersError;
 use crate::entity::user;
 use crate::views::Session;
 use crate::{account, domain};
@@ -112,7 +113,7 @@ impl Throttle {
         if over {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too-many-attempts",
+                UsersError::TooManyAttempts,
                 "too many failed log-ins; try again later",
             )
             .with_header(header::RETRY_AFTER, self.retry_after.to_string()));
@@ -175,7 +176,7 @@ async fn session(ctx: &AppContext, pair: TokenPair) -> Result<Session, ApiError>
 fn bad_credentials() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "invalid-credentials",
+        UsersError::InvalidCredentials,
         "wrong username, email or password",
     )
 }
@@ -247,12 +248,12 @@ pub(crate) async fn refresh(
         Ok(pair) => Ok(Json(session(&ctx, pair).await?)),
         Err(RefreshError::Invalid) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "invalid-refresh-token",
+            UsersError::InvalidRefreshToken,
             "the refresh token is expired, revoked or not valid",
         )),
         Err(e @ RefreshError::Reused) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "refresh-token-reused",
+            UsersError::RefreshTokenReused,
             e.to_string(),
         )),
         Err(RefreshError::Db(e)) => Err(e.into()),

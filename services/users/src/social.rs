@@ -17,6 +17,7 @@ use pinhole_http::{ApiError, ApiQuery, AppContext, Auth, MaybeAuth};
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue, Condition, ConnectionTrait};
 
+use crate::UsersError;
 use crate::entity::{block, follow, user};
 use crate::views::{FollowState, Profile, Relationship, UserPage};
 use crate::{
@@ -121,7 +122,7 @@ pub(crate) async fn follow(
     }
     if blocks(&txn, me, target.id).await? {
         return Err(ApiError::conflict(
-            "user-blocked",
+            UsersError::UserBlocked,
             "you block this user; unblock them first",
         ));
     }
@@ -327,7 +328,7 @@ async fn pending_request<C: ConnectionTrait>(
 ) -> Result<follow::Model, ApiError> {
     let not_found = || {
         ApiError::not_found(
-            "follow-request-not-found",
+            UsersError::FollowRequestNotFound,
             "that user has not asked to follow you",
         )
     };

@@ -33,6 +33,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseBackend, Statement};
 use std::time::Duration;
 
+use crate::ImagesError;
 use crate::entity::blob;
 
 pub use collect::{collect, collect_all};
@@ -93,7 +94,7 @@ impl From<Busy> for ApiError {
     fn from(_: Busy) -> Self {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "content-busy",
+            ImagesError::ContentBusy,
             "the same bytes are being removed right now; try again in a moment",
         )
         .with_header(axum::http::header::RETRY_AFTER, "1")

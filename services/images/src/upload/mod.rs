@@ -14,6 +14,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
 use sha2::{Digest, Sha256};
 
+use crate::ImagesError;
 use crate::domain::{LocationInput, UploadFields, Visibility, all_tags};
 use crate::entity::{image, image_tag, task};
 use crate::{outgoing, store, views};
@@ -37,22 +38,22 @@ pub fn refusal(e: InspectError) -> ApiError {
     match e {
         InspectError::Unsupported => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-image-format",
+            ImagesError::UnsupportedImageFormat,
             "the file is not an image in a supported format (JPEG, PNG, GIF, WebP, HEIC, AVIF)",
         ),
         InspectError::Truncated => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "image-truncated",
+            ImagesError::ImageTruncated,
             "the image is truncated: it ends before its data does",
         ),
         InspectError::Corrupt(why) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "image-corrupt",
+            ImagesError::ImageCorrupt,
             format!("the image is corrupt: {why}"),
         ),
         e @ InspectError::TooManyPixels { .. } => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "image-too-many-pixels",
+            ImagesError::ImageTooManyPixels,
             e.to_string(),
         ),
     }
@@ -61,7 +62,7 @@ pub fn refusal(e: InspectError) -> ApiError {
 pub fn too_large(max: u64) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-        "upload-too-large",
+        ImagesError::UploadTooLarge,
         format!("the file is larger than the limit of {max} bytes"),
     )
 }

@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use utoipa::IntoParams;
 
 use super::{ingest, stage, too_large};
+use crate::ImagesError;
 use crate::domain::UploadFields;
 use crate::{present, tasks, views};
 
@@ -64,7 +65,7 @@ impl WaitQuery {
 fn bad_multipart(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
-        "invalid-multipart",
+        ImagesError::InvalidMultipart,
         format!("the multipart body could not be read: {e}"),
     )
 }
@@ -124,7 +125,7 @@ pub(crate) async fn upload(
     let mut multipart = Multipart::from_request(request, &()).await.map_err(|e| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected-multipart",
+            ImagesError::ExpectedMultipart,
             format!(
                 "send multipart/form-data with a `file` part ({})",
                 e.body_text()

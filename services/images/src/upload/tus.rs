@@ -25,6 +25,7 @@ use sea_orm::sea_query::Expr;
 use sha2::Digest;
 
 use super::{ingest, stage, too_large};
+use crate::ImagesError;
 use crate::domain::UploadFields;
 use crate::entity::upload;
 
@@ -66,7 +67,7 @@ pub async fn protocol(request: Request, next: Next) -> Response {
     {
         let mut r = ApiError::new(
             StatusCode::PRECONDITION_FAILED,
-            "tus-version-unsupported",
+            ImagesError::TusVersionUnsupported,
             format!("send Tus-Resumable: {VERSION}"),
         )
         .into_response();
@@ -97,7 +98,7 @@ fn header_u64(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, Api
                 .ok_or_else(|| {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
-                        "invalid-header",
+                        ImagesError::InvalidHeader,
                         format!("{name} must be a non-negative integer"),
                     )
                 })
@@ -107,14 +108,20 @@ fn header_u64(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, Api
 
 fn upload_not_found() -> ApiError {
     ApiError::not_found(
-        "upload-not-found",
+        ImagesError::UploadNotFound,
         "there is no such upload (it may have expired)",
     )
 }
 
 /// `Upload-Metadata`: `key base64value,key2 base64value2`.
 fn parse_metadata(raw: &str) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
-    let bad = |why: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid-upload-metadata", why);
+    let bad = |why: String| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ImagesError::InvalidUploadMetadata,
+            why,
+        )
+    };
     let mut out = BTreeMap::new();
     for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let mut it = pair.splitn(2, ' ');
@@ -225,7 +232,7 @@ async fn start(
     if length.is_none() && !deferred {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "upload-length-required",
+            ImagesError::UploadLengthRequired,
             "send Upload-Length, or Upload-Defer-Length: 1",
         ));
     }
@@ -344,7 +351,7 @@ pub(crate) async fn patch(
         {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "expected-offset-octet-stream",
+                ImagesError::ExpectedOffsetOctetStream,
                 format!("PATCH bodies must be {OFFSET_STREAM}"),
             ));
         }
@@ -371,14 +378,14 @@ async fn receive(
 ) -> Result<(upload::Model, Option<Response>), ApiError> {
     if up.image_id.is_some() {
         return Err(ApiError::conflict(
-            "upload-finished",
+            ImagesError::UploadFinished,
             "this upload is complete",
         ));
     }
     let offset = header_u64(headers, &UPLOAD_OFFSET)?.unwrap_or(0);
     if offset != u64::try_from(up.offset).unwrap_or(0) {
         return Err(ApiError::conflict(
-            "upload-offset-mismatch",
+            ImagesError::UploadOffsetMismatch,
             format!(
                 "Upload-Offset {offset} does not match the upload's offset {}",
                 up.offset
@@ -410,7 +417,7 @@ async fn receive(
             if !CHECKSUMS.split(',').any(|a| a == algo) {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "checksum-algorithm-unsupported",
+                    ImagesError::ChecksumAlgorithmUnsupported,
                     format!("Upload-Checksum algorithms are: {CHECKSUMS}"),
                 ));
             }
@@ -419,7 +426,7 @@ async fn receive(
                 .map_err(|_| {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
-                        "invalid-checksum",
+                        ImagesError::InvalidChecksum,
                         "the checksum is not base64",
                     )
                 })?;
@@ -451,7 +458,7 @@ async fn receive(
                     return Err(if length.is_some() {
                         ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
-                            "upload-exceeds-length",
+                            ImagesError::UploadExceedsLength,
                             "the body goes past Upload-Length",
                         )
                     } else {
@@ -466,7 +473,7 @@ async fn receive(
         if broken.is_some() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "upload-interrupted",
+                ImagesError::UploadInterrupted,
                 "the body was cut short",
             ));
         }
@@ -477,7 +484,7 @@ async fn receive(
         if actual != *expected {
             return Err(ApiError::new(
                 StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
-                "checksum-mismatch",
+                ImagesError::ChecksumMismatch,
                 "the body does not match Upload-Checksum; send it again",
             ));
         }
@@ -489,7 +496,7 @@ async fn receive(
     if let Some(why) = broken {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "upload-interrupted",
+            ImagesError::UploadInterrupted,
             format!("{why}; resume from Upload-Offset"),
         )
         .with_header(UPLOAD_OFFSET, up.offset.to_string()));
@@ -545,7 +552,7 @@ async fn append(
     if !moved {
         let _ = ctx.backends.blobs.delete(&key).await;
         return Err(ApiError::conflict(
-            "upload-offset-mismatch",
+            ImagesError::UploadOffsetMismatch,
             "another request changed this upload first; ask HEAD for the offset",
         ));
     }

@@ -1,0 +1,41 @@
+//! Every error code the images role answers (besides the kit's
+//! [`Common`](pinhole_http::Common) ones).
+
+pinhole_http::error_codes! {
+    pub enum ImagesError {
+        /// The same meaning as `Common::ImageNotFound`.
+        ImageNotFound => "image-not-found",
+        /// The same meaning as `Common::UserNotFound`.
+        UserNotFound => "user-not-found",
+        AccountPrivate => "account-private",
+        ImageNotReady => "image-not-ready",
+        VersionNotFound => "version-not-found",
+        VersionCurrent => "version-current",
+        CommentNotFound => "comment-not-found",
+        TaskNotFound => "task-not-found",
+        ContentBusy => "content-busy",
+        // Uploads, either way.
+        UploadTooLarge => "upload-too-large",
+        UnsupportedImageFormat => "unsupported-image-format",
+        ImageTruncated => "image-truncated",
+        ImageCorrupt => "image-corrupt",
+        ImageTooManyPixels => "image-too-many-pixels",
+        // Multipart uploads.
+        InvalidMultipart => "invalid-multipart",
+        ExpectedMultipart => "expected-multipart",
+        // Resumable (tus) uploads.
+        TusVersionUnsupported => "tus-version-unsupported",
+        InvalidHeader => "invalid-header",
+        UploadNotFound => "upload-not-found",
+        InvalidUploadMetadata => "invalid-upload-metadata",
+        UploadLengthRequired => "upload-length-required",
+        ExpectedOffsetOctetStream => "expected-offset-octet-stream",
+        UploadFinished => "upload-finished",
+        UploadOffsetMismatch => "upload-offset-mismatch",
+        ChecksumAlgorithmUnsupported => "checksum-algorithm-unsupported",
+        InvalidChecksum => "invalid-checksum",
+        ChecksumMismatch => "checksum-mismatch",
+        UploadExceedsLength => "upload-exceeds-length",
+        UploadInterrupted => "upload-interrupted",
+    }
+}
