@@ -92,10 +92,10 @@ pub fn can_see(img: &image::Model, owner: &account::Model, rel: Relation) -> boo
     if rel.blocked || img.status != image::READY {
         return false;
     }
-    match Visibility::parse(&img.visibility) {
-        Ok(Visibility::Public) => !owner.is_private || rel.follows,
-        Ok(Visibility::Followers) => rel.follows,
-        _ => false,
+    match img.visibility {
+        Visibility::Public => !owner.is_private || rel.follows,
+        Visibility::Followers => rel.follows,
+        Visibility::Private => false,
     }
 }
 
@@ -193,7 +193,7 @@ pub fn not_blocked_by<C: sea_orm::sea_query::IntoColumnRef + Clone>(
 /// same rules as [`can_see`]).
 pub fn others_visible(viewer: Option<Uuid>) -> Condition {
     let ready = image::Column::Status.eq(image::READY);
-    let public = image::Column::Visibility.eq(Visibility::Public.as_str());
+    let public = image::Column::Visibility.eq(Visibility::Public);
     match viewer {
         None => Condition::all()
             .add(ready)
@@ -208,10 +208,10 @@ pub fn others_visible(viewer: Option<Uuid>) -> Condition {
                     .add(Condition::all().add(public.clone()).add(public_accounts()))
                     .add(
                         Condition::all()
-                            .add(image::Column::Visibility.is_in([
-                                Visibility::Public.as_str(),
-                                Visibility::Followers.as_str(),
-                            ]))
+                            .add(
+                                image::Column::Visibility
+                                    .is_in([Visibility::Public, Visibility::Followers]),
+                            )
                             .add(followees(viewer)),
                     ),
             ),

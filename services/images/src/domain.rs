@@ -15,15 +15,34 @@ pub const MAX_PLACE_NAME: usize = 200;
 pub const MAX_TAGS: usize = 30;
 pub const MAX_TAG: usize = 64;
 
-/// Who may see an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// Who may see an image (`images.visibility`, mapped by the ORM: read once
+/// into this type, never parsed by hand).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    sea_orm::EnumIter,
+    sea_orm::DeriveActiveEnum,
+)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)"
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     /// Everyone who may see the owner's account.
+    #[sea_orm(string_value = "public")]
     Public,
     /// The owner's approved followers.
+    #[sea_orm(string_value = "followers")]
     Followers,
     /// The owner alone.
+    #[sea_orm(string_value = "private")]
     Private,
 }
 

@@ -48,8 +48,7 @@ pub mod image {
         pub description: Option<String>,
         #[sea_orm(column_type = "Text", nullable)]
         pub alt_text: Option<String>,
-        /// `public`, `followers` or `private`.
-        pub visibility: String,
+        pub visibility: crate::domain::Visibility,
         pub lat: Option<f64>,
         pub lon: Option<f64>,
         pub place_name: Option<String>,

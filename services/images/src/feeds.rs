@@ -136,7 +136,7 @@ pub(crate) async fn explore(
          + 2 * (SELECT COUNT(*) FROM comments WHERE comments.image_id = images.id))",
     );
     let mut visible = Condition::all()
-        .add(image::Column::Visibility.eq("public"))
+        .add(image::Column::Visibility.eq(crate::domain::Visibility::Public))
         .add(image::Column::CreatedAt.gte(since))
         .add(others_visible(None));
     if let Some(v) = viewer {

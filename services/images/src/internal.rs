@@ -11,6 +11,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::{DatabaseConnection, QuerySelect};
 
 use crate::access::image_not_found;
+use crate::domain::Visibility;
 use crate::entity::image;
 
 /// A stored value the contract has no name for.
@@ -25,7 +26,7 @@ struct UnknownValue {
 /// The image `id`, as other roles may know it.
 async fn facts(db: &DatabaseConnection, id: Uuid) -> Result<Option<ImageFacts>, ClientError> {
     let failed = |e| ClientError::failed(crate::ROLE, e);
-    let row: Option<(Uuid, String, String)> = image::Entity::find_by_id(id)
+    let row: Option<(Uuid, String, Visibility)> = image::Entity::find_by_id(id)
         .select_only()
         .column(image::Column::OwnerId)
         .column(image::Column::Status)
@@ -53,11 +54,10 @@ async fn facts(db: &DatabaseConnection, id: Uuid) -> Result<Option<ImageFacts>, 
         image::FAILED => ImageStatus::Failed,
         _ => return Err(unknown("status", status)),
     };
-    let visibility = match crate::domain::Visibility::parse(&visibility) {
-        Ok(crate::domain::Visibility::Public) => ImageVisibility::Public,
-        Ok(crate::domain::Visibility::Followers) => ImageVisibility::Followers,
-        Ok(crate::domain::Visibility::Private) => ImageVisibility::Private,
-        Err(_) => return Err(unknown("visibility", visibility)),
+    let visibility = match visibility {
+        Visibility::Public => ImageVisibility::Public,
+        Visibility::Followers => ImageVisibility::Followers,
+        Visibility::Private => ImageVisibility::Private,
     };
     Ok(Some(ImageFacts {
         image_id: id,

@@ -20,7 +20,7 @@ pub fn record(img: &image::Model, tags: &[String]) -> kinds::ImageRecord {
         description: img.description.clone(),
         alt_text: img.alt_text.clone(),
         tags: tags.to_vec(),
-        visibility: img.visibility.clone(),
+        visibility: img.visibility.as_str().to_owned(),
         location: match (img.lat, img.lon) {
             (Some(lat), Some(lon)) => Some(kinds::Location {
                 lat,

@@ -9,7 +9,7 @@ use pinhole_media::ExifData;
 use sea_orm::entity::prelude::*;
 use sea_orm::{ConnectionTrait, QuerySelect};
 
-use crate::domain::{Location, Visibility};
+use crate::domain::Location;
 use crate::entity::{account, comment, image, image_tag, like, task};
 use crate::views::{self, Author, Derivative, StoredDerivative};
 
@@ -161,7 +161,7 @@ pub async fn images<C: ConnectionTrait>(
             description: img.description,
             tags: tags.remove(&img.id).unwrap_or_default(),
             alt_text: img.alt_text,
-            visibility: Visibility::parse(&img.visibility).unwrap_or(Visibility::Private),
+            visibility: img.visibility,
             location,
             format: img.format,
             width: u32::try_from(img.width).unwrap_or(0),

@@ -260,12 +260,14 @@ async fn roles_run_apart_behind_nginx() -> anyhow::Result<()> {
     );
     let (status, _) = d.get(&format!("/images/{ann_image}"), Some(&ann)).await?;
     ensure!(status == StatusCode::OK, "{status}");
-    let response = d
-        .http
-        .get(d.url(&format!("/t/_/pr:thumb/{ann_image}.jpg")))
-        .send()
-        .await?;
-    ensure!(response.status() == StatusCode::OK, "{}", response.status());
+    // The thumbnails role learns that the image is public from the images
+    // role's events, a moment after the upload answered.
+    let preset = d.url(&format!("/t/_/pr:thumb/{ann_image}.jpg"));
+    wait_for(DEADLINE, "an unsigned preset of a public image", || async {
+        let response = d.http.get(&preset).send().await.ok()?;
+        (response.status() == StatusCode::OK).then_some(())
+    })
+    .await?;
 
     // A private account's followers-only image reaches an approved
     // follower's feed, and leaves it with a block.

@@ -142,7 +142,7 @@ pub(crate) async fn update_image(
         active.alt_text = Set(a);
     }
     if let Some(v) = visibility {
-        active.visibility = Set(v.as_str().to_owned());
+        active.visibility = Set(v);
     }
     if let Some(loc) = location {
         let loc = match loc {

@@ -188,7 +188,7 @@ pub async fn ingest(
         title: Set(fields.title.clone()),
         description: Set(fields.description.clone()),
         alt_text: Set(fields.alt_text.clone()),
-        visibility: Set(visibility.as_str().to_owned()),
+        visibility: Set(visibility),
         lat: Set(location.as_ref().map(|l| l.lat)),
         lon: Set(location.as_ref().map(|l| l.lon)),
         place_name: Set(location.as_ref().and_then(|l| l.place_name.clone())),
