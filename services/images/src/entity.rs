@@ -28,9 +28,38 @@ pub mod blob {
 pub mod image {
     use sea_orm::entity::prelude::*;
 
-    pub const PROCESSING: &str = "processing";
-    pub const READY: &str = "ready";
-    pub const FAILED: &str = "failed";
+    /// Where an image is in its life (`images.status`, mapped by the ORM).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(
+        rs_type = "String",
+        db_type = "String(sea_orm::sea_query::StringLen::None)"
+    )]
+    pub enum Status {
+        /// Uploaded; its derivatives are being made.
+        #[sea_orm(string_value = "processing")]
+        Processing,
+        /// Published.
+        #[sea_orm(string_value = "ready")]
+        Ready,
+        /// Its processing failed; only its owner sees it.
+        #[sea_orm(string_value = "failed")]
+        Failed,
+    }
+
+    impl Status {
+        /// The stored and served name.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Self::Processing => "processing",
+                Self::Ready => "ready",
+                Self::Failed => "failed",
+            }
+        }
+    }
+
+    pub const PROCESSING: Status = Status::Processing;
+    pub const READY: Status = Status::Ready;
+    pub const FAILED: Status = Status::Failed;
 
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "images")]
@@ -56,7 +85,7 @@ pub mod image {
         #[sea_orm(column_type = "Text", nullable)]
         pub exif: Option<String>,
         /// `processing`, `ready` or `failed`.
-        pub status: String,
+        pub status: Status,
         /// The derivatives made by the thumbnails role, as JSON.
         #[sea_orm(column_type = "Text", nullable)]
         pub derivatives: Option<String>,

@@ -178,7 +178,7 @@ async fn finish(
         (Outcome::Processed(p), Some(img)) if p.sha256.is_empty() || p.sha256 == img.sha256 => {
             let first_publish = img.published_at.is_none();
             let mut active = img.clone().into_active_model();
-            active.status = Set(image::READY.to_owned());
+            active.status = Set(image::READY);
             active.derivatives = Set(serde_json::to_string(&p.derivatives).ok());
             active.analysis = Set(p.analysis.as_ref().map(ToString::to_string));
             active.pipeline = Set(i32::try_from(p.pipeline).ok());
@@ -223,7 +223,7 @@ async fn finish(
             }
             if img.status == image::PROCESSING {
                 let mut active = img.into_active_model();
-                active.status = Set(image::FAILED.to_owned());
+                active.status = Set(image::FAILED);
                 active.updated_at = Set(now);
                 active.update(&txn).await?;
             }

@@ -14,19 +14,10 @@ use crate::access::image_not_found;
 use crate::domain::Visibility;
 use crate::entity::image;
 
-/// A stored value the contract has no name for.
-#[derive(Debug, thiserror::Error)]
-#[error("image {image_id} has {column} `{value}`, which is not one the contract knows")]
-struct UnknownValue {
-    image_id: Uuid,
-    column: &'static str,
-    value: String,
-}
-
 /// The image `id`, as other roles may know it.
 async fn facts(db: &DatabaseConnection, id: Uuid) -> Result<Option<ImageFacts>, ClientError> {
     let failed = |e| ClientError::failed(crate::ROLE, e);
-    let row: Option<(Uuid, String, Visibility)> = image::Entity::find_by_id(id)
+    let row: Option<(Uuid, image::Status, Visibility)> = image::Entity::find_by_id(id)
         .select_only()
         .column(image::Column::OwnerId)
         .column(image::Column::Status)
@@ -38,21 +29,10 @@ async fn facts(db: &DatabaseConnection, id: Uuid) -> Result<Option<ImageFacts>, 
     let Some((owner_id, status, visibility)) = row else {
         return Ok(None);
     };
-    let unknown = |column, value: String| {
-        ClientError::failed(
-            crate::ROLE,
-            UnknownValue {
-                image_id: id,
-                column,
-                value,
-            },
-        )
-    };
-    let status = match status.as_str() {
-        image::PROCESSING => ImageStatus::Processing,
-        image::READY => ImageStatus::Ready,
-        image::FAILED => ImageStatus::Failed,
-        _ => return Err(unknown("status", status)),
+    let status = match status {
+        image::Status::Processing => ImageStatus::Processing,
+        image::Status::Ready => ImageStatus::Ready,
+        image::Status::Failed => ImageStatus::Failed,
     };
     let visibility = match visibility {
         Visibility::Public => ImageVisibility::Public,

@@ -29,7 +29,7 @@ pub fn record(img: &image::Model, tags: &[String]) -> kinds::ImageRecord {
             }),
             _ => None,
         },
-        status: img.status.clone(),
+        status: img.status.as_str().to_owned(),
         created_at: img.created_at,
         updated_at: img.updated_at,
         version: img.version,

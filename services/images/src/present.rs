@@ -167,7 +167,7 @@ pub async fn images<C: ConnectionTrait>(
             width: u32::try_from(img.width).unwrap_or(0),
             height: u32::try_from(img.height).unwrap_or(0),
             size: u64::try_from(img.size).unwrap_or(0),
-            status: img.status,
+            status: img.status.as_str().to_owned(),
             exif,
             derivatives,
             original_url: format!("/api/v1/images/{}/original", img.id),

@@ -193,7 +193,7 @@ pub async fn ingest(
         lon: Set(location.as_ref().map(|l| l.lon)),
         place_name: Set(location.as_ref().and_then(|l| l.place_name.clone())),
         exif: Set(exif.as_ref().and_then(|e| serde_json::to_string(e).ok())),
-        status: Set(image::PROCESSING.to_owned()),
+        status: Set(image::PROCESSING),
         derivatives: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
