@@ -9,8 +9,7 @@
 //! Results are stored beside the image's derivatives (content-addressed by
 //! the original and the canonical options, so they go with the derivative
 //! set when the images role releases the original) and their existence is
-//! cached, so a repeat is a lookup (and a check that the original is still
-//! stored).
+//! cached, so a repeat is a lookup.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -271,17 +270,9 @@ pub(crate) async fn transform(
             .await
             .map_err(ApiError::unavailable)?
     {
-        // The stored result outlives its original until this role hears of
-        // the release (`content.released`): the original decides.
-        let (stored, original) = tokio::join!(
-            ctx.backends.blobs.get(&key, None),
-            pinhole_blob::exists(ctx.backends.blobs.as_ref(), &original_key),
-        );
-        if !original.map_err(ApiError::unavailable)? {
-            tracing::info!(image = %id, "original gone before the catalog heard of the deletion");
-            return Err(not_found());
-        }
-        match stored {
+        // A deleted image's stored results stop being served once the
+        // catalog hears of the deletion, and go with `content.released`.
+        match ctx.backends.blobs.get(&key, None).await {
             Ok(body) => {
                 if !known {
                     let _ = ctx
