@@ -29,6 +29,18 @@ pub fn photo(name: &str) -> anyhow::Result<Vec<u8>> {
     })
 }
 
+/// A 480×320 JPEG of camera photo `name`, made distinct by `n` (other
+/// bytes, same picture): quick to process.
+pub fn small_photo(name: &str, n: usize) -> anyhow::Result<Vec<u8>> {
+    let full = image::load_from_memory(&photo(name)?)?;
+    let small = full.resize(480, 320, image::imageops::FilterType::Triangle);
+    let mut out = std::io::Cursor::new(Vec::new());
+    small
+        .to_rgb8()
+        .write_to(&mut out, image::ImageFormat::Jpeg)?;
+    Ok(variant(&out.into_inner(), n))
+}
+
 /// The same JPEG with a comment segment after SOI: other bytes, same picture.
 pub fn variant(jpeg: &[u8], n: usize) -> Vec<u8> {
     let text = format!("pinhole test variant {n}");
@@ -63,6 +75,8 @@ pub fn with_exif(dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<Vec<u8
 /// A server with the users, images and thumbnails roles, and a client.
 pub struct App {
     pub server: Server,
+    /// The roles it serves.
+    pub roles: &'static [&'static str],
     /// What the server was started with.
     pub settings: Settings,
     pub http: reqwest::Client,
@@ -165,7 +179,16 @@ impl App {
         }
     }
 
-    pub async fn start(mut settings: Settings, dir: tempfile::TempDir) -> anyhow::Result<Self> {
+    pub async fn start(settings: Settings, dir: tempfile::TempDir) -> anyhow::Result<Self> {
+        Self::start_roles(settings, dir, &["users", "images", "thumbnails"]).await
+    }
+
+    /// Serving `roles`.
+    pub async fn start_roles(
+        mut settings: Settings,
+        dir: tempfile::TempDir,
+        roles: &'static [&'static str],
+    ) -> anyhow::Result<Self> {
         // PINHOLE_TEST_LOG=FILTER (e.g. `info`): the servers' logs, shown
         // with a failing test's output.
         if let Ok(filter) = std::env::var("PINHOLE_TEST_LOG") {
@@ -179,7 +202,8 @@ impl App {
         settings.signup_limit = 0;
         settings.max_upload_bytes = 12 * 1024 * 1024;
         Ok(Self {
-            server: pinhole::start(settings.clone(), &["users", "images", "thumbnails"]).await?,
+            server: pinhole::start(settings.clone(), roles).await?,
+            roles,
             settings,
             http: reqwest::Client::new(),
             dir: Arc::new(dir),
@@ -191,6 +215,7 @@ impl App {
     pub async fn restart(self) -> anyhow::Result<Self> {
         let Self {
             server,
+            roles,
             settings,
             http,
             dir,
@@ -199,7 +224,8 @@ impl App {
         let mut settings = settings;
         settings.listen = "127.0.0.1:0".parse()?;
         Ok(Self {
-            server: pinhole::start(settings.clone(), &["users", "images", "thumbnails"]).await?,
+            server: pinhole::start(settings.clone(), roles).await?,
+            roles,
             settings,
             http,
             dir,

@@ -11,7 +11,7 @@ use anyhow::{Context, ensure};
 use pinhole_blob::CheckReport as Report;
 use pinhole_images::entity::blob;
 use pinhole_testkit::wait_for;
-use pinhole_tests::app::{App, DEADLINE, photo, variant};
+use pinhole_tests::app::{App, DEADLINE};
 use reqwest::{Method, StatusCode};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
@@ -19,13 +19,7 @@ use serde_json::{Value, json};
 /// A small real photo (Storm.jpg at 480×320), so that fifty rounds of
 /// processing stay quick; `n` makes its bytes unique.
 fn small_photo(n: usize) -> anyhow::Result<Vec<u8>> {
-    let full = image::load_from_memory(&photo("Storm.jpg")?)?;
-    let small = full.resize(480, 320, image::imageops::FilterType::Triangle);
-    let mut out = std::io::Cursor::new(Vec::new());
-    small
-        .to_rgb8()
-        .write_to(&mut out, image::ImageFormat::Jpeg)?;
-    Ok(variant(&out.into_inner(), n))
+    pinhole_tests::app::small_photo("Storm.jpg", n)
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -828,6 +822,7 @@ async fn roles_write_and_delete_only_under_their_own_prefixes() -> anyhow::Resul
     let settings = through(&images_tap);
     let app = App {
         server: pinhole::start(settings.clone(), &["users", "images"]).await?,
+        roles: &["users", "images"],
         settings,
         http: reqwest::Client::new(),
         dir: std::sync::Arc::new(dir),

@@ -11,7 +11,7 @@ use anyhow::{Context, ensure};
 use pinhole::Server;
 use pinhole_config::{CacheUrl, DatabaseUrl, Settings};
 use pinhole_http::clients::{CALL_TIMEOUT, INTERNAL_TOKEN_HEADER};
-use pinhole_tests::app::{PASSWORD, photo, read};
+use pinhole_tests::app::{DEADLINE, PASSWORD, photo, read};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -404,4 +404,477 @@ async fn a_hung_users_role_is_given_up_on_after_the_call_timeout() -> anyhow::Re
     apart.stop().await?;
     drop(images_dir);
     result
+}
+
+/// What the search role asks the other roles, over HTTP (through the
+/// clients the roles hold of each other) and in process, answered alike:
+/// images as a viewer sees them, and every image, account, follow and
+/// block page by page; the image record carries the camera, the time taken
+/// and the analysis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_search_role_s_calls_answer_alike_over_http_and_in_process() -> anyhow::Result<()> {
+    let mut apart = Apart::start().await?;
+    let result = search_scenario(&apart).await;
+    apart.stop().await?;
+    result
+}
+
+/// `body` without its signed links (they change with each signing).
+fn unsigned(mut body: Value) -> Value {
+    if let Some(derivatives) = body["derivatives"].as_array_mut() {
+        for d in derivatives {
+            d["url"] = Value::Null;
+        }
+    }
+    body
+}
+
+impl Apart {
+    /// The account id behind `token`.
+    async fn id(&self, token: &str) -> anyhow::Result<uuid::Uuid> {
+        let (status, me) = self
+            .call(self.users()?, Method::GET, "/me", Some(token), None)
+            .await?;
+        ensure!(status == StatusCode::OK, "{status} {me}");
+        Ok(me["id"].as_str().context("id")?.parse()?)
+    }
+
+    /// Uploads `bytes` as `token` and waits for its processing: the image id.
+    async fn upload(&self, token: &str, bytes: Vec<u8>) -> anyhow::Result<uuid::Uuid> {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name("photo.jpg"),
+        );
+        let (status, body) = read(
+            self.http
+                .post(format!(
+                    "{}/api/v1/images?wait=true&timeout=60",
+                    self.images()?.url()
+                ))
+                .bearer_auth(token)
+                .multipart(form)
+                .send()
+                .await?,
+        )
+        .await?;
+        ensure!(
+            status == StatusCode::OK && body["status"] == "done",
+            "upload {status} {body}"
+        );
+        Ok(body["image_id"].as_str().context("image_id")?.parse()?)
+    }
+
+    /// `GET /internal/v1{path}` on `server` with the internal token.
+    async fn internal(&self, server: &Server, path: &str) -> anyhow::Result<(StatusCode, Value)> {
+        read(
+            self.http
+                .get(format!("{}/internal/v1{path}", server.url()))
+                .header(INTERNAL_TOKEN_HEADER, SECRET)
+                .send()
+                .await?,
+        )
+        .await
+    }
+}
+
+async fn search_scenario(apart: &Apart) -> anyhow::Result<()> {
+    use pinhole_http::clients::{Edge, EdgeKind};
+    use pinhole_http::{ImagesClient, UsersClient};
+    use uuid::Uuid;
+
+    let ada = apart.user("ada").await?;
+    let bob = apart.user("bob").await?;
+    let cyd = apart.user("cyd").await?;
+    let dan = apart.user("dan").await?;
+    let (ada_id, bob_id, cyd_id, dan_id) = (
+        apart.id(&ada).await?,
+        apart.id(&bob).await?,
+        apart.id(&cyd).await?,
+        apart.id(&dan).await?,
+    );
+    let users = apart.users()?;
+    let (status, body) = apart
+        .call(
+            users,
+            Method::PATCH,
+            "/me",
+            Some(&cyd),
+            Some(json!({"is_private": true})),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "{status} {body}");
+    for (token, path) in [
+        (&bob, "/users/ada/follow"),
+        (&bob, "/users/cyd/follow"),
+        (&ada, "/users/dan/block"),
+    ] {
+        let (status, body) = apart
+            .call(users, Method::POST, path, Some(token), None)
+            .await?;
+        ensure!(status.is_success(), "{path}: {status} {body}");
+    }
+
+    // Two photos of ada's: a Canon one as it is, and a copy that says
+    // FUJIFILM with an offset; the copy private.
+    let dir = tempfile::tempdir()?;
+    let storm = apart.upload(&ada, photo("Storm.jpg")?).await?;
+    let fuji = pinhole_tests::app::with_exif(
+        dir.path(),
+        "Storm.jpg",
+        &[
+            "-Make=FUJIFILM",
+            "-Model=X-T3",
+            "-OffsetTimeOriginal=+02:00",
+        ],
+    )?;
+    let fuji = apart.upload(&ada, fuji).await?;
+    let images = apart.images()?;
+    let (status, body) = apart
+        .call(
+            images,
+            Method::PATCH,
+            &format!("/images/{fuji}"),
+            Some(&ada),
+            Some(json!({"visibility": "private"})),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "{status} {body}");
+    // The images role learns of ada's account, and of dan's block, by event.
+    pinhole_testkit::wait_for(DEADLINE, "ada's card in the images role", || async {
+        let answer = apart
+            .call(images, Method::GET, &format!("/images/{storm}"), None, None)
+            .await
+            .ok()?;
+        (answer.0 == StatusCode::OK).then_some(())
+    })
+    .await?;
+    let (status, body) = apart
+        .call(
+            images,
+            Method::POST,
+            &format!("/images/{storm}/comments"),
+            Some(&bob),
+            Some(json!({"body": "what a sky"})),
+        )
+        .await?;
+    ensure!(status == StatusCode::CREATED, "{status} {body}");
+    let (status, body) = apart
+        .call(
+            images,
+            Method::POST,
+            &format!("/images/{storm}/like"),
+            Some(&bob),
+            None,
+        )
+        .await?;
+    ensure!(status.is_success(), "{status} {body}");
+
+    // Views: over HTTP (the users server's client of the images role) and
+    // in process, the same as `GET /images/{id}` shows each viewer.
+    let over_http = &users.ctx.clients.images;
+    let in_process = pinhole_images::InProcessImages::new(
+        images.ctx.backends.db.clone(),
+        images.ctx.backends.blobs.clone(),
+    );
+    let blocked = pinhole_testkit::wait_for(DEADLINE, "dan's block in the images role", || async {
+        over_http
+            .views(&[storm], Some(dan_id))
+            .await
+            .ok()
+            .filter(Vec::is_empty)
+    })
+    .await?;
+    ensure!(blocked.is_empty());
+    let (status, as_bob) = apart
+        .call(
+            images,
+            Method::GET,
+            &format!("/images/{storm}"),
+            Some(&bob),
+            None,
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "{status} {as_bob}");
+    ensure!(as_bob["liked_by_me"] == true, "{as_bob}");
+    let unknown = Uuid::now_v7();
+    let asked = [fuji, storm, unknown, storm];
+    for (client, what) in [
+        (over_http.as_ref(), "over HTTP"),
+        (&in_process as &dyn ImagesClient, "in process"),
+    ] {
+        let seen = client.views(&asked, Some(bob_id)).await?;
+        ensure!(
+            seen.len() == 1,
+            "{what}: bob sees storm only, once: {seen:?}"
+        );
+        ensure!(
+            unsigned(seen[0].clone()) == unsigned(as_bob.clone()),
+            "{what}: as GET shows it: {} vs {as_bob}",
+            seen[0]
+        );
+        let own: Vec<Value> = client
+            .views(&asked, Some(ada_id))
+            .await?
+            .into_iter()
+            .map(|v| v["id"].clone())
+            .collect();
+        ensure!(
+            own == [json!(fuji), json!(storm)],
+            "{what}: ada sees both, in the order asked: {own:?}"
+        );
+        let anonymous = client.views(&asked, None).await?;
+        ensure!(
+            anonymous.len() == 1
+                && anonymous[0]["id"] == json!(storm)
+                && anonymous[0].get("liked_by_me").is_none(),
+            "{what}: {anonymous:?}"
+        );
+        ensure!(
+            client.views(&asked, Some(dan_id)).await?.is_empty(),
+            "{what}: dan is blocked"
+        );
+        ensure!(client.views(&[], Some(bob_id)).await?.is_empty());
+    }
+    // More than a call takes: the HTTP client asks in chunks.
+    let many: Vec<Uuid> = (0..150).map(|_| Uuid::now_v7()).chain([storm]).collect();
+    ensure!(over_http.views(&many, None).await?.len() == 1);
+    let answer = read(
+        apart
+            .http
+            .post(format!("{}/internal/v1/images/views", images.url()))
+            .header(INTERNAL_TOKEN_HEADER, SECRET)
+            .json(&json!({ "ids": &many, "viewer": Value::Null }))
+            .send()
+            .await?,
+    )
+    .await?;
+    refused(
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )?;
+    ensure!(answer.1["fields"]["ids"].is_string(), "{}", answer.1);
+
+    // Export of images: every ready image by id, page by page, with the
+    // record's camera, time taken and analysis, and likes and comments.
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = over_http.export(after, 1).await?;
+        ensure!(page.len() <= 1, "a page of one: {page:?}");
+        let Some(last) = page.last() else { break };
+        after = Some(last.image.image_id);
+        pages.extend(page);
+    }
+    let mut expected = vec![storm, fuji];
+    expected.sort();
+    let exported: Vec<Uuid> = pages.iter().map(|e| e.image.image_id).collect();
+    ensure!(exported == expected, "{exported:?} vs {expected:?}");
+    ensure!(
+        in_process.export(None, 1000).await? == pages,
+        "in process, the same"
+    );
+    ensure!(in_process.export(Some(expected[1]), 1000).await?.is_empty());
+    let of = |id: Uuid| {
+        pages
+            .iter()
+            .find(|e| e.image.image_id == id)
+            .context("exported")
+    };
+    let canon = of(storm)?;
+    ensure!(
+        canon.image.camera.as_deref() == Some("Canon EOS 400D DIGITAL")
+            && canon.image.taken_at == Some("2008-04-20T19:12:06Z".parse()?)
+            && canon.image.status == "ready"
+            && canon.image.location.is_none(),
+        "{:?}",
+        canon.image
+    );
+    ensure!(
+        canon
+            .image
+            .analysis
+            .as_ref()
+            .is_some_and(|a| a["phash"].is_string() && *a == as_bob["analysis"]),
+        "the analysis, with its perceptual hash: {:?}",
+        canon.image.analysis
+    );
+    ensure!(canon.like_count == 1, "{canon:?}");
+    ensure!(
+        canon.comments.len() == 1
+            && canon.comments[0].author_id == bob_id
+            && canon.comments[0].body == "what a sky",
+        "{:?}",
+        canon.comments
+    );
+    let copy = of(fuji)?;
+    ensure!(
+        copy.image.camera.as_deref() == Some("FUJIFILM X-T3")
+            && copy.image.taken_at == Some("2008-04-20T17:12:06Z".parse()?)
+            && copy.image.visibility == "private"
+            && copy.like_count == 0
+            && copy.comments.is_empty(),
+        "{copy:?}"
+    );
+    for (path, field) in [
+        ("/export/images?limit=0", "limit"),
+        ("/export/images?limit=1001", "limit"),
+        ("/export/images?after=nope", "after"),
+        ("/export/follows?after=nope", "after"),
+        ("/export/blocks?limit=x", "limit"),
+        ("/export/accounts?after=1,2", "after"),
+    ] {
+        let server = if path.starts_with("/export/images") {
+            images
+        } else {
+            users
+        };
+        let answer = apart.internal(server, path).await?;
+        refused(
+            &answer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        )
+        .with_context(|| path.to_owned())?;
+        ensure!(
+            answer.1["fields"][field].is_string(),
+            "{path}: {}",
+            answer.1
+        );
+    }
+
+    // Export of accounts and edges: over HTTP (the images server's client
+    // of the users role) and in process, page by page.
+    let over_http = &images.ctx.clients.users;
+    let in_process =
+        pinhole_users::InProcessUsers::new(users.ctx.tokens.clone(), users.ctx.backends.db.clone());
+    let mut everyone = vec![ada_id, bob_id, cyd_id, dan_id];
+    everyone.sort();
+    let mut follows = vec![
+        Edge {
+            from: bob_id,
+            to: ada_id,
+            approved: true,
+        },
+        Edge {
+            from: bob_id,
+            to: cyd_id,
+            approved: false,
+        },
+    ];
+    follows.sort_by_key(|e| (e.from, e.to));
+    let blocks = vec![Edge {
+        from: ada_id,
+        to: dan_id,
+        approved: true,
+    }];
+    for (client, what) in [
+        (over_http.as_ref(), "over HTTP"),
+        (&in_process as &dyn UsersClient, "in process"),
+    ] {
+        let mut cards = Vec::new();
+        let mut after = None;
+        loop {
+            let page = client.export_accounts(after, 3).await?;
+            ensure!(page.len() <= 3, "{what}: {page:?}");
+            let Some(last) = page.last() else { break };
+            after = Some(last.user_id);
+            cards.extend(page);
+        }
+        let ids: Vec<Uuid> = cards.iter().map(|c| c.user_id).collect();
+        ensure!(ids == everyone, "{what}: {ids:?}");
+        ensure!(
+            cards.iter().all(|c| c.is_private == (c.user_id == cyd_id)),
+            "{what}: {cards:?}"
+        );
+        for (kind, expected) in [(EdgeKind::Follows, &follows), (EdgeKind::Blocks, &blocks)] {
+            let mut edges = Vec::new();
+            let mut after = None;
+            loop {
+                let page = client.export_edges(kind, after, 1).await?;
+                ensure!(page.len() <= 1, "{what}: {page:?}");
+                let Some(last) = page.last() else { break };
+                after = Some((last.from, last.to));
+                edges.extend(page);
+            }
+            ensure!(edges == *expected, "{what} {kind:?}: {edges:?}");
+            ensure!(client.export_edges(kind, None, 1000).await? == *expected);
+        }
+    }
+
+    // Every new route answers only those who carry the internal token.
+    for (server, method, path) in [
+        (images, Method::POST, "/internal/v1/images/views"),
+        (images, Method::GET, "/internal/v1/export/images"),
+        (users, Method::GET, "/internal/v1/export/accounts"),
+        (users, Method::GET, "/internal/v1/export/follows"),
+        (users, Method::GET, "/internal/v1/export/blocks"),
+    ] {
+        for token in [None, Some("not-the-secret")] {
+            let mut request = apart
+                .http
+                .request(method.clone(), format!("{}{path}", server.url()))
+                .json(&json!({"ids": []}));
+            if let Some(token) = token {
+                request = request.header(INTERNAL_TOKEN_HEADER, token);
+            }
+            let answer = read(request.send().await?).await?;
+            refused(&answer, StatusCode::UNAUTHORIZED, "internal-token-required")
+                .with_context(|| format!("{method} {path} with {token:?}"))?;
+        }
+    }
+
+    // A re-processing that changes the analysis says so in `image.updated`
+    // (a consumer keeps the perceptual hash from the record).
+    let phash = canon.image.analysis.as_ref().map(|a| a["phash"].clone());
+    let db = &images.ctx.backends.db;
+    let job = pinhole_testkit::wait_for(DEADLINE, "the catalog to list storm", || async {
+        let all = pinhole_thumbnails::backfill::Selection {
+            all: true,
+            limit: None,
+        };
+        pinhole_thumbnails::backfill::select(db, all)
+            .await
+            .ok()?
+            .into_iter()
+            .find(|j| j.image_id == storm)
+    })
+    .await?;
+    {
+        use sea_orm::ConnectionTrait;
+        db.execute_unprepared(&format!(
+            "UPDATE images SET analysis = NULL WHERE id = '{storm}'"
+        ))
+        .await?;
+    }
+    let bus = &images.ctx.backends.bus;
+    let mut reader = bus
+        .subscribe(
+            &pinhole_testkit::unique("search-reader"),
+            &[pinhole_events::topics::IMAGES],
+        )
+        .await?;
+    pinhole_thumbnails::backfill::enqueue(bus, &[job]).await?;
+    let started = Instant::now();
+    let updated = loop {
+        ensure!(started.elapsed() < DEADLINE, "no image.updated for storm");
+        let Some(record) = reader.next(Duration::from_millis(500)).await? else {
+            continue;
+        };
+        if record.key.as_deref() != Some(storm.to_string().as_bytes()) {
+            continue;
+        }
+        let envelope = pinhole_events::Envelope::from_json(&record.payload)?;
+        if envelope.kind == pinhole_events::images::UPDATED {
+            break envelope.decode::<pinhole_events::images::ImageUpdated>()?;
+        }
+    };
+    reader.close().await?;
+    ensure!(
+        updated.image.analysis.as_ref().map(|a| a["phash"].clone()) == phash
+            && updated.image.camera.as_deref() == Some("Canon EOS 400D DIGITAL"),
+        "{:?}",
+        updated.image
+    );
+    Ok(())
 }

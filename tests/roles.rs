@@ -749,6 +749,7 @@ async fn upgrade_in_place_keeps_the_data(store: Store) -> anyhow::Result<()> {
 
     let app = App {
         server: pinhole::start(settings.clone(), pinhole::ROLES).await?,
+        roles: pinhole::ROLES,
         settings,
         http: reqwest::Client::new(),
         dir: Arc::new(dir),

@@ -1,8 +1,10 @@
 //! The thumbnails role as clients see it: every derivative and hash of an
 //! upload, signed on-demand transforms served and cached, edits making
-//! versions, a worker killed mid-image, and backfills on the background
-//! topic. Each scenario runs on the embedded backends and the real ones
-//! (Postgres, Redis, Kafka via tansu, S3 via moto).
+//! versions, a worker killed mid-image, backfills on the background topic,
+//! and the role alone serving a public upload's presets before its catalog
+//! hears the images role's events. Each scenario runs on the embedded
+//! backends and the real ones (Postgres, Redis, Kafka via tansu, S3 via
+//! moto).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -747,4 +749,270 @@ async fn killed_worker_loses_nothing_embedded() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_worker_loses_nothing_real() -> anyhow::Result<()> {
     killed_worker_loses_nothing(App::real().await?).await
+}
+
+/// The thumbnails role alone, fed by hand what the users and images roles
+/// would send, so that the test decides which of their events this role's
+/// catalog has heard when.
+struct Alone {
+    server: pinhole::Server,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Alone {
+    async fn start(real: bool) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let settings = if real {
+            pinhole_tests::real_settings(dir.path(), "alone").await?
+        } else {
+            pinhole_config::Settings::embedded(dir.path())
+        };
+        Ok(Self {
+            server: pinhole::start(settings, &[pinhole_thumbnails::ROLE]).await?,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        })
+    }
+
+    /// Publishes `event` as its role would.
+    async fn send<E: pinhole_events::Event>(&self, event: &E) -> anyhow::Result<()> {
+        let out = pinhole_events::OutgoingEvent::of(event);
+        let payload = out.envelope.to_json();
+        self.server
+            .ctx
+            .backends
+            .bus
+            .publish_all(&[pinhole_bus::Message {
+                topic: out.topic,
+                key: out.key.as_bytes(),
+                payload: &payload,
+            }])
+            .await?;
+        Ok(())
+    }
+
+    /// The status of the unsigned `thumb` preset of `id`.
+    async fn preset(&self, id: uuid::Uuid) -> anyhow::Result<StatusCode> {
+        let url = format!("{}/t/_/pr:thumb/{id}.jpg", self.server.url());
+        Ok(self.http.get(url).send().await?.status())
+    }
+
+    /// Waits until the catalog has a row for `id`.
+    async fn cataloged(&self, id: uuid::Uuid) -> anyhow::Result<()> {
+        use pinhole_thumbnails::catalog::image;
+        use sea_orm::EntityTrait;
+
+        let db = &self.server.ctx.backends.db;
+        wait_for(DEADLINE, "the catalog to hear of the image", || async {
+            image::Entity::find_by_id(id)
+                .one(db)
+                .await
+                .ok()?
+                .map(|_| ())
+        })
+        .await
+    }
+}
+
+/// An image of `owner` on content `sha256`, as the images role describes
+/// it (read from JSON, so that fields added to the record take their
+/// defaults).
+fn image_record(
+    id: uuid::Uuid,
+    owner: uuid::Uuid,
+    sha256: &str,
+    (width, height): (u32, u32),
+    visibility: &str,
+    status: &str,
+) -> anyhow::Result<pinhole_events::images::ImageRecord> {
+    let now = chrono::Utc::now();
+    Ok(serde_json::from_value(json!({
+        "image_id": id,
+        "owner_id": owner,
+        "sha256": sha256,
+        "format": "jpeg",
+        "width": width,
+        "height": height,
+        "size": 1,
+        "tags": [],
+        "visibility": visibility,
+        "status": status,
+        "created_at": now,
+        "updated_at": now,
+    }))?)
+}
+
+/// The job the images role sends for an upload of `id`.
+fn upload_job(
+    id: uuid::Uuid,
+    owner: uuid::Uuid,
+    sha256: &str,
+    visibility: &str,
+) -> pinhole_events::images::ProcessJob {
+    pinhole_events::images::ProcessJob {
+        image_id: id,
+        task_id: Some(uuid::Uuid::now_v7()),
+        owner_id: owner,
+        sha256: sha256.to_owned(),
+        format: "jpeg".into(),
+        original_key: pinhole_events::images::original_key(sha256, "jpg"),
+        force: false,
+        visibility: Some(visibility.to_owned()),
+    }
+}
+
+/// Reads `sub` until it has seen `image.processed` for every one of `ids`.
+async fn processed(
+    sub: &mut Box<dyn pinhole_bus::Subscription>,
+    ids: &[uuid::Uuid],
+) -> anyhow::Result<()> {
+    use pinhole_events::images::{PROCESSED, Processed};
+
+    let mut left: BTreeSet<uuid::Uuid> = ids.iter().copied().collect();
+    let started = std::time::Instant::now();
+    while !left.is_empty() {
+        ensure!(
+            started.elapsed() < DEADLINE,
+            "no image.processed for {left:?} after {DEADLINE:?}"
+        );
+        let Some(record) = sub.next(std::time::Duration::from_millis(250)).await? else {
+            continue;
+        };
+        if let Ok(env) = pinhole_events::Envelope::from_json(&record.payload)
+            && env.kind == PROCESSED
+        {
+            left.remove(&env.decode::<Processed>()?.image_id);
+        }
+    }
+    Ok(())
+}
+
+/// Once the images role can hear that a public upload is processed, this
+/// role serves its unsigned presets, though its catalog may not have heard
+/// the images role's events of it yet (it reads them at its own pace): the
+/// upload's job says who may see the image. The events win: a row they
+/// wrote keeps their visibility, a later change applies, and a replayed
+/// job changes nothing.
+async fn public_presets_are_served_once_processed(alone: Alone) -> anyhow::Result<()> {
+    use pinhole_events::images::{ImageUpdated, ImageUploaded};
+    use pinhole_events::users::{AccountCard, UserRegistered};
+    use sha2::{Digest, Sha256};
+
+    let ctx = &alone.server.ctx;
+    let owner = uuid::Uuid::now_v7();
+    alone
+        .send(&UserRegistered {
+            account: AccountCard {
+                user_id: owner,
+                username: "ada".into(),
+                display_name: None,
+                avatar_image_id: None,
+                is_private: false,
+            },
+            created_at: chrono::Utc::now(),
+        })
+        .await?;
+    {
+        use pinhole_thumbnails::catalog::account;
+        use sea_orm::EntityTrait;
+        wait_for(DEADLINE, "the catalog to hear of the account", || async {
+            account::Entity::find_by_id(owner)
+                .one(&ctx.backends.db)
+                .await
+                .ok()?
+                .map(|_| ())
+        })
+        .await?;
+    }
+    // The original, as the images role stores it (two images show it).
+    let storm = photo("Storm.jpg")?;
+    let sha256 = hex::encode(Sha256::digest(&storm));
+    let size = {
+        let decoded = decode(&storm)?;
+        (decoded.width(), decoded.height())
+    };
+    pinhole_blob::put_bytes(
+        ctx.backends.blobs.as_ref(),
+        &pinhole_events::images::original_key(&sha256, "jpg"),
+        storm,
+    )
+    .await?;
+    // `fresh`: the catalog has heard nothing of it when it is processed.
+    // `kept`: its `image.uploaded` (private) is heard first, and its job
+    // says public (as if it had been changed since).
+    let fresh = uuid::Uuid::now_v7();
+    let kept = uuid::Uuid::now_v7();
+    alone
+        .send(&ImageUploaded {
+            image: image_record(kept, owner, &sha256, size, "private", "processing")?,
+            task_id: uuid::Uuid::now_v7(),
+        })
+        .await?;
+    alone.cataloged(kept).await?;
+    let mut reports = ctx
+        .backends
+        .bus
+        .subscribe(
+            &pinhole_testkit::unique("reports"),
+            &[pinhole_events::topics::IMAGES],
+        )
+        .await?;
+    alone
+        .send(&upload_job(fresh, owner, &sha256, "public"))
+        .await?;
+    alone
+        .send(&upload_job(kept, owner, &sha256, "public"))
+        .await?;
+    processed(&mut reports, &[fresh, kept]).await?;
+    // At once, as the images role publishes the image on that report.
+    let status = alone.preset(fresh).await?;
+    ensure!(
+        status == StatusCode::OK,
+        "a processed public image: {status}"
+    );
+    let status = alone.preset(kept).await?;
+    ensure!(
+        status == StatusCode::NOT_FOUND,
+        "a private image by its events: {status}"
+    );
+
+    // The images role's events of `fresh` arrive: uploaded public, then
+    // made private.
+    alone
+        .send(&ImageUploaded {
+            image: image_record(fresh, owner, &sha256, size, "public", "processing")?,
+            task_id: uuid::Uuid::now_v7(),
+        })
+        .await?;
+    alone
+        .send(&ImageUpdated {
+            image: image_record(fresh, owner, &sha256, size, "private", "ready")?,
+        })
+        .await?;
+    wait_for(DEADLINE, "the image to turn private", || async {
+        (alone.preset(fresh).await.ok()? == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await?;
+    // The upload's job again (at-least-once delivery): still private.
+    alone
+        .send(&upload_job(fresh, owner, &sha256, "public"))
+        .await?;
+    processed(&mut reports, &[fresh]).await?;
+    let status = alone.preset(fresh).await?;
+    ensure!(
+        status == StatusCode::NOT_FOUND,
+        "a replayed job made a private image public: {status}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_presets_are_served_once_processed_embedded() -> anyhow::Result<()> {
+    public_presets_are_served_once_processed(Alone::start(false).await?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_presets_are_served_once_processed_real() -> anyhow::Result<()> {
+    public_presets_are_served_once_processed(Alone::start(true).await?).await
 }

@@ -19,8 +19,12 @@
 //! records uncommitted; whoever takes over its partitions starts from the
 //! committed offsets and so sees them again. Several processes may share one
 //! file.
+//!
+//! A reader from [`EventBus::assign`] is no member: it reads every partition
+//! from offsets of its own, and its commits only set `group_offsets` (for
+//! monitoring) without asking who owns the partition.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -35,7 +39,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::{
-    BusError, EventBus, Message, Position, Record, Subscription, TopicSpec, partition_for,
+    BusError, EventBus, Message, Offsets, Position, Record, Subscription, TopicSpec, partition_for,
 };
 
 const SCHEMA: &[&str] = &[
@@ -341,6 +345,33 @@ impl EventBus for EmbeddedLog {
         Ok(Box::new(subscription))
     }
 
+    async fn assign(
+        &self,
+        group: &str,
+        topics: &[&str],
+        from: &Offsets,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        for topic in topics {
+            self.partition_count(topic).await?;
+        }
+        let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        let mut reader = AssignedSubscription {
+            log: self.clone(),
+            group: group.to_owned(),
+            from: from
+                .iter()
+                .filter(|((topic, _), _)| topics.contains(topic))
+                .map(|(tp, offset)| (tp.clone(), *offset))
+                .collect(),
+            topics,
+            positions: BTreeMap::new(),
+            buffer: VecDeque::new(),
+            last_refresh: None,
+        };
+        reader.refresh().await?;
+        Ok(Box::new(reader))
+    }
+
     async fn check(&self) -> Result<(), BusError> {
         sqlx::query("SELECT 1")
             .execute(&self.inner.pool)
@@ -574,32 +605,44 @@ impl EmbeddedSubscription {
     async fn fetch(&mut self) -> Result<(), BusError> {
         for tp in &self.owned {
             let position = self.positions.get(tp).copied().unwrap_or(0);
-            let rows = sqlx::query(
-                "SELECT \"offset\", key, payload FROM records
-                 WHERE topic = ? AND partition = ? AND \"offset\" >= ?
-                 ORDER BY \"offset\" LIMIT ?",
-            )
-            .bind(&tp.0)
-            .bind(tp.1)
-            .bind(position)
-            .bind(FETCH_BATCH)
-            .fetch_all(self.pool())
-            .await
-            .map_err(storage)?;
-            for row in rows {
-                let offset: i64 = row.get("offset");
-                self.positions.insert(tp.clone(), offset + 1);
-                self.buffer.push_back(Record {
-                    topic: tp.0.clone(),
-                    partition: tp.1,
-                    offset,
-                    key: row.get("key"),
-                    payload: row.get("payload"),
-                });
+            let records = read_partition(self.pool(), tp, position).await?;
+            if let Some(last) = records.last() {
+                self.positions.insert(tp.clone(), last.offset + 1);
             }
+            self.buffer.extend(records);
         }
         Ok(())
     }
+}
+
+/// Up to [`FETCH_BATCH`] records of `tp`, from offset `from` on.
+async fn read_partition(
+    pool: &SqlitePool,
+    tp: &TopicPartition,
+    from: i64,
+) -> Result<Vec<Record>, BusError> {
+    let rows = sqlx::query(
+        "SELECT \"offset\", key, payload FROM records
+         WHERE topic = ? AND partition = ? AND \"offset\" >= ?
+         ORDER BY \"offset\" LIMIT ?",
+    )
+    .bind(&tp.0)
+    .bind(tp.1)
+    .bind(from)
+    .bind(FETCH_BATCH)
+    .fetch_all(pool)
+    .await
+    .map_err(storage)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Record {
+            topic: tp.0.clone(),
+            partition: tp.1,
+            offset: row.get("offset"),
+            key: row.get("key"),
+            payload: row.get("payload"),
+        })
+        .collect())
 }
 
 #[async_trait]
@@ -665,5 +708,102 @@ impl Subscription for EmbeddedSubscription {
     async fn close(self: Box<Self>) -> Result<(), BusError> {
         self.renewer.abort();
         self.member.leave().await
+    }
+}
+
+/// A reader of every partition of its topics, from offsets of its own.
+struct AssignedSubscription {
+    log: EmbeddedLog,
+    /// Where [`Subscription::commit`] records the position.
+    group: String,
+    topics: Vec<String>,
+    /// Where each partition starts when first seen (absent ones: at 0).
+    from: Offsets,
+    /// Next offset to read, per partition.
+    positions: BTreeMap<TopicPartition, i64>,
+    buffer: VecDeque<Record>,
+    last_refresh: Option<Instant>,
+}
+
+impl AssignedSubscription {
+    /// Adds the partitions not read so far.
+    async fn refresh(&mut self) -> Result<(), BusError> {
+        for topic in &self.topics {
+            let partitions: Vec<i32> =
+                sqlx::query_scalar("SELECT partition FROM partitions WHERE topic = ?")
+                    .bind(topic)
+                    .fetch_all(&self.log.inner.pool)
+                    .await
+                    .map_err(storage)?;
+            for partition in partitions {
+                let tp = (topic.clone(), partition);
+                let start = self.from.get(&tp).copied().unwrap_or(0).max(0);
+                self.positions.entry(tp).or_insert(start);
+            }
+        }
+        self.last_refresh = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn fetch(&mut self) -> Result<(), BusError> {
+        for (tp, position) in &mut self.positions {
+            let records = read_partition(&self.log.inner.pool, tp, *position).await?;
+            if let Some(last) = records.last() {
+                *position = last.offset + 1;
+            }
+            self.buffer.extend(records);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Subscription for AssignedSubscription {
+    async fn next(&mut self, timeout: Duration) -> Result<Option<Record>, BusError> {
+        let deadline = Instant::now() + timeout;
+        let interval = self.log.inner.options.heartbeat_interval();
+        loop {
+            if self.last_refresh.is_none_or(|t| t.elapsed() >= interval) {
+                self.refresh().await?;
+            }
+            if let Some(record) = self.buffer.pop_front() {
+                return Ok(Some(record));
+            }
+            let log = self.log.clone();
+            let written = log.inner.written.notified();
+            tokio::pin!(written);
+            written.as_mut().enable();
+            self.fetch().await?;
+            if !self.buffer.is_empty() {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let nap = (deadline - now)
+                .min(self.log.inner.options.poll_interval)
+                .min(interval);
+            let _ = tokio::time::timeout(nap, written).await;
+        }
+    }
+
+    async fn commit(&mut self, record: &Record) -> Result<(), BusError> {
+        sqlx::query(
+            "INSERT INTO group_offsets (grp, topic, partition, next_offset) VALUES (?, ?, ?, ?)
+             ON CONFLICT (grp, topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+        )
+        .bind(&self.group)
+        .bind(&record.topic)
+        .bind(record.partition)
+        .bind(record.offset + 1)
+        .execute(&self.log.inner.pool)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn close(self: Box<Self>) -> Result<(), BusError> {
+        Ok(())
     }
 }

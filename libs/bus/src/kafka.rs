@@ -31,10 +31,19 @@
 //! heartbeat interval H: a closed member's partitions move in about
 //! 1.5 H (its quiet check) + H + S / 2; a killed one's in S + H + S / 2
 //! at most (about 10 s with the default 6 s session).
+//!
+//! # Readers with offsets of their own
+//!
+//! [`EventBus::assign`] never joins a group: its consumer is given the
+//! partitions with explicit offsets (`incremental_assign`, which on a
+//! consumer that never subscribed just adds to its assignment, so that
+//! partitions found later join without disturbing the others) and commits
+//! to its `group.id` only so that broker tools show the group's lag. None
+//! of the above applies to it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -44,12 +53,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message as _;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::metadata::Metadata;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::task::JoinHandle;
 
-use crate::{BusError, EventBus, Message, Position, Record, Subscription, TopicSpec};
+use crate::{BusError, EventBus, Message, Offsets, Position, Record, Subscription, TopicSpec};
 
 #[derive(Debug, Clone)]
 pub struct KafkaOptions {
@@ -66,6 +77,9 @@ pub struct KafkaOptions {
     pub session_timeout: Duration,
     /// How long the producer keeps trying to deliver one message.
     pub message_timeout: Duration,
+    /// How often a reader from [`EventBus::assign`] looks for partitions
+    /// added to its topics since it started.
+    pub partition_refresh: Duration,
 }
 
 impl KafkaOptions {
@@ -74,6 +88,7 @@ impl KafkaOptions {
             brokers: brokers.into(),
             session_timeout: Duration::from_secs(6),
             message_timeout: Duration::from_secs(30),
+            partition_refresh: Duration::from_secs(30),
         }
     }
 
@@ -127,6 +142,16 @@ fn classify(e: KafkaError) -> BusError {
 
 fn millis(d: Duration) -> String {
     d.as_millis().to_string()
+}
+
+fn record(message: &BorrowedMessage<'_>) -> Record {
+    Record {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().unwrap_or_default().to_vec(),
+    }
 }
 
 impl KafkaBus {
@@ -279,6 +304,50 @@ impl EventBus for KafkaBus {
         };
         Ok(Box::new(KafkaSubscription {
             member: Some((Arc::new(consumer), leaving)),
+        }))
+    }
+
+    async fn assign(
+        &self,
+        group: &str,
+        topics: &[&str],
+        from: &Offsets,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let consumer: AssignedConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.options.brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            // Where a partition restarts when its offset is out of range
+            // (past retention, or a topic created again).
+            .set("auto.offset.reset", "earliest")
+            .set("allow.auto.create.topics", "false")
+            .set("enable.partition.eof", "false")
+            .create_with_context(AssignedContext {
+                group: group.to_owned(),
+            })
+            .map_err(kafka)?;
+        let consumer = Arc::new(consumer);
+        let reading = Reading {
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            from: from
+                .iter()
+                .filter(|((topic, _), _)| topics.contains(&topic.as_str()))
+                .map(|(tp, offset)| (tp.clone(), *offset))
+                .collect(),
+        };
+        if let Err(e) = assign_all(&consumer, &reading).await {
+            // Closing a consumer blocks for a moment.
+            drop(tokio::task::spawn_blocking(move || drop(consumer)));
+            return Err(e);
+        }
+        let watcher = tokio::spawn(watch_partitions(
+            Arc::downgrade(&consumer),
+            reading,
+            self.options.partition_refresh,
+        ));
+        Ok(Box::new(AssignedSubscription {
+            consumer: Some(consumer),
+            watcher,
         }))
     }
 
@@ -493,13 +562,7 @@ impl Subscription for KafkaSubscription {
         match tokio::time::timeout(timeout, self.consumer()?.recv()).await {
             Err(_) => Ok(None),
             Ok(Err(e)) => Err(kafka(e)),
-            Ok(Ok(message)) => Ok(Some(Record {
-                topic: message.topic().to_owned(),
-                partition: message.partition(),
-                offset: message.offset(),
-                key: message.key().map(<[u8]>::to_vec),
-                payload: message.payload().unwrap_or_default().to_vec(),
-            })),
+            Ok(Ok(message)) => Ok(Some(record(&message))),
         }
     }
 
@@ -528,5 +591,185 @@ impl Subscription for KafkaSubscription {
         leave_in_background(consumer, leaving)
             .await
             .map_err(|_| BusError::Kafka("leaving the group failed".into()))
+    }
+}
+
+/// How long a metadata request may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `assign` waits for a topic missing from the metadata.
+const TOPIC_APPEARS: Duration = Duration::from_secs(3);
+
+type AssignedConsumer = StreamConsumer<AssignedContext>;
+
+/// Logs the commits that failed: they only feed monitoring, so the reader
+/// goes on.
+struct AssignedContext {
+    group: String,
+}
+
+impl ClientContext for AssignedContext {}
+
+impl ConsumerContext for AssignedContext {
+    fn commit_callback(&self, result: KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(group = %self.group, error = %e,
+                "recording the read position for monitoring failed");
+        }
+    }
+}
+
+/// What a reader from `assign` reads, and where each partition starts.
+#[derive(Clone)]
+struct Reading {
+    topics: Vec<String>,
+    from: Offsets,
+}
+
+/// The partitions of `topic` in `metadata`, if it has any.
+fn partitions_of(metadata: &Metadata, topic: &str) -> Option<Vec<i32>> {
+    metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+}
+
+/// Assigns the partitions of `reading` that the consumer does not read yet,
+/// each from its offset in `reading.from` or from its beginning. Returns a
+/// topic missing from the broker's metadata, if any (its partitions are
+/// not assigned).
+async fn add_partitions(
+    consumer: Arc<AssignedConsumer>,
+    reading: Reading,
+) -> Result<Option<String>, BusError> {
+    tokio::task::spawn_blocking(move || {
+        let metadata = consumer
+            .fetch_metadata(None, METADATA_TIMEOUT)
+            .map_err(kafka)?;
+        let assigned: BTreeSet<(String, i32)> = consumer
+            .assignment()
+            .map_err(kafka)?
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let mut missing = None;
+        let mut list = TopicPartitionList::new();
+        for topic in &reading.topics {
+            let Some(partitions) = partitions_of(&metadata, topic) else {
+                missing = Some(topic.clone());
+                continue;
+            };
+            for partition in partitions {
+                let tp = (topic.clone(), partition);
+                if assigned.contains(&tp) {
+                    continue;
+                }
+                let offset = match reading.from.get(&tp) {
+                    Some(&next) if next >= 0 => Offset::Offset(next),
+                    _ => Offset::Beginning,
+                };
+                list.add_partition_offset(topic, partition, offset)
+                    .map_err(kafka)?;
+            }
+        }
+        if list.count() > 0 {
+            consumer.incremental_assign(&list).map_err(kafka)?;
+        }
+        Ok(missing)
+    })
+    .await
+    .map_err(|e| BusError::Kafka(e.to_string()))?
+}
+
+/// Assigns every partition of `reading`, waiting a little for topics
+/// missing from the metadata: one just created may take a moment to show
+/// in every broker's.
+async fn assign_all(consumer: &Arc<AssignedConsumer>, reading: &Reading) -> Result<(), BusError> {
+    let started = Instant::now();
+    loop {
+        match add_partitions(Arc::clone(consumer), reading.clone()).await? {
+            None => return Ok(()),
+            Some(topic) if started.elapsed() >= TOPIC_APPEARS => {
+                return Err(BusError::UnknownTopic(topic));
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Every `every`, assigns the partitions added since, for as long as the
+/// consumer lives.
+async fn watch_partitions(consumer: Weak<AssignedConsumer>, reading: Reading, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(consumer) = consumer.upgrade() else {
+            return;
+        };
+        if let Err(e) = add_partitions(consumer, reading.clone()).await {
+            tracing::warn!(error = %e, "looking for new partitions failed");
+        }
+    }
+}
+
+struct AssignedSubscription {
+    /// `None` once closed.
+    consumer: Option<Arc<AssignedConsumer>>,
+    watcher: JoinHandle<()>,
+}
+
+impl AssignedSubscription {
+    fn consumer(&self) -> Result<&Arc<AssignedConsumer>, BusError> {
+        self.consumer
+            .as_ref()
+            .ok_or_else(|| BusError::Kafka("the subscription is closed".into()))
+    }
+}
+
+impl Drop for AssignedSubscription {
+    /// Closing a consumer waits for its commits in flight: not on a runtime
+    /// worker.
+    fn drop(&mut self) {
+        self.watcher.abort();
+        if let Some(consumer) = self.consumer.take() {
+            std::thread::spawn(move || drop(consumer));
+        }
+    }
+}
+
+#[async_trait]
+impl Subscription for AssignedSubscription {
+    async fn next(&mut self, timeout: Duration) -> Result<Option<Record>, BusError> {
+        match tokio::time::timeout(timeout, self.consumer()?.recv()).await {
+            Err(_) => Ok(None),
+            Ok(Err(e)) => Err(kafka(e)),
+            Ok(Ok(message)) => Ok(Some(record(&message))),
+        }
+    }
+
+    /// Sends the position to the group coordinator without waiting for the
+    /// answer; a failure is logged.
+    async fn commit(&mut self, record: &Record) -> Result<(), BusError> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(
+            &record.topic,
+            record.partition,
+            Offset::Offset(record.offset + 1),
+        )
+        .map_err(kafka)?;
+        self.consumer()?
+            .commit(&list, CommitMode::Async)
+            .map_err(kafka)
+    }
+
+    /// Stops reading once the commits in flight are answered.
+    async fn close(mut self: Box<Self>) -> Result<(), BusError> {
+        self.watcher.abort();
+        let Some(consumer) = self.consumer.take() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || drop(consumer))
+            .await
+            .map_err(|e| BusError::Kafka(e.to_string()))
     }
 }

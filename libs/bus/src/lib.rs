@@ -12,6 +12,7 @@ mod embedded;
 mod kafka;
 mod namespace;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,12 +40,18 @@ pub enum BusError {
     /// be delivered there.
     #[error("partition {partition} of `{topic}` is no longer assigned to this consumer")]
     Revoked { topic: String, partition: i32 },
+    /// This bus does not offer the operation (a test double, say).
+    #[error("not supported by this bus: {0}")]
+    Unsupported(&'static str),
 }
 
 impl BusError {
     /// Whether retrying the same message can never succeed.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::UnknownTopic(_) | Self::Rejected(_))
+        matches!(
+            self,
+            Self::UnknownTopic(_) | Self::Rejected(_) | Self::Unsupported(_)
+        )
     }
 }
 
@@ -72,6 +79,9 @@ pub struct Position {
     pub partition: i32,
     pub offset: i64,
 }
+
+/// The next offset to read, per (topic, partition).
+pub type Offsets = BTreeMap<(String, i32), i64>;
 
 /// A topic and its partition count.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +120,27 @@ pub trait EventBus: Send + Sync + 'static {
         topics: &[&str],
     ) -> Result<Box<dyn Subscription>, BusError>;
 
+    /// Reads every partition of `topics` without joining a group's balancing:
+    /// each partition from `from[(topic, partition)]` (the next offset to read),
+    /// or from its beginning when absent. Several readers with the same group
+    /// each read everything. `Subscription::commit` only records the position
+    /// under `group` for monitoring (lag); nothing is ever skipped because of it.
+    /// Partitions created later are picked up (at least on the next call).
+    ///
+    /// For a consumer that keeps its offsets with its own state (in the same
+    /// transaction or index commit), so that each record takes effect once.
+    /// Both real buses implement it; the default, for test doubles that wrap
+    /// one, refuses.
+    async fn assign(
+        &self,
+        group: &str,
+        topics: &[&str],
+        from: &Offsets,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let _ = (group, topics, from);
+        Err(BusError::Unsupported("assign"))
+    }
+
     /// Whether the bus answers.
     async fn check(&self) -> Result<(), BusError>;
 }
@@ -120,11 +151,14 @@ pub trait Subscription: Send {
     async fn next(&mut self, timeout: Duration) -> Result<Option<Record>, BusError>;
 
     /// Commits `record` and everything before it in its partition: the group
-    /// will not see them again.
+    /// will not see them again. On a subscription from
+    /// [`EventBus::assign`], only records the position for monitoring.
     async fn commit(&mut self, record: &Record) -> Result<(), BusError>;
 
     /// Leaves the group at once so that others take over its partitions.
-    /// Uncommitted records are delivered again to whoever takes over.
+    /// Uncommitted records are delivered again to whoever takes over. (A
+    /// subscription from [`EventBus::assign`] is in no group's balancing:
+    /// it just stops.)
     async fn close(self: Box<Self>) -> Result<(), BusError>;
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{BusError, EventBus, Message, Position, Record, SharedBus, Subscription, TopicSpec};
+use crate::{
+    BusError, EventBus, Message, Offsets, Position, Record, SharedBus, Subscription, TopicSpec,
+};
 
 /// Prefixes every topic and group of `inner` with `NAMESPACE.`.
 pub struct Namespaced {
@@ -104,6 +106,25 @@ impl EventBus for Namespaced {
         let names: Vec<String> = topics.iter().map(|t| self.name(t)).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let inner = self.inner.subscribe(&self.name(group), &refs).await?;
+        Ok(Box::new(Stripping {
+            inner,
+            prefix: self.prefix.clone(),
+        }))
+    }
+
+    async fn assign(
+        &self,
+        group: &str,
+        topics: &[&str],
+        from: &Offsets,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let names: Vec<String> = topics.iter().map(|t| self.name(t)).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let from: Offsets = from
+            .iter()
+            .map(|((topic, partition), offset)| ((self.name(topic), *partition), *offset))
+            .collect();
+        let inner = self.inner.assign(&self.name(group), &refs, &from).await?;
         Ok(Box::new(Stripping {
             inner,
             prefix: self.prefix.clone(),

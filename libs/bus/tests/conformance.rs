@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use pinhole_bus::{
-    EmbeddedLog, EmbeddedOptions, EventBus, KafkaBus, KafkaOptions, Message, Record, Subscription,
-    TopicSpec,
+    EmbeddedLog, EmbeddedOptions, EventBus, KafkaBus, KafkaOptions, Message, Namespaced, Offsets,
+    Position, Record, Subscription, TopicSpec,
 };
 use pinhole_testkit::unique;
 
@@ -45,6 +45,9 @@ impl Harness {
             Self::Kafka(brokers) => {
                 let mut options = KafkaOptions::new(brokers.clone());
                 options.session_timeout = Duration::from_secs(4);
+                // Readers from `assign` look for new partitions all along
+                // the tests: finding none must not disturb them.
+                options.partition_refresh = Duration::from_millis(100);
                 Arc::new(KafkaBus::new(options)?)
             }
         })
@@ -311,6 +314,221 @@ async fn unknown_topics_are_refused(h: Harness) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Publishes `items` and returns where each one landed, with its payload.
+async fn publish_at(
+    bus: &dyn EventBus,
+    topic: &str,
+    items: &[(String, String)],
+) -> anyhow::Result<Vec<(Position, String)>> {
+    let messages: Vec<Message<'_>> = items
+        .iter()
+        .map(|(key, payload)| Message {
+            topic,
+            key: key.as_bytes(),
+            payload: payload.as_bytes(),
+        })
+        .collect();
+    let positions = bus.publish_all(&messages).await?;
+    Ok(positions
+        .into_iter()
+        .zip(items.iter().map(|(_, p)| p.clone()))
+        .collect())
+}
+
+/// `count` items with keys spread over the partitions.
+fn items(prefix: &str, count: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|i| (format!("key-{i}"), format!("{prefix}-{i}")))
+        .collect()
+}
+
+/// What a reader saw, as (partition, offset, payload), checking on the way
+/// that each record names `topic`, and that each partition came in order
+/// and without repeats.
+fn positions(topic: &str, records: &[Record]) -> anyhow::Result<BTreeSet<(i32, i64, String)>> {
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for record in records {
+        ensure!(record.topic == topic, "record of `{}`", record.topic);
+        if let Some(before) = last.insert(record.partition, record.offset) {
+            ensure!(
+                record.offset > before,
+                "partition {} went from {before} to {}",
+                record.partition,
+                record.offset
+            );
+        }
+        seen.insert((record.partition, record.offset, text(record)));
+    }
+    Ok(seen)
+}
+
+fn expected(
+    landed: &[(Position, String)],
+    from: impl Fn(i32) -> Option<i64>,
+) -> BTreeSet<(i32, i64, String)> {
+    landed
+        .iter()
+        .filter(|(at, _)| at.offset >= from(at.partition).unwrap_or(i64::MIN))
+        .map(|(at, payload)| (at.partition, at.offset, payload.clone()))
+        .collect()
+}
+
+/// Offsets per partition, in order.
+fn by_partition(landed: &[(Position, String)]) -> BTreeMap<i32, Vec<i64>> {
+    let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for (at, _) in landed {
+        offsets.entry(at.partition).or_default().push(at.offset);
+    }
+    offsets
+}
+
+/// Reads `count` records, then checks that no more come.
+async fn read_exactly(sub: &mut dyn Subscription, count: usize) -> anyhow::Result<Vec<Record>> {
+    let records = read(sub, count, false).await?;
+    if let Some(extra) = sub.next(Duration::from_millis(500)).await? {
+        bail!("one record too many: {extra:?}");
+    }
+    Ok(records)
+}
+
+async fn assign_reads_from_given_offsets(h: Harness) -> anyhow::Result<()> {
+    let (bus, topic) = h.with_topic(3).await?;
+    let landed = publish_at(bus.as_ref(), &topic, &items("old", 30)).await?;
+    let offsets = by_partition(&landed);
+    ensure!(
+        offsets.len() == 3 && offsets.values().all(|o| o.len() >= 3),
+        "keys spread over the 3 partitions: {offsets:?}"
+    );
+    // Partition 0 from its third record, partition 2 from its end, and
+    // partition 1 (absent) from its beginning. Another topic's offset does
+    // not matter.
+    let mut from = Offsets::new();
+    from.insert((topic.clone(), 0), offsets[&0][2]);
+    from.insert(
+        (topic.clone(), 2),
+        offsets[&2].last().copied().unwrap_or(0) + 1,
+    );
+    from.insert((unique("other"), 1), 1000);
+    let start = |partition: i32| from.get(&(topic.clone(), partition)).copied();
+
+    let mut sub = bus.assign(&unique("group"), &[&topic], &from).await?;
+    let want = expected(&landed, start);
+    let got = positions(&topic, &read_exactly(sub.as_mut(), want.len()).await?)?;
+    ensure!(got == want, "read {got:?}, expected {want:?}");
+
+    // Published after the call: every partition's new records arrive.
+    let later = publish_at(bus.as_ref(), &topic, &items("new", 30)).await?;
+    ensure!(by_partition(&later).len() == 3);
+    let got = positions(&topic, &read_exactly(sub.as_mut(), later.len()).await?)?;
+    let want = expected(&later, |_| None);
+    ensure!(got == want, "read {got:?}, expected {want:?}");
+    sub.close().await?;
+    Ok(())
+}
+
+async fn assign_readers_of_one_group_each_read_everything(h: Harness) -> anyhow::Result<()> {
+    let (bus, topic) = h.with_topic(2).await?;
+    let group = unique("group");
+    let before = publish_at(bus.as_ref(), &topic, &items("before", 10)).await?;
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        readers.push(
+            h.open()
+                .await?
+                .assign(&group, &[&topic], &Offsets::new())
+                .await?,
+        );
+    }
+    let after = publish_at(bus.as_ref(), &topic, &items("after", 10)).await?;
+    let want = expected(&[before, after].concat(), |_| None);
+    for reader in &mut readers {
+        // Each commits as it goes; the other still gets everything.
+        let records = read(reader.as_mut(), want.len(), true).await?;
+        ensure!(reader.next(Duration::from_millis(500)).await?.is_none());
+        let got = positions(&topic, &records)?;
+        ensure!(got == want, "read {got:?}, expected {want:?}");
+    }
+    for reader in readers {
+        reader.close().await?;
+    }
+    Ok(())
+}
+
+async fn assign_ignores_commits(h: Harness) -> anyhow::Result<()> {
+    let (bus, topic) = h.with_topic(2).await?;
+    let group = unique("group");
+    let landed = publish_at(bus.as_ref(), &topic, &items("x", 8)).await?;
+    let want = expected(&landed, |_| None);
+
+    let mut first = bus.assign(&group, &[&topic], &Offsets::new()).await?;
+    let records = read(first.as_mut(), want.len(), true).await?;
+    ensure!(positions(&topic, &records)? == want);
+    first.close().await?;
+
+    // A fresh reader with no offsets starts at the beginning all the same.
+    let mut again = h
+        .open()
+        .await?
+        .assign(&group, &[&topic], &Offsets::new())
+        .await?;
+    let got = positions(&topic, &read_exactly(again.as_mut(), want.len()).await?)?;
+    ensure!(got == want, "read {got:?}, expected {want:?}");
+    again.close().await?;
+
+    // The commits were recorded under the group (what its lag is measured
+    // from): a member of the group starts after them.
+    let newer = publish_at(bus.as_ref(), &topic, &items("y", 3)).await?;
+    let mut member = h.open().await?.subscribe(&group, &[&topic]).await?;
+    let got = positions(&topic, &read_exactly(member.as_mut(), newer.len()).await?)?;
+    ensure!(
+        got == expected(&newer, |_| None),
+        "the group resumed at {got:?}"
+    );
+    member.close().await?;
+    Ok(())
+}
+
+async fn assign_through_a_namespace(h: Harness) -> anyhow::Result<()> {
+    let bus: Arc<dyn EventBus> = Arc::new(Namespaced::new(h.open().await?, &unique("ns")));
+    let topic = "photos";
+    bus.ensure_topics(&[TopicSpec {
+        name: topic,
+        partitions: 2,
+    }])
+    .await?;
+    let landed = publish_at(bus.as_ref(), topic, &items("p", 12)).await?;
+    let offsets = by_partition(&landed);
+    ensure!(offsets.len() == 2 && offsets.values().all(|o| o.len() >= 2));
+    let mut from = Offsets::new();
+    from.insert((topic.to_owned(), 1), offsets[&1][1]);
+
+    let mut sub = bus.assign("search", &[topic], &from).await?;
+    let want = expected(&landed, |p| from.get(&(topic.to_owned(), p)).copied());
+    let records = read_exactly(sub.as_mut(), want.len()).await?;
+    let got = positions(topic, &records)?;
+    ensure!(got == want, "read {got:?}, expected {want:?}");
+    for record in &records {
+        sub.commit(record).await?;
+    }
+    sub.close().await?;
+    Ok(())
+}
+
+async fn assign_refuses_unknown_topics(h: Harness) -> anyhow::Result<()> {
+    let (bus, topic) = h.with_topic(1).await?;
+    let missing = unique("missing");
+    let result = bus
+        .assign(&unique("group"), &[&topic, &missing], &Offsets::new())
+        .await;
+    ensure!(
+        matches!(&result, Err(pinhole_bus::BusError::UnknownTopic(t)) if *t == missing),
+        "assigning a topic that was never created fails: {:?}",
+        result.err()
+    );
+    Ok(())
+}
+
 macro_rules! conformance {
     ($harness:expr, $($name:ident),* $(,)?) => {
         $(
@@ -332,6 +550,11 @@ mod embedded {
         nothing_lost_across_consumer_restart,
         creating_a_topic_again_changes_nothing,
         unknown_topics_are_refused,
+        assign_reads_from_given_offsets,
+        assign_readers_of_one_group_each_read_everything,
+        assign_ignores_commits,
+        assign_through_a_namespace,
+        assign_refuses_unknown_topics,
     );
 
     /// A member that stops polling without leaving hands its partitions over
@@ -391,5 +614,66 @@ mod kafka {
         redelivery_after_stop_without_commit,
         nothing_lost_across_consumer_restart,
         creating_a_topic_again_changes_nothing,
+        assign_reads_from_given_offsets,
+        assign_readers_of_one_group_each_read_everything,
+        assign_ignores_commits,
+        assign_through_a_namespace,
+        assign_refuses_unknown_topics,
     );
+
+    /// A partition added to a topic is read from its beginning, without a
+    /// new call. (The embedded log never adds partitions to a topic.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "tansu 0.6 cannot add partitions (CreatePartitions: UnsupportedFeature); \
+                run against Kafka with PINHOLE_TEST_KAFKA and --run-ignored"]
+    async fn assign_picks_up_new_partitions() -> anyhow::Result<()> {
+        use super::{DEADLINE, by_partition, expected, items, positions, publish_at, read_exactly};
+        use anyhow::{anyhow, ensure};
+        use pinhole_bus::{EventBus, KafkaBus, KafkaOptions, Offsets, TopicSpec};
+        use pinhole_testkit::unique;
+        use rdkafka::ClientConfig;
+        use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+        use rdkafka::client::DefaultClientContext;
+        use std::time::{Duration, Instant};
+
+        let brokers = pinhole_testkit::kafka_brokers();
+        let mut options = KafkaOptions::new(brokers.clone());
+        options.partition_refresh = Duration::from_millis(500);
+        let bus = KafkaBus::new(options.clone())?;
+        let topic = unique("conformance");
+        bus.ensure_topics(&[TopicSpec {
+            name: &topic,
+            partitions: 1,
+        }])
+        .await?;
+        let mut sub = bus
+            .assign(&unique("group"), &[&topic], &Offsets::new())
+            .await?;
+
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()?;
+        let added = admin
+            .create_partitions([&NewPartitions::new(&topic, 3)], &AdminOptions::new())
+            .await?;
+        for result in added {
+            result.map_err(|(topic, code)| anyhow!("adding partitions to {topic}: {code}"))?;
+        }
+        // Through new producers until one knows of the new partitions.
+        let started = Instant::now();
+        let mut landed = Vec::new();
+        while by_partition(&landed).len() < 3 {
+            ensure!(
+                started.elapsed() < DEADLINE,
+                "never published to the new partitions"
+            );
+            let publisher = KafkaBus::new(options.clone())?;
+            landed.extend(publish_at(&publisher, &topic, &items("x", 30)).await?);
+        }
+        let got = positions(&topic, &read_exactly(sub.as_mut(), landed.len()).await?)?;
+        let want = expected(&landed, |_| None);
+        ensure!(got == want, "read {got:?}, expected {want:?}");
+        sub.close().await?;
+        Ok(())
+    }
 }

@@ -95,6 +95,8 @@ const KNOWN_KEYS: &[&str] = &[
     "signup_limit",
     "blob_orphan_grace",
     "blob_sweep_interval",
+    "search_dir",
+    "search_group",
 ];
 
 /// Settings as written by a person: every field optional or defaulted.
@@ -128,6 +130,8 @@ struct RawSettings {
     blob_orphan_grace: u64,
     blob_sweep_interval: u64,
     signup_limit: u64,
+    search_dir: Option<PathBuf>,
+    search_group: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -160,6 +164,8 @@ impl Default for RawSettings {
             blob_orphan_grace: 3600,
             blob_sweep_interval: 3600,
             signup_limit: 10,
+            search_dir: None,
+            search_group: None,
         }
     }
 }
@@ -168,6 +174,24 @@ impl Default for RawSettings {
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
 /// 150 megapixels: the largest medium-format cameras, not a decompression bomb.
 pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 150_000_000;
+
+/// `search-` and this host's name: one consumer group, so one full index,
+/// per host.
+fn default_search_group() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    if host.is_empty() {
+        "search-local".into()
+    } else {
+        format!("search-{host}")
+    }
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +260,13 @@ pub struct Settings {
     pub blob_sweep_interval: std::time::Duration,
     /// Sign-ups allowed per client address per hour (0: no limit).
     pub signup_limit: u64,
+    /// Where the search role keeps its index (`PINHOLE_SEARCH_DIR`;
+    /// default: `search` in the data directory). Local to each instance.
+    pub search_dir: PathBuf,
+    /// The consumer group of this search instance; each instance keeps a
+    /// full index from a group of its own (default: `search-` and the host
+    /// name).
+    pub search_group: String,
 }
 
 impl Settings {
@@ -502,7 +533,27 @@ impl RawSettings {
                 "a number of sign-ups per address per hour from 0 (no limit) to 1000000",
             ));
         }
+        let search_group = match self.search_group {
+            Some(g) => {
+                if g.is_empty()
+                    || g.len() > 200
+                    || !g
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                {
+                    return Err(ConfigError::invalid(
+                        "search_group",
+                        format!("`{g}` is not a consumer group name"),
+                        "letters, digits, `-`, `_` and `.`, at most 200",
+                    ));
+                }
+                g
+            }
+            None => default_search_group(),
+        };
         Ok(Settings {
+            search_dir: self.search_dir.unwrap_or_else(|| data_dir.join("search")),
+            search_group,
             signup_limit: self.signup_limit,
             event_max_attempts: self.event_max_attempts,
             blob_orphan_grace: std::time::Duration::from_secs(self.blob_orphan_grace),

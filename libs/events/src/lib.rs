@@ -204,17 +204,34 @@ pub mod images {
     /// The role that emits processing reports and jobs of its own.
     pub const THUMBNAILS_SOURCE: &str = "/pinhole/thumbnails";
 
-    /// Where an image was taken, as its owner chose to show it.
+    /// Where an image was taken, as its owner chose to show it, with the
+    /// nearest populated place (offline GeoNames data; none farther than
+    /// 50 km, as at sea).
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
     pub struct Location {
         pub lat: f64,
         pub lon: f64,
+        /// The owner's name for the place, else the nearest place's
+        /// `City, Region, Country`.
         #[serde(default)]
         pub place_name: Option<String>,
+        /// The nearest place: its town or city, e.g. `Paris`.
+        #[serde(default)]
+        pub city: Option<String>,
+        /// Its first-level division (state, region), e.g. `Ile-de-France`.
+        #[serde(default)]
+        pub region: Option<String>,
+        /// Its country's English name, e.g. `France`.
+        #[serde(default)]
+        pub country: Option<String>,
+        /// ISO 3166-1 alpha-2, e.g. `FR`.
+        #[serde(default)]
+        pub country_code: Option<String>,
     }
 
-    /// What other roles need to know of an image (no EXIF: only the
-    /// location its owner chose).
+    /// What other roles need to know of an image: of its EXIF only the
+    /// camera and when it was taken (its position never: only the location
+    /// its owner chose).
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
     pub struct ImageRecord {
         pub image_id: Uuid,
@@ -242,6 +259,42 @@ pub mod images {
         /// The stored derivatives of the current version.
         #[serde(default)]
         pub derivatives: Vec<Derivative>,
+        /// The camera as people write it (EXIF make and model, e.g.
+        /// `FUJIFILM X-T3`; the model alone when it already names the make).
+        #[serde(default)]
+        pub camera: Option<String>,
+        /// When it was taken (EXIF `DateTimeOriginal`, else `DateTime`),
+        /// read as UTC when EXIF gives no offset.
+        #[serde(default)]
+        pub taken_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The current version's analysis, once processed: `thumbhash`,
+        /// `dominant_color`, `phash` (64-bit perceptual hash, hex) and
+        /// `faces`. `image.updated` follows when a re-processing changes it.
+        #[serde(default)]
+        pub analysis: Option<serde_json::Value>,
+    }
+
+    /// An image as a search index is rebuilt from (`GET
+    /// /internal/v1/export/images`): its record with its likes and
+    /// comments. Not an event.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct ImageExport {
+        pub image: ImageRecord,
+        pub like_count: u64,
+        /// Who likes it (so that a later `like.removed` finds the like).
+        #[serde(default)]
+        pub likers: Vec<Uuid>,
+        /// Oldest first.
+        pub comments: Vec<ExportedComment>,
+    }
+
+    /// A comment in an [`ImageExport`].
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+    pub struct ExportedComment {
+        pub comment_id: Uuid,
+        pub author_id: Uuid,
+        pub body: String,
+        pub created_at: chrono::DateTime<chrono::Utc>,
     }
 
     fn first_version() -> i32 {
@@ -338,6 +391,12 @@ pub mod images {
         /// Make everything again even where a finished set is stored.
         #[serde(default)]
         pub force: bool,
+        /// The image's visibility when the job was made (`public`,
+        /// `followers` or `private`), for a catalog that has not heard of
+        /// the image yet; its image events win. None in jobs made from
+        /// the catalog, and in jobs from before it was sent.
+        #[serde(default)]
+        pub visibility: Option<String>,
     }
 
     /// A derivative the thumbnails role stored.

@@ -33,6 +33,10 @@ fn record() -> ImageRecord {
             lat: 48.85,
             lon: 2.35,
             place_name: Some("Paris".into()),
+            city: Some("Paris".into()),
+            region: Some("Ile-de-France".into()),
+            country: Some("France".into()),
+            country_code: Some("FR".into()),
         }),
         status: "ready".into(),
         created_at: Utc::now(),
@@ -45,6 +49,9 @@ fn record() -> ImageRecord {
             height: 480,
             format: "jpeg".into(),
         }],
+        camera: Some("FUJIFILM X-T3".into()),
+        taken_at: Some(Utc::now()),
+        analysis: Some(serde_json::json!({"phash": "c3a5f00f0ff0a5c3"})),
     }
 }
 
@@ -57,6 +64,7 @@ fn job() -> ProcessJob {
         format: "png".into(),
         original_key: "originals/cd/x.png".into(),
         force: true,
+        visibility: Some("public".into()),
     }
 }
 
@@ -330,6 +338,91 @@ fn an_edited_event_from_before_staging_still_reads() {
     let data = envelope.data.as_object_mut().expect("an object");
     assert!(data.remove("staged_key").is_some());
     assert_eq!(envelope.decode::<images::Edited>().expect("decodes"), event);
+}
+
+/// `camera`, `taken_at` and `analysis` came to the image record without a
+/// new schema version: a record from before them still reads, without them.
+#[test]
+fn an_image_record_from_before_camera_and_analysis_still_reads() {
+    let event = images::ImageUpdated {
+        image: ImageRecord {
+            camera: None,
+            taken_at: None,
+            analysis: None,
+            ..record()
+        },
+    };
+    let mut envelope = OutgoingEvent::of(&event).envelope;
+    assert_eq!(envelope.schemaversion, 1);
+    let data = envelope.data.as_object_mut().expect("an object");
+    for field in ["camera", "taken_at", "analysis"] {
+        assert!(data.remove(field).is_some(), "{field}");
+    }
+    assert_eq!(
+        envelope.decode::<images::ImageUpdated>().expect("decodes"),
+        event
+    );
+}
+
+/// An export page's entry (not an event) reads back as written.
+#[test]
+fn an_image_export_round_trips() {
+    let export = images::ImageExport {
+        image: record(),
+        like_count: 1,
+        likers: vec![id()],
+        comments: vec![images::ExportedComment {
+            comment_id: id(),
+            author_id: id(),
+            body: "nice".into(),
+            created_at: Utc::now(),
+        }],
+    };
+    let json = serde_json::to_value(&export).expect("json");
+    assert_eq!(json["image"]["camera"], "FUJIFILM X-T3");
+    assert_eq!(json["comments"][0]["body"], "nice");
+    let back: images::ImageExport = serde_json::from_value(json).expect("reads");
+    assert_eq!(back, export);
+    assert!(
+        !catalog().iter().any(|m| m.kind.contains("export")),
+        "not an event"
+    );
+}
+
+/// `visibility` came to the processing job without a new schema version: a
+/// job from before it still reads, without it.
+#[test]
+fn a_process_job_from_before_visibility_still_reads() {
+    let event = ProcessJob {
+        visibility: None,
+        ..job()
+    };
+    let mut envelope = OutgoingEvent::of(&event).envelope;
+    assert_eq!(envelope.schemaversion, 1);
+    let data = envelope.data.as_object_mut().expect("an object");
+    assert!(data.remove("visibility").is_some());
+    assert_eq!(envelope.decode::<ProcessJob>().expect("decodes"), event);
+}
+
+/// The nearest place's `city`, `region`, `country` and `country_code` came
+/// to the location without a new schema version: a location from before
+/// them still reads, without them.
+#[test]
+fn a_location_from_before_its_place_still_reads() {
+    let old = serde_json::json!({"lat": -33.86, "lon": 151.21, "place_name": "Sydney"});
+    let location: Location = serde_json::from_value(old).expect("reads");
+    assert_eq!(
+        location,
+        Location {
+            lat: -33.86,
+            lon: 151.21,
+            place_name: Some("Sydney".into()),
+            city: None,
+            region: None,
+            country: None,
+            country_code: None,
+        }
+    );
 }
 
 /// Follows a local `$ref` in the document.

@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::ApiError;
 
+pub use pinhole_events::images::{ExportedComment, ImageExport};
 pub use pinhole_events::users::AccountCard;
 
 /// The header that carries `PINHOLE_INTERNAL_TOKEN` on `/internal` calls.
@@ -34,6 +35,12 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Ids sent per `/internal/v1/users/lookup` call (the route takes 500).
 const LOOKUP_CHUNK: usize = 500;
+/// Ids per `POST /internal/v1/images/views` call (more is a 422).
+pub const MAX_VIEWS: usize = 100;
+/// Rows per `/internal/v1/export/...` page when `limit` is absent.
+pub const EXPORT_LIMIT_DEFAULT: u32 = 500;
+/// Rows per `/internal/v1/export/...` page at most (more is a 422).
+pub const EXPORT_LIMIT_MAX: u32 = 1000;
 
 /// Why another role could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +189,126 @@ impl From<&Verified> for TokenVerification {
     }
 }
 
+/// The body of `POST /internal/v1/images/views`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ViewsRequest {
+    /// At most [`MAX_VIEWS`].
+    pub ids: Vec<Uuid>,
+    /// Whom the images are shown to; none for a signed-out visitor.
+    #[serde(default)]
+    pub viewer: Option<Uuid>,
+}
+
+/// `?after=…&limit=…` of the `/internal/v1/export/...` routes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// The last key of the previous page (an id; `FROM,TO` for edges);
+    /// from the start when absent.
+    pub after: Option<String>,
+    /// 1 to 1000; 500 when absent.
+    pub limit: Option<String>,
+}
+
+impl ExportQuery {
+    /// `limit`, checked: 422 naming it when it is not 1 to
+    /// [`EXPORT_LIMIT_MAX`].
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit.as_deref() {
+            None => Ok(EXPORT_LIMIT_DEFAULT),
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=EXPORT_LIMIT_MAX).contains(l))
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "limit",
+                        format!("must be a number from 1 to {EXPORT_LIMIT_MAX}"),
+                    )
+                }),
+        }
+    }
+
+    /// `after` as an id; 422 naming it when it is not one.
+    pub fn after_id(&self) -> Result<Option<Uuid>, ApiError> {
+        self.after
+            .as_deref()
+            .map(|a| {
+                a.parse::<Uuid>()
+                    .map_err(|_| ApiError::field("after", "must be an id"))
+            })
+            .transpose()
+    }
+
+    /// `after` as `FROM,TO`; 422 naming it when it is not two ids.
+    pub fn after_edge(&self) -> Result<Option<(Uuid, Uuid)>, ApiError> {
+        self.after
+            .as_deref()
+            .map(|a| {
+                a.split_once(',')
+                    .and_then(|(from, to)| Some((from.parse().ok()?, to.parse().ok()?)))
+                    .ok_or_else(|| ApiError::field("after", "must be two ids: FROM,TO"))
+            })
+            .transpose()
+    }
+}
+
+/// `ids` without repeats, in the order of their first appearance.
+pub fn distinct(ids: &[Uuid]) -> Vec<Uuid> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
+}
+
+/// A page limit as the export routes take it: 1 to [`EXPORT_LIMIT_MAX`].
+pub fn clamp_export_limit(limit: u32) -> u32 {
+    limit.clamp(1, EXPORT_LIMIT_MAX)
+}
+
+/// Which edges of the social graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeKind {
+    /// Follows, and requests to follow private accounts.
+    Follows,
+    Blocks,
+}
+
+impl EdgeKind {
+    /// `follows` or `blocks`, as in `/internal/v1/export/{kind}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Follows => "follows",
+            Self::Blocks => "blocks",
+        }
+    }
+}
+
+/// One edge: `from` follows (or asked to follow) or blocks `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Edge {
+    pub from: Uuid,
+    pub to: Uuid,
+    /// False for a request to follow a private account that it has not
+    /// approved yet; blocks are always approved.
+    pub approved: bool,
+}
+
+/// A page of `/internal/v1/export/follows` or `/blocks`, ordered by
+/// (`from`, `to`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExportedEdges {
+    pub edges: Vec<Edge>,
+}
+
+/// A page of `/internal/v1/export/images`, ordered by image id.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExportedImages {
+    /// `pinhole_events::images::ImageExport`: the image's record (as in
+    /// `image.updated`), its like count and its comments, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub images: Vec<ImageExport>,
+}
+
 /// What other roles ask the users role.
 #[async_trait]
 pub trait UsersClient: Send + Sync + 'static {
@@ -191,6 +318,21 @@ pub trait UsersClient: Send + Sync + 'static {
     /// The accounts of `ids` that exist, in the order asked (unknown ids
     /// left out).
     async fn cards(&self, ids: &[Uuid]) -> Result<Vec<AccountCard>, ClientError>;
+    /// A page of every account, ordered by id, after `after`: at most
+    /// `limit` (taken as 1 to [`EXPORT_LIMIT_MAX`]); fewer on the last page.
+    async fn export_accounts(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<AccountCard>, ClientError>;
+    /// A page of every edge of `kind`, ordered by (`from`, `to`), after
+    /// `after`: at most `limit` (taken as 1 to [`EXPORT_LIMIT_MAX`]).
+    async fn export_edges(
+        &self,
+        kind: EdgeKind,
+        after: Option<(Uuid, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<Edge>, ClientError>;
 }
 
 /// What other roles ask the images role.
@@ -198,6 +340,21 @@ pub trait UsersClient: Send + Sync + 'static {
 pub trait ImagesClient: Send + Sync + 'static {
     /// An image, or `None` when there is no such image.
     async fn image(&self, id: Uuid) -> Result<Option<ImageFacts>, ClientError>;
+    /// The images of `ids` as `GET /api/v1/images/{id}` shows them to
+    /// `viewer`, in the order asked; those that do not exist or that
+    /// `viewer` may not see are left out.
+    async fn views(
+        &self,
+        ids: &[Uuid],
+        viewer: Option<Uuid>,
+    ) -> Result<Vec<serde_json::Value>, ClientError>;
+    /// A page of every ready image, ordered by id, after `after`: at most
+    /// `limit` (taken as 1 to [`EXPORT_LIMIT_MAX`]); fewer on the last page.
+    async fn export(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<ImageExport>, ClientError>;
 }
 
 /// One client per called role, whichever implementation each is.
@@ -223,11 +380,40 @@ impl UsersClient for NotConfigured {
     async fn cards(&self, _: &[Uuid]) -> Result<Vec<AccountCard>, ClientError> {
         Err(ClientError::NotConfigured { role: self.role })
     }
+
+    async fn export_accounts(
+        &self,
+        _: Option<Uuid>,
+        _: u32,
+    ) -> Result<Vec<AccountCard>, ClientError> {
+        Err(ClientError::NotConfigured { role: self.role })
+    }
+
+    async fn export_edges(
+        &self,
+        _: EdgeKind,
+        _: Option<(Uuid, Uuid)>,
+        _: u32,
+    ) -> Result<Vec<Edge>, ClientError> {
+        Err(ClientError::NotConfigured { role: self.role })
+    }
 }
 
 #[async_trait]
 impl ImagesClient for NotConfigured {
     async fn image(&self, _: Uuid) -> Result<Option<ImageFacts>, ClientError> {
+        Err(ClientError::NotConfigured { role: self.role })
+    }
+
+    async fn views(
+        &self,
+        _: &[Uuid],
+        _: Option<Uuid>,
+    ) -> Result<Vec<serde_json::Value>, ClientError> {
+        Err(ClientError::NotConfigured { role: self.role })
+    }
+
+    async fn export(&self, _: Option<Uuid>, _: u32) -> Result<Vec<ImageExport>, ClientError> {
         Err(ClientError::NotConfigured { role: self.role })
     }
 }
@@ -382,9 +568,28 @@ struct LookedUp {
     is_private: bool,
 }
 
+impl LookedUp {
+    fn card(self) -> AccountCard {
+        AccountCard {
+            user_id: self.id,
+            username: self.username,
+            display_name: self.display_name,
+            avatar_image_id: self.avatar_image_id,
+            is_private: self.is_private,
+        }
+    }
+}
+
+/// `/internal/v1/users/lookup`'s and `/internal/v1/export/accounts`' answer.
 #[derive(Deserialize)]
 struct Found {
     users: Vec<LookedUp>,
+}
+
+/// `/internal/v1/images/views`' answer.
+#[derive(Deserialize)]
+struct Viewed {
+    images: Vec<serde_json::Value>,
 }
 
 #[async_trait]
@@ -441,15 +646,53 @@ impl UsersClient for HttpUsers {
                 )
                 .await?
                 .read()?;
-            cards.extend(found.users.into_iter().map(|u| AccountCard {
-                user_id: u.id,
-                username: u.username,
-                display_name: u.display_name,
-                avatar_image_id: u.avatar_image_id,
-                is_private: u.is_private,
-            }));
+            cards.extend(found.users.into_iter().map(LookedUp::card));
         }
         Ok(cards)
+    }
+
+    #[tracing::instrument(skip_all, fields(role = "users", limit))]
+    async fn export_accounts(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<AccountCard>, ClientError> {
+        let mut path = format!(
+            "/internal/v1/export/accounts?limit={}",
+            clamp_export_limit(limit)
+        );
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        let found: Found = self
+            .remote
+            .call(reqwest::Method::GET, &path, None)
+            .await?
+            .read()?;
+        Ok(found.users.into_iter().map(LookedUp::card).collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(role = "users", kind = kind.as_str(), limit))]
+    async fn export_edges(
+        &self,
+        kind: EdgeKind,
+        after: Option<(Uuid, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<Edge>, ClientError> {
+        let mut path = format!(
+            "/internal/v1/export/{}?limit={}",
+            kind.as_str(),
+            clamp_export_limit(limit)
+        );
+        if let Some((from, to)) = after {
+            path.push_str(&format!("&after={from},{to}"));
+        }
+        let page: ExportedEdges = self
+            .remote
+            .call(reqwest::Method::GET, &path, None)
+            .await?
+            .read()?;
+        Ok(page.edges)
     }
 }
 
@@ -485,6 +728,51 @@ impl ImagesClient for HttpImages {
         }
         answer.read().map(Some)
     }
+
+    #[tracing::instrument(skip_all, fields(role = "images", ids = ids.len()))]
+    async fn views(
+        &self,
+        ids: &[Uuid],
+        viewer: Option<Uuid>,
+    ) -> Result<Vec<serde_json::Value>, ClientError> {
+        let ids = distinct(ids);
+        let mut images = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_VIEWS) {
+            let body = serde_json::json!({ "ids": chunk, "viewer": viewer });
+            let viewed: Viewed = self
+                .remote
+                .call(
+                    reqwest::Method::POST,
+                    "/internal/v1/images/views",
+                    Some(body),
+                )
+                .await?
+                .read()?;
+            images.extend(viewed.images);
+        }
+        Ok(images)
+    }
+
+    #[tracing::instrument(skip_all, fields(role = "images", limit))]
+    async fn export(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<ImageExport>, ClientError> {
+        let mut path = format!(
+            "/internal/v1/export/images?limit={}",
+            clamp_export_limit(limit)
+        );
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        let page: ExportedImages = self
+            .remote
+            .call(reqwest::Method::GET, &path, None)
+            .await?
+            .read()?;
+        Ok(page.images)
+    }
 }
 
 #[cfg(test)]
@@ -506,6 +794,61 @@ mod tests {
         assert_eq!(api.code, "role-unavailable");
         assert!(api.message.contains("users role"), "{}", api.message);
         assert!(!api.message.contains("PINHOLE"), "nothing internal");
+    }
+
+    #[tokio::test]
+    async fn an_unplaced_role_fails_the_search_role_s_calls_too() {
+        let (users, images) = (
+            NotConfigured { role: "users" },
+            NotConfigured { role: "images" },
+        );
+        let unplaced = |e: ClientError, role: &str| matches!(e, ClientError::NotConfigured { role: r } if r == role);
+        let id = Uuid::nil();
+        assert!(unplaced(
+            users.export_accounts(None, 10).await.expect_err("accounts"),
+            "users"
+        ));
+        for kind in [EdgeKind::Follows, EdgeKind::Blocks] {
+            let err = users
+                .export_edges(kind, Some((id, id)), 10)
+                .await
+                .expect_err("edges");
+            assert!(unplaced(err, "users"));
+        }
+        assert!(unplaced(
+            images.views(&[id], None).await.expect_err("views"),
+            "images"
+        ));
+        assert!(unplaced(
+            images.export(Some(id), 10).await.expect_err("export"),
+            "images"
+        ));
+    }
+
+    #[test]
+    fn export_queries_are_checked_at_the_edge() {
+        let query = |after: Option<&str>, limit: Option<&str>| ExportQuery {
+            after: after.map(str::to_owned),
+            limit: limit.map(str::to_owned),
+        };
+        assert_eq!(query(None, None).limit().expect("default"), 500);
+        assert_eq!(query(None, Some("1000")).limit().expect("max"), 1000);
+        for bad in ["0", "1001", "-1", "many"] {
+            let err = query(None, Some(bad)).limit().expect_err(bad);
+            assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let edge = query(Some(&format!("{a},{b}")), None);
+        assert_eq!(edge.after_edge().expect("edge"), Some((a, b)));
+        assert!(edge.after_id().is_err());
+        assert!(query(Some(&a.to_string()), None).after_edge().is_err());
+        assert_eq!(
+            query(Some(&a.to_string()), None).after_id().expect("id"),
+            Some(a)
+        );
+        assert_eq!(clamp_export_limit(0), 1);
+        assert_eq!(clamp_export_limit(5000), EXPORT_LIMIT_MAX);
+        assert_eq!(distinct(&[b, a, b, a]), vec![b, a]);
     }
 
     #[tokio::test]

@@ -3,6 +3,8 @@
 //! they follow the owner (approved), and a private account's images only
 //! when they follow it.
 
+use std::collections::{HashMap, HashSet};
+
 use pinhole_http::ApiError;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, Query, SimpleExpr};
@@ -82,6 +84,66 @@ pub async fn relation<C: ConnectionTrait>(
         blocked,
         follows,
     })
+}
+
+/// How `viewer` stands to each of `owners`, as [`relation`] finds it one
+/// by one, in two queries.
+pub async fn relations<C: ConnectionTrait>(
+    conn: &C,
+    viewer: Option<Uuid>,
+    owners: &HashSet<Uuid>,
+) -> Result<HashMap<Uuid, Relation>, ApiError> {
+    let Some(viewer) = viewer else {
+        return Ok(HashMap::new());
+    };
+    let others: Vec<Uuid> = owners.iter().copied().filter(|o| *o != viewer).collect();
+    let mut out: HashMap<Uuid, Relation> = HashMap::new();
+    if owners.contains(&viewer) {
+        out.insert(
+            viewer,
+            Relation {
+                is_owner: true,
+                ..Relation::default()
+            },
+        );
+    }
+    if others.is_empty() {
+        return Ok(out);
+    }
+    for b in block::Entity::find()
+        .filter(
+            Condition::any()
+                .add(
+                    block::Column::BlockerId
+                        .is_in(others.iter().copied())
+                        .and(block::Column::BlockedId.eq(viewer)),
+                )
+                .add(
+                    block::Column::BlockerId
+                        .eq(viewer)
+                        .and(block::Column::BlockedId.is_in(others.iter().copied())),
+                ),
+        )
+        .all(conn)
+        .await?
+    {
+        let other = if b.blocker_id == viewer {
+            b.blocked_id
+        } else {
+            b.blocker_id
+        };
+        out.entry(other).or_default().blocked = true;
+    }
+    for f in follow::Entity::find()
+        .filter(follow::Column::FollowerId.eq(viewer))
+        .filter(follow::Column::FolloweeId.is_in(others.iter().copied()))
+        .filter(follow::Column::Status.eq(follow::ACTIVE))
+        .all(conn)
+        .await?
+    {
+        out.entry(f.followee_id).or_default().follows = true;
+    }
+    Ok(out)
 }
 
 /// Whether the viewer related by `rel` may see `img` of `owner`.

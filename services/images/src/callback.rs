@@ -69,7 +69,7 @@ async fn deliver(ctx: &AppContext, t: &task::Model) -> Result<(), String> {
         .await
         .map_err(|e| e.message)?;
     let body = serde_json::to_vec(&serde_json::json!({
-        "type": if t.status == task::DONE { "task.done" } else { "task.failed" },
+        "type": if t.status == task::Status::Done { "task.done" } else { "task.failed" },
         "task": view,
     }))
     .map_err(|e| e.to_string())?;
@@ -116,7 +116,7 @@ pub async fn run(ctx: AppContext) {
 async fn deliver_due(ctx: &AppContext) -> Result<usize, ApiError> {
     let now = Utc::now();
     let due = task::Entity::find()
-        .filter(task::Column::CallbackState.eq(task::CALLBACK_PENDING))
+        .filter(task::Column::CallbackState.eq(task::CallbackState::Pending))
         .filter(task::Column::CallbackNextAt.lte(now))
         .order_by_asc(task::Column::CallbackNextAt)
         .limit(16)
@@ -129,7 +129,7 @@ async fn deliver_due(ctx: &AppContext) -> Result<usize, ApiError> {
         let claimed = task::Entity::update_many()
             .col_expr(task::Column::CallbackNextAt, Expr::value(lease))
             .filter(task::Column::Id.eq(t.id))
-            .filter(task::Column::CallbackState.eq(task::CALLBACK_PENDING))
+            .filter(task::Column::CallbackState.eq(task::CallbackState::Pending))
             .filter(task::Column::CallbackNextAt.eq(t.callback_next_at))
             .exec(&ctx.backends.db)
             .await?
@@ -146,17 +146,17 @@ async fn deliver_due(ctx: &AppContext) -> Result<usize, ApiError> {
         let (state, next) = match outcome {
             Ok(()) => {
                 tracing::info!(task_id = %t.id, "callback delivered");
-                (task::CALLBACK_DELIVERED, None)
+                (task::CallbackState::Delivered, None)
             }
             Err(why) if attempts >= MAX_ATTEMPTS => {
                 tracing::warn!(task_id = %t.id, %why, attempts, "callback given up");
-                (task::CALLBACK_FAILED, None)
+                (task::CallbackState::Failed, None)
             }
             Err(why) => {
                 let backoff =
                     chrono::Duration::seconds(2i64.pow(u32::try_from(attempts).unwrap_or(1)));
                 tracing::info!(task_id = %t.id, %why, attempts, "callback failed; will retry");
-                (task::CALLBACK_PENDING, Some(Utc::now() + backoff))
+                (task::CallbackState::Pending, Some(Utc::now() + backoff))
             }
         };
         task::Entity::update_many()

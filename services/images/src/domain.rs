@@ -185,6 +185,40 @@ impl Location {
     }
 }
 
+/// What a stored position is called: the owner's place name, and the
+/// nearest populated place (offline GeoNames data; none farther than
+/// [`pinhole_geo::MAX_PLACE_DISTANCE_KM`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Placed {
+    /// The owner's `place_name` when given, else the place's `City, Region,
+    /// Country`.
+    pub place_name: Option<String>,
+    pub city: Option<String>,
+    pub region: Option<String>,
+    pub country: Option<String>,
+    pub country_code: Option<String>,
+}
+
+/// The place of a stored position. Derived on reading, not stored: the
+/// data is static, so the same position always gets the same place (and
+/// images located before this existed get one too).
+pub fn placed(lat: f64, lon: f64, place_name: Option<&str>) -> Placed {
+    let owners = place_name.map(str::to_owned);
+    match pinhole_geo::place_of(lat, lon) {
+        Some(place) => Placed {
+            place_name: owners.or_else(|| Some(place.label())),
+            city: Some(place.city),
+            region: place.region,
+            country: Some(place.country),
+            country_code: Some(place.country_code),
+        },
+        None => Placed {
+            place_name: owners,
+            ..Placed::default()
+        },
+    }
+}
+
 /// Where an image's location comes from.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum LocationInput {
@@ -342,6 +376,26 @@ impl UploadFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positions_are_named_after_their_place_unless_the_owner_named_them() {
+        let louvre = placed(48.8606, 2.3376, None);
+        assert_eq!(louvre.city.as_deref(), Some("Paris"));
+        assert_eq!(louvre.country.as_deref(), Some("France"));
+        assert_eq!(louvre.country_code.as_deref(), Some("FR"));
+        assert_eq!(
+            louvre.place_name.as_deref(),
+            Some("Paris, Ile-de-France, France")
+        );
+        let named = placed(48.8606, 2.3376, Some("The Louvre"));
+        assert_eq!(named.place_name.as_deref(), Some("The Louvre"));
+        assert_eq!(named.city.as_deref(), Some("Paris"));
+        // Mid-Atlantic: no place, the owner's name only.
+        assert_eq!(placed(30.0, -40.0, None), Placed::default());
+        let at_sea = placed(30.0, -40.0, Some("Aboard"));
+        assert_eq!(at_sea.place_name.as_deref(), Some("Aboard"));
+        assert_eq!(at_sea.city, None);
+    }
 
     #[test]
     fn hashtags_come_from_words_not_urls() {

@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 
 use crate::ImagesError;
 use crate::access::owned_image;
-use crate::entity::{image, image_version};
+use crate::entity::{image, image_version, task};
 use crate::records::parse_id;
 use crate::upload::multipart::{WaitQuery, respond};
 use crate::{present, store, views};
@@ -139,7 +139,7 @@ pub(crate) async fn create_edit(
             .map(|m| source(&m)),
         None => None,
     };
-    let t = crate::upload::queued_task(me.user_id, img.id, "edit", callback_url.as_ref());
+    let t = crate::upload::queued_task(me.user_id, img.id, task::Kind::Edit, callback_url.as_ref());
     let job = EditJob {
         image_id: img.id,
         task_id: *t.id.as_ref(),

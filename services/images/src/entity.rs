@@ -129,15 +129,99 @@ pub mod image_tag {
 pub mod task {
     use sea_orm::entity::prelude::*;
 
-    pub const QUEUED: &str = "queued";
-    pub const PROCESSING: &str = "processing";
-    pub const DONE: &str = "done";
-    pub const FAILED: &str = "failed";
+    /// What a task does (`tasks.kind`, mapped by the ORM).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(
+        rs_type = "String",
+        db_type = "String(sea_orm::sea_query::StringLen::None)"
+    )]
+    pub enum Kind {
+        /// The derivatives of an upload.
+        #[sea_orm(string_value = "upload")]
+        Upload,
+        /// A new version of an image by edit operations.
+        #[sea_orm(string_value = "edit")]
+        Edit,
+    }
 
-    /// Callback states.
-    pub const CALLBACK_PENDING: &str = "pending";
-    pub const CALLBACK_DELIVERED: &str = "delivered";
-    pub const CALLBACK_FAILED: &str = "failed";
+    impl Kind {
+        /// The stored and served name.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Self::Upload => "upload",
+                Self::Edit => "edit",
+            }
+        }
+    }
+
+    /// Where a task is (`tasks.status`, mapped by the ORM).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(
+        rs_type = "String",
+        db_type = "String(sea_orm::sea_query::StringLen::None)"
+    )]
+    pub enum Status {
+        /// Waiting for a worker.
+        #[sea_orm(string_value = "queued")]
+        Queued,
+        /// A worker took it.
+        #[sea_orm(string_value = "processing")]
+        Processing,
+        #[sea_orm(string_value = "done")]
+        Done,
+        /// With the reason in `reason`.
+        #[sea_orm(string_value = "failed")]
+        Failed,
+    }
+
+    impl Status {
+        /// The stored and served name.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Self::Queued => "queued",
+                Self::Processing => "processing",
+                Self::Done => "done",
+                Self::Failed => "failed",
+            }
+        }
+
+        /// Done or failed: it changes no more.
+        pub fn is_finished(self) -> bool {
+            match self {
+                Self::Done | Self::Failed => true,
+                Self::Queued | Self::Processing => false,
+            }
+        }
+    }
+
+    /// Where the delivery of a task's callback is (`tasks.callback_state`,
+    /// mapped by the ORM; none without a callback).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(
+        rs_type = "String",
+        db_type = "String(sea_orm::sea_query::StringLen::None)"
+    )]
+    pub enum CallbackState {
+        /// Due at `callback_next_at` (again, after a failed attempt).
+        #[sea_orm(string_value = "pending")]
+        Pending,
+        #[sea_orm(string_value = "delivered")]
+        Delivered,
+        /// Given up after the last attempt.
+        #[sea_orm(string_value = "failed")]
+        Failed,
+    }
+
+    impl CallbackState {
+        /// The stored and served name.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Self::Pending => "pending",
+                Self::Delivered => "delivered",
+                Self::Failed => "failed",
+            }
+        }
+    }
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "tasks")]
@@ -147,14 +231,13 @@ pub mod task {
         pub owner_id: Uuid,
         pub image_id: Uuid,
         pub batch_id: Option<Uuid>,
-        /// `upload`.
-        pub kind: String,
-        pub status: String,
+        pub kind: Kind,
+        pub status: Status,
         #[sea_orm(column_type = "Text", nullable)]
         pub reason: Option<String>,
         #[sea_orm(column_type = "Text", nullable)]
         pub callback_url: Option<String>,
-        pub callback_state: Option<String>,
+        pub callback_state: Option<CallbackState>,
         pub callback_attempts: i32,
         pub callback_next_at: Option<DateTimeUtc>,
         pub created_at: DateTimeUtc,
@@ -164,7 +247,7 @@ pub mod task {
 
     impl Model {
         pub fn is_finished(&self) -> bool {
-            self.status == DONE || self.status == FAILED
+            self.status.is_finished()
         }
     }
 
@@ -360,4 +443,32 @@ pub mod image_version {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveEnum, Iterable};
+
+    use super::{image, task};
+    use crate::domain::Visibility;
+
+    /// The names served in JSON are the stored ones, for every value.
+    #[test]
+    fn served_names_are_the_stored_values() {
+        for v in Visibility::iter() {
+            assert_eq!(v.as_str(), v.to_value());
+        }
+        for v in image::Status::iter() {
+            assert_eq!(v.as_str(), v.to_value());
+        }
+        for v in task::Kind::iter() {
+            assert_eq!(v.as_str(), v.to_value());
+        }
+        for v in task::Status::iter() {
+            assert_eq!(v.as_str(), v.to_value());
+        }
+        for v in task::CallbackState::iter() {
+            assert_eq!(v.as_str(), v.to_value());
+        }
+    }
 }

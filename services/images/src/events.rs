@@ -39,14 +39,14 @@ pub async fn handle(
             task::Entity::update_many()
                 .col_expr(
                     task::Column::Status,
-                    sea_orm::sea_query::Expr::value(task::PROCESSING),
+                    sea_orm::sea_query::Expr::value(task::Status::Processing),
                 )
                 .col_expr(
                     task::Column::UpdatedAt,
                     sea_orm::sea_query::Expr::value(Utc::now()),
                 )
                 .filter(task::Column::Id.eq(task_id))
-                .filter(task::Column::Status.eq(task::QUEUED))
+                .filter(task::Column::Status.eq(task::Status::Queued))
                 .exec(&ctx.backends.db)
                 .await?;
             tasks::notify(task_id);
@@ -102,6 +102,18 @@ async fn mark_attempted<C: sea_orm::ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(())
+}
+
+/// Whether a re-processing changed what others keep of an image: its
+/// status, derivatives or analysis (compared as JSON, not as text).
+fn reprocessed_differently(before: &image::Model, after: &image::Model) -> bool {
+    let json = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+    };
+    before.status != after.status
+        || json(&before.derivatives) != json(&after.derivatives)
+        || json(&before.analysis) != json(&after.analysis)
 }
 
 /// What the thumbnails role reported.
@@ -187,18 +199,25 @@ async fn finish(
             if first_publish {
                 active.published_at = Set(Some(now));
             }
+            let before = img;
             let img = active.update(&txn).await?;
             if first_publish {
                 events.push(OutgoingEvent::of(&kinds::ImagePublished {
                     image: record(&img, &tags_of(&txn, img.id).await?),
                 }));
+            } else if reprocessed_differently(&before, &img) {
+                // Others keep the analysis (the perceptual hash) and the
+                // derivatives: a re-processing that changed them says so.
+                events.push(OutgoingEvent::of(&kinds::ImageUpdated {
+                    image: record(&img, &tags_of(&txn, img.id).await?),
+                }));
             }
-            (task::DONE, None)
+            (task::Status::Done, None)
         }
         // Made from content the image no longer shows (an edit came first).
         (Outcome::Processed(_), Some(img)) => {
             mark_attempted(&txn, img.id, now).await?;
-            (task::DONE, None)
+            (task::Status::Done, None)
         }
         (Outcome::Edited(e), Some(img)) => {
             match crate::edits::apply_edited(&txn, img, &e, edit_stored)
@@ -212,9 +231,9 @@ async fn finish(
                     events.push(OutgoingEvent::of(&kinds::ImageUpdated {
                         image: record(&img, &tags_of(&txn, img.id).await?),
                     }));
-                    (task::DONE, None)
+                    (task::Status::Done, None)
                 }
-                Err(reason) => (task::FAILED, Some(reason)),
+                Err(reason) => (task::Status::Failed, Some(reason)),
             }
         }
         (Outcome::Failed(reason), Some(img)) => {
@@ -227,7 +246,7 @@ async fn finish(
                 active.updated_at = Set(now);
                 active.update(&txn).await?;
             }
-            (task::FAILED, Some(reason))
+            (task::Status::Failed, Some(reason))
         }
         (outcome, None) => {
             if let Outcome::Edited(e) = outcome
@@ -235,7 +254,10 @@ async fn finish(
             {
                 collect = Some(e.original.sha256.clone());
             }
-            (task::FAILED, Some("the image was deleted".to_owned()))
+            (
+                task::Status::Failed,
+                Some("the image was deleted".to_owned()),
+            )
         }
     };
     let Some(t) = t else {
@@ -248,12 +270,12 @@ async fn finish(
     let task_id = t.id;
     let has_callback = t.callback_url.is_some();
     let mut active = t.into_active_model();
-    active.status = Set(status.to_owned());
+    active.status = Set(status);
     active.reason = Set(reason);
     active.updated_at = Set(now);
     active.finished_at = Set(Some(now));
     if has_callback {
-        active.callback_state = Set(Some(task::CALLBACK_PENDING.to_owned()));
+        active.callback_state = Set(Some(task::CallbackState::Pending));
         active.callback_next_at = Set(Some(now));
     }
     active.update(&txn).await?;

@@ -1,11 +1,22 @@
 //! What other roles ask the images role: whose an image is, how far along
-//! and for whom. Over HTTP under `/internal/v1` (which a public proxy should
-//! not expose; `PINHOLE_INTERNAL_TOKEN` guards it) for roles in other
-//! processes, and through [`InProcessImages`] for roles in this one.
+//! and for whom; many images as a viewer sees them ([`views`]); every ready
+//! image with its likes and comments, page by page ([`export`]). Over HTTP
+//! under `/internal/v1` (which a public proxy should not expose;
+//! `PINHOLE_INTERNAL_TOKEN` guards it) for roles in other processes, and
+//! through [`InProcessImages`] for roles in this one.
+
+mod export;
+mod views;
+
+pub(crate) use export::{__path_export_images, export_images};
+pub(crate) use views::{__path_views, views};
 
 use axum::Json;
 use axum::extract::{Path, State};
-use pinhole_http::clients::{ClientError, ImageFacts, ImageStatus, ImageVisibility};
+use pinhole_blob::SharedBlobs;
+use pinhole_http::clients::{
+    ClientError, ImageExport, ImageFacts, ImageStatus, ImageVisibility, clamp_export_limit,
+};
 use pinhole_http::{ApiError, AppContext, ImagesClient};
 use sea_orm::entity::prelude::*;
 use sea_orm::{DatabaseConnection, QuerySelect};
@@ -13,6 +24,25 @@ use sea_orm::{DatabaseConnection, QuerySelect};
 use crate::access::image_not_found;
 use crate::domain::Visibility;
 use crate::entity::image;
+
+/// An answer the role could not give (its cause was logged where it
+/// happened), as an error of the in-process client.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+struct Unanswered {
+    code: &'static str,
+    message: String,
+}
+
+fn failed(e: ApiError) -> ClientError {
+    ClientError::failed(
+        crate::ROLE,
+        Unanswered {
+            code: e.code,
+            message: e.message,
+        },
+    )
+}
 
 /// The image `id`, as other roles may know it.
 async fn facts(db: &DatabaseConnection, id: Uuid) -> Result<Option<ImageFacts>, ClientError> {
@@ -70,12 +100,13 @@ pub(crate) async fn image(
 #[derive(Clone)]
 pub struct InProcessImages {
     db: DatabaseConnection,
+    blobs: SharedBlobs,
 }
 
 impl InProcessImages {
-    /// Over the role's database.
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// Over the role's database, signing derivative links with `blobs`.
+    pub fn new(db: DatabaseConnection, blobs: SharedBlobs) -> Self {
+        Self { db, blobs }
     }
 }
 
@@ -83,5 +114,30 @@ impl InProcessImages {
 impl ImagesClient for InProcessImages {
     async fn image(&self, id: Uuid) -> Result<Option<ImageFacts>, ClientError> {
         facts(&self.db, id).await
+    }
+
+    async fn views(
+        &self,
+        ids: &[Uuid],
+        viewer: Option<Uuid>,
+    ) -> Result<Vec<serde_json::Value>, ClientError> {
+        let shown = views::visible(self.blobs.as_ref(), &self.db, ids, viewer)
+            .await
+            .map_err(failed)?;
+        shown
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| ClientError::failed(crate::ROLE, e))
+    }
+
+    async fn export(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<ImageExport>, ClientError> {
+        export::page(&self.db, after, clamp_export_limit(limit))
+            .await
+            .map_err(failed)
     }
 }

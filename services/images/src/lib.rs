@@ -84,6 +84,8 @@ pub fn router(ctx: &AppContext) -> OpenApiRouter {
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(internal::image))
+                .routes(routes!(internal::views))
+                .routes(routes!(internal::export_images))
                 .layer(axum::middleware::from_fn_with_state(
                     ctx.clone(),
                     pinhole_http::internal_only,
@@ -97,6 +99,9 @@ pub const GROUP: &str = "images";
 
 /// Starts the role's workers.
 pub fn background(ctx: &AppContext) -> Vec<JoinHandle<()>> {
+    // Image records name the place of their position: read the places now
+    // (a fraction of a second) rather than in the first request showing one.
+    drop(tokio::task::spawn_blocking(pinhole_geo::preload_places));
     let purges = purge::Purges::default();
     let consumer = {
         let ctx = ctx.clone();

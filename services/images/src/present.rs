@@ -4,12 +4,12 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use pinhole_blob::BlobStore;
 use pinhole_http::{ApiError, AppContext};
 use pinhole_media::ExifData;
 use sea_orm::entity::prelude::*;
 use sea_orm::{ConnectionTrait, QuerySelect};
 
-use crate::domain::Location;
 use crate::entity::{account, comment, image, image_tag, like, task};
 use crate::views::{self, Author, Derivative, StoredDerivative};
 
@@ -36,11 +36,17 @@ pub async fn derivative_links(
     ctx: &AppContext,
     stored: Vec<StoredDerivative>,
 ) -> Result<Vec<Derivative>, ApiError> {
+    links(ctx.backends.blobs.as_ref(), stored).await
+}
+
+/// Derivatives with links signed by `blobs`.
+pub async fn links(
+    blobs: &dyn BlobStore,
+    stored: Vec<StoredDerivative>,
+) -> Result<Vec<Derivative>, ApiError> {
     let mut out = Vec::with_capacity(stored.len());
     for d in stored {
-        let url = ctx
-            .backends
-            .blobs
+        let url = blobs
             .presign_get(&d.key, LINK_TTL)
             .await
             .map_err(ApiError::internal)?;
@@ -102,6 +108,17 @@ pub async fn images<C: ConnectionTrait>(
     viewer: Option<Uuid>,
     images: Vec<image::Model>,
 ) -> Result<Vec<views::Image>, ApiError> {
+    images_linked(ctx.backends.blobs.as_ref(), conn, viewer, images).await
+}
+
+/// [`images`], with derivative links signed by `blobs` (for callers that
+/// hold the blob store, not the whole context).
+pub async fn images_linked<C: ConnectionTrait>(
+    blobs: &dyn BlobStore,
+    conn: &C,
+    viewer: Option<Uuid>,
+    images: Vec<image::Model>,
+) -> Result<Vec<views::Image>, ApiError> {
     let ids: Vec<Uuid> = images.iter().map(|i| i.id).collect();
     let owner_ids: HashSet<Uuid> = images.iter().map(|i| i.owner_id).collect();
     let owners: HashMap<Uuid, account::Model> = account::Entity::find()
@@ -145,13 +162,11 @@ pub async fn images<C: ConnectionTrait>(
         if !is_owner && let Some(e) = exif.as_mut() {
             e.gps = None;
         }
-        let derivatives = derivative_links(ctx, stored_derivatives(&img)).await?;
+        let derivatives = links(blobs, stored_derivatives(&img)).await?;
         let location = match (img.lat, img.lon) {
-            (Some(lat), Some(lon)) => Some(Location {
-                lat,
-                lon,
-                place_name: img.place_name.clone(),
-            }),
+            (Some(lat), Some(lon)) => {
+                Some(views::Location::of(lat, lon, img.place_name.as_deref()))
+            }
             _ => None,
         };
         out.push(views::Image {
@@ -196,7 +211,7 @@ pub async fn tasks<C: ConnectionTrait>(
 ) -> Result<Vec<views::Task>, ApiError> {
     let done: HashSet<Uuid> = tasks
         .iter()
-        .filter(|t| t.status == task::DONE)
+        .filter(|t| t.status == task::Status::Done)
         .map(|t| t.image_id)
         .collect();
     let images: HashMap<Uuid, image::Model> = if done.is_empty() {
@@ -213,19 +228,19 @@ pub async fn tasks<C: ConnectionTrait>(
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {
         let stored = match images.get(&t.image_id) {
-            Some(img) if t.status == task::DONE => stored_derivatives(img),
+            Some(img) if t.status == task::Status::Done => stored_derivatives(img),
             _ => Vec::new(),
         };
         out.push(views::Task {
             id: t.id,
             image_id: t.image_id,
             batch_id: t.batch_id,
-            kind: t.kind,
-            status: t.status,
+            kind: t.kind.as_str().to_owned(),
+            status: t.status.as_str().to_owned(),
             reason: t.reason,
             derivatives: derivative_links(ctx, stored).await?,
             callback_url: t.callback_url,
-            callback_state: t.callback_state,
+            callback_state: t.callback_state.map(|s| s.as_str().to_owned()),
             created_at: t.created_at,
             updated_at: t.updated_at,
             finished_at: t.finished_at,

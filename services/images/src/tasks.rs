@@ -168,11 +168,11 @@ pub(crate) async fn list_tasks(
         .await?;
     let mut counts = views::TaskCounts::default();
     for t in &rows {
-        match t.status.as_str() {
-            task::QUEUED => counts.queued += 1,
-            task::PROCESSING => counts.processing += 1,
-            task::DONE => counts.done += 1,
-            _ => counts.failed += 1,
+        match t.status {
+            task::Status::Queued => counts.queued += 1,
+            task::Status::Processing => counts.processing += 1,
+            task::Status::Done => counts.done += 1,
+            task::Status::Failed => counts.failed += 1,
         }
     }
     let items = present::tasks(&ctx, &ctx.backends.db, rows).await?;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::{Location, Visibility};
+use crate::domain::Visibility;
 
 /// A derivative as stored on the image (made by the thumbnails role).
 pub use pinhole_events::images::Derivative as StoredDerivative;
@@ -31,6 +31,45 @@ pub struct Author {
     pub username: String,
     pub display_name: Option<String>,
     pub avatar_image_id: Option<Uuid>,
+}
+
+/// Where an image was taken, with the nearest populated place (offline
+/// GeoNames data; the place fields are null farther than 50 km from any,
+/// as at sea).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Location {
+    /// Degrees north, -90 to 90.
+    pub lat: f64,
+    /// Degrees east, -180 to 180.
+    pub lon: f64,
+    /// The owner's name for the place, else the nearest place's `City,
+    /// Region, Country`.
+    pub place_name: Option<String>,
+    /// The nearest place's town or city, e.g. `Paris`.
+    pub city: Option<String>,
+    /// Its first-level division (state, region, province), e.g.
+    /// `Ile-de-France`.
+    pub region: Option<String>,
+    /// Its country's English name, e.g. `France`.
+    pub country: Option<String>,
+    /// ISO 3166-1 alpha-2, e.g. `FR`.
+    pub country_code: Option<String>,
+}
+
+impl Location {
+    /// A stored position and the owner's place name, with its place.
+    pub fn of(lat: f64, lon: f64, place_name: Option<&str>) -> Self {
+        let p = crate::domain::placed(lat, lon, place_name);
+        Self {
+            lat,
+            lon,
+            place_name: p.place_name,
+            city: p.city,
+            region: p.region,
+            country: p.country,
+            country_code: p.country_code,
+        }
+    }
 }
 
 /// An image.

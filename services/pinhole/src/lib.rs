@@ -43,6 +43,10 @@ pub const ROLES: &[&str] = &[
 pub const CALLS: &[(&str, &[&str])] = &[
     (pinhole_users::ROLE, &[pinhole_images::ROLE]),
     (pinhole_images::ROLE, &[pinhole_users::ROLE]),
+    (
+        pinhole_search::ROLE,
+        &[pinhole_users::ROLE, pinhole_images::ROLE],
+    ),
 ];
 
 /// Parses `all` or a comma-separated list of roles.
@@ -118,7 +122,11 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// The whole HTTP application for `roles`.
-pub fn app(ctx: &AppContext, roles: &[&str]) -> axum::Router {
+pub fn app(
+    ctx: &AppContext,
+    roles: &[&str],
+    search: Option<&Arc<pinhole_search::Engine>>,
+) -> axum::Router {
     // Install the recorder before the first request is counted.
     pinhole_http::metrics_handle();
     let doc = Arc::new(OnceLock::new());
@@ -145,7 +153,11 @@ pub fn app(ctx: &AppContext, roles: &[&str]) -> axum::Router {
                     }
                 }
             }
-            pinhole_search::ROLE => pinhole_search::router(ctx),
+            pinhole_search::ROLE => match search {
+                Some(engine) => pinhole_search::router(ctx, Arc::clone(engine)),
+                // `start` opened it first.
+                None => continue,
+            },
             pinhole_sns_sync::ROLE => pinhole_sns_sync::router(ctx),
             pinhole_gateway::ROLE => pinhole_gateway::router(ctx),
             _ => continue,
@@ -245,6 +257,18 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
     if roles.contains(&pinhole_thumbnails::ROLE) {
         pinhole_thumbnails::transforms(&settings, &signer).map_err(StartError::Settings)?;
     }
+    let search =
+        if roles.contains(&pinhole_search::ROLE) {
+            Some(pinhole_search::Engine::open(&settings).await.map_err(|e| {
+                StartError::Backend {
+                    backend: "search index",
+                    url: settings.search_dir.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?)
+        } else {
+            None
+        };
     let backends = connect_backends(&settings, &signer).await?;
     pinhole_db::migrate(&backends.db, roles)
         .await
@@ -276,7 +300,7 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
         tokens,
         clients,
     };
-    let router = app(&ctx, roles);
+    let router = app(&ctx, roles, search.as_ref());
     let (shutdown, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {
         axum::serve(
@@ -303,6 +327,11 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
             pinhole_users::ROLE => workers.extend(pinhole_users::background(&ctx)),
             pinhole_images::ROLE => workers.extend(pinhole_images::background(&ctx)),
             pinhole_thumbnails::ROLE => workers.extend(pinhole_thumbnails::background(&ctx)),
+            pinhole_search::ROLE => {
+                if let Some(engine) = &search {
+                    workers.extend(pinhole_search::background(&ctx, engine));
+                }
+            }
             _ => {}
         }
     }
@@ -329,7 +358,7 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
 /// One client per called role: in process when `roles` hosts it, over HTTP
 /// when `PINHOLE_ROLE_URLS` says where it is, otherwise one that fails every
 /// call saying so (with a warning now, when a hosted role needs it).
-fn role_clients(
+pub fn role_clients(
     settings: &Settings,
     roles: &[&str],
     backends: &Backends,
@@ -381,7 +410,10 @@ fn role_clients(
         })
     };
     let images: Arc<dyn ImagesClient> = if hosted(pinhole_images::ROLE) {
-        Arc::new(pinhole_images::InProcessImages::new(backends.db.clone()))
+        Arc::new(pinhole_images::InProcessImages::new(
+            backends.db.clone(),
+            Arc::clone(&backends.blobs),
+        ))
     } else if let (Some(url), Some(http)) = (remote(pinhole_images::ROLE), &http) {
         Arc::new(HttpImages::new(url, http))
     } else {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use pinhole_config::{LogFormat, Settings};
@@ -36,6 +37,8 @@ Settings come from defaults, then the --config TOML file, then PINHOLE_* environ
   PINHOLE_SIGNUP_LIMIT   sign-ups per client address per hour, 0 for no limit (default 10)
   PINHOLE_BLOB_ORPHAN_GRACE seconds an unreferenced blob is left alone before the sweep removes it (default 3600)
   PINHOLE_BLOB_SWEEP_INTERVAL seconds between comparisons of the blob store with its references (default 3600)
+  PINHOLE_SEARCH_DIR     where the search role keeps its index (default DATA_DIR/search)
+  PINHOLE_SEARCH_GROUP   consumer group of this search instance, one per host (default search-HOSTNAME)
 In the TOML file, use the same names in lower case without the prefix: listen = \"0.0.0.0:8080\".";
 
 /// Pinhole: a social photo-sharing backend.
@@ -92,6 +95,25 @@ enum Command {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// The search index.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SearchCommand {
+    /// Rebuild the search index from the images and users roles (their
+    /// internal export APIs, page by page) into a new index beside the
+    /// current one, which keeps answering meanwhile; when complete it
+    /// replaces the current one (a running search role switches to it by
+    /// itself and applies the events since the rebuild began).
+    Reindex {
+        /// A TOML file of settings (see below).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -214,9 +236,18 @@ fn init_tracing(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+    // `set_global_default`, not `init`: a dependency (kiddo, through
+    // reverse_geocoder) turns on tracing-subscriber's `log` bridge, and
+    // `init` would then route every `log` record in (librdkafka's
+    // connection chatter, tantivy's merges) around the filter's intent.
+    let installed = match format {
+        LogFormat::Text => tracing::subscriber::set_global_default(builder.finish()),
+        LogFormat::Json => {
+            tracing::subscriber::set_global_default(builder.json().flatten_event(true).finish())
+        }
+    };
+    if let Err(e) = installed {
+        eprintln!("warning: logging was already set up: {e}");
     }
 }
 
@@ -276,6 +307,21 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Thumbnails { command } => thumbnails(command).await,
+        Command::Search {
+            command: SearchCommand::Reindex { config },
+        } => {
+            let settings = match load_settings(config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match search_reindex(&settings).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Events {
             command: EventsCommand::Dead { command },
         } => dead_letters(command).await,
@@ -678,6 +724,51 @@ async fn backfill(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Progress of a rebuild on the terminal.
+struct Bar(indicatif::ProgressBar);
+
+impl pinhole_search::reindex::Progress for Bar {
+    fn phase(&self, name: &'static str) {
+        self.0.set_position(0);
+        self.0.set_message(name);
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+}
+
+async fn search_reindex(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let links = pinhole_blob::UrlSigner::new(
+        url::Url::parse("http://localhost/")?,
+        pinhole::signing_key(settings).await?,
+    );
+    let backends = pinhole::connect_backends(settings, &links).await?;
+    // The roles asked in this process are those no URL places elsewhere.
+    let hosted: Vec<&str> = [pinhole_users::ROLE, pinhole_images::ROLE]
+        .into_iter()
+        .filter(|r| settings.role_urls.get(r).is_none())
+        .collect();
+    pinhole_db::migrate(&backends.db, &hosted).await?;
+    let tokens = pinhole_auth::Tokens::new(backends.db.clone(), Arc::clone(&backends.cache));
+    let clients = pinhole::role_clients(settings, &hosted, &backends, &tokens)?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} {spinner} {msg}: {pos} ({per_sec})",
+    )?);
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let rebuilt =
+        pinhole_search::reindex::reindex(&settings.search_dir, &clients, &Bar(bar.clone())).await?;
+    bar.finish_and_clear();
+    println!(
+        "search index {} built in {}: {} accounts, {} images; it now replaces the previous one",
+        rebuilt.generation,
+        settings.search_dir.display(),
+        rebuilt.accounts,
+        rebuilt.images
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {

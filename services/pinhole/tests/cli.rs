@@ -210,6 +210,24 @@ fn migrate_applies_the_schema() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[test]
+fn search_reindex_builds_a_new_index_and_names_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = [("PINHOLE_DATA_DIR", "data")];
+    let first = run(dir.path(), &["search", "reindex"], &env)?;
+    ensure!(first.status.success(), "{}", stderr(&first));
+    let out = String::from_utf8(first.stdout)?;
+    ensure!(out.contains("0 accounts, 0 images"), "{out}");
+    let current = std::fs::read_to_string(dir.path().join("data/search/CURRENT"))?;
+    ensure!(current.trim() == "g1", "{current}");
+    // Again: a newer generation replaces it.
+    let second = run(dir.path(), &["search", "reindex"], &env)?;
+    ensure!(second.status.success(), "{}", stderr(&second));
+    let current = std::fs::read_to_string(dir.path().join("data/search/CURRENT"))?;
+    ensure!(current.trim() == "g2", "{current}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn serve_with_no_settings_answers_from_an_empty_directory() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

@@ -41,7 +41,7 @@ pub enum BackfillError {
 /// their upload.
 pub async fn select(db: &DatabaseConnection, sel: Selection) -> Result<Vec<ProcessJob>, DbErr> {
     let mut query = image::Entity::find()
-        .filter(image::Column::Status.is_in(["ready", "failed"]))
+        .filter(image::Column::Status.is_in([image::Status::Ready, image::Status::Failed]))
         .order_by_asc(image::Column::ImageId);
     if !sel.all {
         query = query.filter(
@@ -69,6 +69,7 @@ pub async fn select(db: &DatabaseConnection, sel: Selection) -> Result<Vec<Proce
                 sha256: img.sha256,
                 format: img.format,
                 force: sel.all,
+                visibility: None,
             }
         })
         .collect())

@@ -23,10 +23,10 @@ use pinhole_http::AppContext;
 use sea_orm::ActiveValue::Set;
 use sea_orm::ConnectionTrait;
 use sea_orm::entity::prelude::*;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Alias, Expr, OnConflict, SimpleExpr};
 
-use crate::entity::DELETED;
 pub use crate::entity::{account, image};
+use image::{Status, Visibility};
 
 /// Consumer group of the catalog.
 pub const GROUP: &str = "thumbnails-catalog";
@@ -91,16 +91,36 @@ pub async fn handle(ctx: &AppContext, record: Record) -> Result<(), HandleError>
     Ok(())
 }
 
+/// `thumb_images.status` as stored.
+fn stored_status() -> Expr {
+    Expr::col((image::Entity, image::Column::Status))
+}
+
+/// `thumb_images.status` as an upsert would write it.
+fn proposed_status() -> Expr {
+    Expr::col((Alias::new("excluded"), image::Column::Status))
+}
+
 /// `thumb_images.status` on conflict: a deleted image stays deleted (its
 /// events may be overtaken by this role's own reports), and a processed one
 /// does not go back to `processing` when an older event arrives late.
-const KEEP_STATUS: &str = "CASE WHEN thumb_images.status = 'deleted' THEN 'deleted' \
-     WHEN excluded.status = 'processing' AND thumb_images.status IN ('ready', 'failed') THEN thumb_images.status \
-     ELSE excluded.status END";
+fn keep_status() -> SimpleExpr {
+    Expr::case(stored_status().eq(Status::Deleted), Status::Deleted)
+        .case(
+            proposed_status()
+                .eq(Status::Processing)
+                .and(stored_status().is_in([Status::Ready, Status::Failed])),
+            stored_status(),
+        )
+        .finally(proposed_status())
+        .into()
+}
 
 /// The image as its owner's role last described it; what this role learned
 /// itself (pipeline, last report) is kept.
-async fn upsert_image<C: ConnectionTrait>(db: &C, r: &ImageRecord) -> Result<(), DbErr> {
+async fn upsert_image<C: ConnectionTrait>(db: &C, r: &ImageRecord) -> Result<(), HandleError> {
+    let status = Status::of_event(&r.status)
+        .ok_or_else(|| HandleError::Skip(format!("`{}` is not an image status", r.status)))?;
     image::Entity::insert(image::ActiveModel {
         image_id: Set(r.image_id),
         owner_id: Set(r.owner_id),
@@ -108,8 +128,8 @@ async fn upsert_image<C: ConnectionTrait>(db: &C, r: &ImageRecord) -> Result<(),
         format: Set(r.format.clone()),
         width: Set(r.width),
         height: Set(r.height),
-        visibility: Set(r.visibility.clone()),
-        status: Set(r.status.clone()),
+        visibility: Set(Visibility::of_event(&r.visibility)),
+        status: Set(status),
         pipeline: Set(None),
         reported_at: Set(None),
     })
@@ -122,7 +142,7 @@ async fn upsert_image<C: ConnectionTrait>(db: &C, r: &ImageRecord) -> Result<(),
                 image::Column::Height,
                 image::Column::Visibility,
             ])
-            .value(image::Column::Status, Expr::cust(KEEP_STATUS))
+            .value(image::Column::Status, keep_status())
             .to_owned(),
     )
     .exec_without_returning(db)
@@ -140,14 +160,14 @@ async fn deleted<C: ConnectionTrait>(db: &C, e: &ImageDeleted) -> Result<(), DbE
         format: Set(String::new()),
         width: Set(0),
         height: Set(0),
-        visibility: Set("private".into()),
-        status: Set(DELETED.into()),
+        visibility: Set(Visibility::Private),
+        status: Set(Status::Deleted),
         pipeline: Set(None),
         reported_at: Set(None),
     })
     .on_conflict(
         OnConflict::column(image::Column::ImageId)
-            .value(image::Column::Status, Expr::value(DELETED))
+            .value(image::Column::Status, Expr::value(Status::Deleted))
             .to_owned(),
     )
     .exec_without_returning(db)
@@ -156,8 +176,13 @@ async fn deleted<C: ConnectionTrait>(db: &C, e: &ImageDeleted) -> Result<(), DbE
 }
 
 /// This role made the image's derivatives: it is ready to transform at
-/// once, before the images role's events say so (its visibility stays
-/// private until they do; signed transforms need none).
+/// once, before the images role's events say so (the images role reports
+/// it processed only after this). A catalog that has not heard of the
+/// image yet takes its visibility from the job (private when the job does
+/// not say), so that an unsigned preset of a public image is served as
+/// soon as the images role can call it ready; a row its events wrote keeps
+/// their visibility (a later `image.updated` may have changed it), and a
+/// deleted one stays deleted.
 pub async fn made(
     db: &DatabaseConnection,
     job: &pinhole_events::images::ProcessJob,
@@ -171,8 +196,11 @@ pub async fn made(
         format: Set(job.format.clone()),
         width: Set(i32::try_from(width).unwrap_or(i32::MAX)),
         height: Set(i32::try_from(height).unwrap_or(i32::MAX)),
-        visibility: Set("private".into()),
-        status: Set("ready".into()),
+        visibility: Set(job
+            .visibility
+            .as_deref()
+            .map_or(Visibility::Private, Visibility::of_event)),
+        status: Set(Status::Ready),
         pipeline: Set(i32::try_from(crate::PIPELINE).ok()),
         reported_at: Set(Some(Utc::now())),
     })
@@ -181,9 +209,8 @@ pub async fn made(
             .update_columns([image::Column::Pipeline, image::Column::ReportedAt])
             .value(
                 image::Column::Status,
-                Expr::cust(
-                    "CASE WHEN thumb_images.status = 'deleted' THEN 'deleted' ELSE 'ready' END",
-                ),
+                Expr::case(stored_status().eq(Status::Deleted), Status::Deleted)
+                    .finally(Status::Ready),
             )
             .to_owned(),
     )

@@ -1,11 +1,64 @@
 //! The tables of the thumbnails role's catalog ([`crate::catalog`] keeps
 //! them from the images and users roles' events).
 
-/// `thumb_images.status` of an image whose deletion was heard of.
-pub(crate) const DELETED: &str = "deleted";
-
 pub mod image {
     use sea_orm::entity::prelude::*;
+
+    /// Where an image is, as the images role last said (`thumb_images.status`,
+    /// mapped by the ORM), or `deleted` once its deletion was heard of.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(
+        rs_type = "String",
+        db_type = "String(sea_orm::sea_query::StringLen::None)"
+    )]
+    pub enum Status {
+        #[sea_orm(string_value = "processing")]
+        Processing,
+        /// Its derivatives are made: it may be transformed.
+        #[sea_orm(string_value = "ready")]
+        Ready,
+        #[sea_orm(string_value = "failed")]
+        Failed,
+        /// Kept as a mark, so that a report that overtakes the deletion
+        /// does not bring the image back.
+        #[sea_orm(string_value = "deleted")]
+        Deleted,
+    }
+
+    impl Status {
+        /// The status an image event carries (`processing`, `ready` or
+        /// `failed`); `None` for a value the contract does not know.
+        pub fn of_event(status: &str) -> Option<Self> {
+            Self::try_from_value(&status.to_owned())
+                .ok()
+                .filter(|s| *s != Self::Deleted)
+        }
+    }
+
+    /// Who may see an image (`thumb_images.visibility`, mapped by the ORM):
+    /// unsigned presets are served for public ones only.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(
+        rs_type = "String",
+        db_type = "String(sea_orm::sea_query::StringLen::None)"
+    )]
+    pub enum Visibility {
+        #[sea_orm(string_value = "public")]
+        Public,
+        #[sea_orm(string_value = "followers")]
+        Followers,
+        #[sea_orm(string_value = "private")]
+        Private,
+    }
+
+    impl Visibility {
+        /// The visibility an image event or job carries; a value the
+        /// contract does not know counts as private (nothing is served
+        /// unsigned on a guess).
+        pub fn of_event(visibility: &str) -> Self {
+            Self::try_from_value(&visibility.to_owned()).unwrap_or(Self::Private)
+        }
+    }
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "thumb_images")]
@@ -17,8 +70,8 @@ pub mod image {
         pub format: String,
         pub width: i32,
         pub height: i32,
-        pub visibility: String,
-        pub status: String,
+        pub visibility: Visibility,
+        pub status: Status,
         /// The pipeline that made the current derivatives.
         pub pipeline: Option<i32>,
         /// When this role last reported on the image (processed or failed).
@@ -46,4 +99,28 @@ pub mod account {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image::{Status, Visibility};
+
+    #[test]
+    fn events_name_what_the_catalog_stores() {
+        for (name, status) in [
+            ("processing", Status::Processing),
+            ("ready", Status::Ready),
+            ("failed", Status::Failed),
+        ] {
+            assert_eq!(Status::of_event(name), Some(status));
+        }
+        // Only this role marks an image deleted; an unknown status is not
+        // guessed at.
+        assert_eq!(Status::of_event("deleted"), None);
+        assert_eq!(Status::of_event("archived"), None);
+        assert_eq!(Visibility::of_event("public"), Visibility::Public);
+        assert_eq!(Visibility::of_event("followers"), Visibility::Followers);
+        assert_eq!(Visibility::of_event("private"), Visibility::Private);
+        assert_eq!(Visibility::of_event("unlisted"), Visibility::Private);
+    }
 }

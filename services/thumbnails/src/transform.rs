@@ -77,7 +77,7 @@ async fn load(ctx: &AppContext, id: Uuid) -> Result<Option<Source>, ApiError> {
     let Some(img) = image::Entity::find_by_id(id)
         .one(db)
         .await?
-        .filter(|i| i.status == "ready")
+        .filter(|i| i.status == image::Status::Ready)
     else {
         return Ok(None);
     };
@@ -87,7 +87,7 @@ async fn load(ctx: &AppContext, id: Uuid) -> Result<Option<Source>, ApiError> {
         .await?
         .is_none_or(|a| a.is_private);
     Ok(Some(Source {
-        public: img.visibility == "public" && !private,
+        public: img.visibility == image::Visibility::Public && !private,
         sha256: img.sha256,
         format: img.format,
         width: i64::from(img.width),

@@ -1,13 +1,25 @@
-//! What other roles ask the users role: many users at once, and whose a
-//! token is. Over HTTP under `/internal/v1` (which a public proxy should not
-//! expose; `PINHOLE_INTERNAL_TOKEN` guards it) for roles in other processes,
-//! and through [`InProcessUsers`] for roles in this one. Neither answers
+//! What other roles ask the users role: many users at once, whose a token
+//! is, and every account, follow and block page by page ([`export`], for a
+//! role that rebuilds what it keeps of them). Over HTTP under
+//! `/internal/v1` (which a public proxy should not expose;
+//! `PINHOLE_INTERNAL_TOKEN` guards it) for roles in other processes, and
+//! through [`InProcessUsers`] for roles in this one. Neither answers
 //! anything private (no emails).
+
+mod export;
+
+pub(crate) use export::{
+    __path_export_accounts, __path_export_blocks, __path_export_follows, export_accounts,
+    export_blocks, export_follows,
+};
 
 use axum::Json;
 use axum::extract::State;
 use pinhole_auth::{Principal, Tokens};
-use pinhole_http::clients::{AccountCard, ClientError, TokenVerification, VerifyTokenRequest};
+use pinhole_http::clients::{
+    AccountCard, ClientError, Edge, EdgeKind, TokenVerification, VerifyTokenRequest,
+    clamp_export_limit,
+};
 use pinhole_http::{ApiError, ApiJson, AppContext, UsersClient};
 use sea_orm::DatabaseConnection;
 use sea_orm::entity::prelude::*;
@@ -114,5 +126,27 @@ impl UsersClient for InProcessUsers {
             .await
             .map_err(|e| ClientError::failed(crate::ROLE, e))?;
         Ok(users.iter().map(crate::card).collect())
+    }
+
+    async fn export_accounts(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<AccountCard>, ClientError> {
+        let users = export::accounts(&self.db, after, clamp_export_limit(limit))
+            .await
+            .map_err(|e| ClientError::failed(crate::ROLE, e))?;
+        Ok(users.iter().map(crate::card).collect())
+    }
+
+    async fn export_edges(
+        &self,
+        kind: EdgeKind,
+        after: Option<(Uuid, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<Edge>, ClientError> {
+        export::edges(&self.db, kind, after, clamp_export_limit(limit))
+            .await
+            .map_err(|e| ClientError::failed(crate::ROLE, e))
     }
 }

@@ -65,6 +65,9 @@ pub fn router(ctx: &AppContext) -> OpenApiRouter {
             OpenApiRouter::new()
                 .routes(routes!(internal::lookup))
                 .routes(routes!(internal::verify_token))
+                .routes(routes!(internal::export_accounts))
+                .routes(routes!(internal::export_follows))
+                .routes(routes!(internal::export_blocks))
                 .layer(axum::middleware::from_fn_with_state(
                     ctx.clone(),
                     pinhole_http::internal_only,

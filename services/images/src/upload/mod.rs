@@ -107,11 +107,11 @@ async fn existing<C: ConnectionTrait>(
     Ok(Some(accepted(&t, true)))
 }
 
-/// A new queued task of `kind` (`upload`, `edit`) on an image.
+/// A new queued task of `kind` on an image.
 pub fn queued_task(
     owner: Uuid,
     image_id: Uuid,
-    kind: &str,
+    kind: task::Kind,
     callback_url: Option<&url::Url>,
 ) -> task::ActiveModel {
     let now = chrono::Utc::now();
@@ -120,8 +120,8 @@ pub fn queued_task(
         owner_id: Set(owner),
         image_id: Set(image_id),
         batch_id: Set(None),
-        kind: Set(kind.to_owned()),
-        status: Set(task::QUEUED.to_owned()),
+        kind: Set(kind),
+        status: Set(task::Status::Queued),
         reason: Set(None),
         callback_url: Set(callback_url.map(ToString::to_string)),
         callback_state: Set(None),
@@ -138,7 +138,7 @@ pub fn accepted(t: &task::Model, duplicate: bool) -> views::Accepted {
         image_id: t.image_id,
         task_id: t.id,
         batch_id: t.batch_id,
-        status: t.status.clone(),
+        status: t.status.as_str().to_owned(),
         duplicate,
         task_url: format!("/api/v1/tasks/{}", t.id),
         image_url: format!("/api/v1/images/{}", t.image_id),
@@ -203,7 +203,12 @@ pub async fn ingest(
         pipeline: Set(None),
         processed_at: Set(None),
     };
-    let mut task_row = queued_task(owner, image_id, "upload", fields.callback_url.as_ref());
+    let mut task_row = queued_task(
+        owner,
+        image_id,
+        task::Kind::Upload,
+        fields.callback_url.as_ref(),
+    );
     task_row.id = Set(task_id);
     task_row.batch_id = Set(fields.batch_id);
     store::prepare(ctx, &staged.sha256, staged.format(), &staged.bytes).await?;

@@ -86,7 +86,7 @@ pub async fn respond(
     };
     let t = tasks::wait_finished(ctx, accepted.task_id, limit).await?;
     let finished = t.is_finished();
-    accepted.status = t.status.clone();
+    accepted.status = t.status.as_str().to_owned();
     accepted.task = Some(present::task(ctx, &ctx.backends.db, t).await?);
     let status = if finished {
         StatusCode::OK

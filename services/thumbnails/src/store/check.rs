@@ -31,9 +31,9 @@ pub type Report = CheckReport;
 /// The contents of the catalog's images that are not deleted (only the
 /// ready ones with `ready`).
 async fn live_contents(b: &Backends, ready: bool) -> Result<Vec<String>, DbErr> {
-    let mut query = image::Entity::find().filter(image::Column::Status.ne(crate::entity::DELETED));
+    let mut query = image::Entity::find().filter(image::Column::Status.ne(image::Status::Deleted));
     if ready {
-        query = query.filter(image::Column::Status.eq("ready"));
+        query = query.filter(image::Column::Status.eq(image::Status::Ready));
     }
     Ok(query
         .all(&b.db)

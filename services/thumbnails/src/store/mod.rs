@@ -129,7 +129,7 @@ async fn original_stored(
 async fn live_images(db: &DatabaseConnection, sha256: &str) -> Result<Vec<image::Model>, DbErr> {
     image::Entity::find()
         .filter(image::Column::Sha256.eq(sha256))
-        .filter(image::Column::Status.ne(crate::entity::DELETED))
+        .filter(image::Column::Status.ne(image::Status::Deleted))
         .all(db)
         .await
 }
@@ -197,6 +197,7 @@ async fn remove_set(b: &Backends, sha256: &str, keys: &[String]) -> Result<u64, 
                 sha256: sha256.to_owned(),
                 format: img.format,
                 force: true,
+                visibility: None,
             });
         }
     }
