@@ -5,7 +5,7 @@ use std::fmt;
 use crate::mask_url;
 
 /// The roles other roles call (those with an `/internal/v1` API).
-pub const CALLED_ROLES: &[&str] = &["users", "images"];
+pub const CALLED_ROLES: &[&str] = &["users", "images", "search"];
 
 /// `PINHOLE_ROLE_URLS`: the base URL of each called role served by another
 /// process (one load-balancer address may serve several).
@@ -13,6 +13,7 @@ pub const CALLED_ROLES: &[&str] = &["users", "images"];
 pub struct RoleUrls {
     pub users: Option<url::Url>,
     pub images: Option<url::Url>,
+    pub search: Option<url::Url>,
 }
 
 impl RoleUrls {
@@ -27,6 +28,7 @@ impl RoleUrls {
             let slot = match role {
                 "users" => &mut urls.users,
                 "images" => &mut urls.images,
+                "search" => &mut urls.search,
                 other => {
                     return Err(format!(
                         "`{other}` is not a role other roles call (those are: {})",
@@ -65,6 +67,7 @@ impl RoleUrls {
         match role {
             "users" => self.users.as_ref(),
             "images" => self.images.as_ref(),
+            "search" => self.search.as_ref(),
             _ => None,
         }
     }
@@ -103,7 +106,7 @@ mod tests {
         assert_eq!(RoleUrls::parse("").expect("none"), RoleUrls::default());
         for (bad, says) in [
             ("photos=http://x", "photos"),
-            ("thumbnails=http://x", "users, images"),
+            ("thumbnails=http://x", "users, images, search"),
             ("users", "ROLE=URL"),
             ("users=lb:8080", "scheme"),
             ("users=ftp://x", "scheme"),

@@ -355,6 +355,124 @@ pub trait ImagesClient: Send + Sync + 'static {
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<ImageExport>, ClientError>;
+    /// The first `limit` comments (taken as 1 to [`MAX_COMMENTS`]) of the
+    /// image `id`, oldest first, as `GET /api/v1/images/{id}/comments`
+    /// shows them to `viewer`; `None` when there is no such image or
+    /// `viewer` may not see it.
+    async fn comments(
+        &self,
+        id: Uuid,
+        viewer: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Option<Vec<serde_json::Value>>, ClientError>;
+    /// Explore's first `limit` images (taken as 1 to [`MAX_VIEWS`]) as
+    /// `GET /api/v1/explore` shows them to `viewer`.
+    async fn explore(
+        &self,
+        viewer: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, ClientError>;
+    /// The newest `limit` images (taken as 1 to [`MAX_VIEWS`]) of
+    /// `username` as `GET /api/v1/users/{username}/images` shows them to
+    /// `viewer`.
+    async fn user_images(
+        &self,
+        username: &str,
+        viewer: Option<Uuid>,
+        limit: u32,
+    ) -> Result<UserImages, ClientError>;
+}
+
+/// A person's images as a viewer may see them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserImages {
+    /// Newest first.
+    Shown(Vec<serde_json::Value>),
+    /// A private account the viewer does not follow.
+    Private,
+    /// No such account (or one of them blocks the other).
+    NotFound,
+}
+
+/// Comments per `/internal/v1/images/{id}/comments` call at most.
+pub const MAX_COMMENTS: u32 = 100;
+/// Related images per `/internal/v1/search/related/{id}` call at most.
+pub const MAX_RELATED: u32 = 100;
+
+/// `?viewer=…&limit=…` of the internal routes that show a viewer a list.
+#[derive(Debug, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ViewerQuery {
+    /// Whom the list is shown to; none for a signed-out visitor.
+    pub viewer: Option<Uuid>,
+    /// How many at most.
+    pub limit: Option<u32>,
+}
+
+impl ViewerQuery {
+    fn path(base: &str, viewer: Option<Uuid>, limit: u32) -> String {
+        match viewer {
+            Some(v) => format!("{base}?viewer={v}&limit={limit}"),
+            None => format!("{base}?limit={limit}"),
+        }
+    }
+}
+
+/// A related image, and why: `visual` (near-identical picture), `text`
+/// (similar words and tags) or `place` (taken nearby).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RelatedRef {
+    pub image_id: Uuid,
+    pub reason: String,
+}
+
+/// `/internal/v1/search/related/{id}`'s answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RelatedRefs {
+    pub items: Vec<RelatedRef>,
+}
+
+/// The ids an image search found, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SearchIds {
+    /// Best first (or in the order asked), only what the viewer may see.
+    pub ids: Vec<Uuid>,
+    /// Matches in all.
+    pub total: u64,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// What an image search answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Searched {
+    Found(SearchIds),
+    /// A parameter that is not right: its name and what is wrong.
+    Invalid {
+        field: String,
+        message: String,
+    },
+}
+
+/// What other roles ask the search role.
+#[async_trait]
+pub trait SearchClient: Send + Sync + 'static {
+    /// The images `params` (those of `GET /api/v1/search/images`, as
+    /// given) finds for `viewer`: ids in order.
+    async fn search(
+        &self,
+        params: &[(String, String)],
+        viewer: Option<Uuid>,
+    ) -> Result<Searched, ClientError>;
+    /// Images like `id` that `viewer` may see, best first, at most `limit`
+    /// (taken as 1 to [`MAX_RELATED`]); empty when there is no such image
+    /// or `viewer` may not see it.
+    async fn related(
+        &self,
+        id: Uuid,
+        viewer: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<RelatedRef>, ClientError>;
 }
 
 /// One client per called role, whichever implementation each is.
@@ -362,6 +480,7 @@ pub trait ImagesClient: Send + Sync + 'static {
 pub struct Clients {
     pub users: Arc<dyn UsersClient>,
     pub images: Arc<dyn ImagesClient>,
+    pub search: Arc<dyn SearchClient>,
 }
 
 /// The stand-in for a role that is neither hosted here nor given an address:
@@ -414,6 +533,52 @@ impl ImagesClient for NotConfigured {
     }
 
     async fn export(&self, _: Option<Uuid>, _: u32) -> Result<Vec<ImageExport>, ClientError> {
+        Err(ClientError::NotConfigured { role: self.role })
+    }
+
+    async fn comments(
+        &self,
+        _: Uuid,
+        _: Option<Uuid>,
+        _: u32,
+    ) -> Result<Option<Vec<serde_json::Value>>, ClientError> {
+        Err(ClientError::NotConfigured { role: self.role })
+    }
+
+    async fn explore(
+        &self,
+        _: Option<Uuid>,
+        _: u32,
+    ) -> Result<Vec<serde_json::Value>, ClientError> {
+        Err(ClientError::NotConfigured { role: self.role })
+    }
+
+    async fn user_images(
+        &self,
+        _: &str,
+        _: Option<Uuid>,
+        _: u32,
+    ) -> Result<UserImages, ClientError> {
+        Err(ClientError::NotConfigured { role: self.role })
+    }
+}
+
+#[async_trait]
+impl SearchClient for NotConfigured {
+    async fn search(
+        &self,
+        _: &[(String, String)],
+        _: Option<Uuid>,
+    ) -> Result<Searched, ClientError> {
+        Err(ClientError::NotConfigured { role: self.role })
+    }
+
+    async fn related(
+        &self,
+        _: Uuid,
+        _: Option<Uuid>,
+        _: u32,
+    ) -> Result<Vec<RelatedRef>, ClientError> {
         Err(ClientError::NotConfigured { role: self.role })
     }
 }
@@ -586,10 +751,18 @@ struct Found {
     users: Vec<LookedUp>,
 }
 
-/// `/internal/v1/images/views`' answer.
+/// `/internal/v1/images/views`' and `/internal/v1/images/explore`'s answer.
 #[derive(Deserialize)]
 struct Viewed {
     images: Vec<serde_json::Value>,
+}
+
+/// `/internal/v1/images/{id}/comments`' answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CommentList {
+    /// As `GET /api/v1/images/{id}/comments` shows them, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<serde_json::Value>,
 }
 
 #[async_trait]
@@ -772,6 +945,145 @@ impl ImagesClient for HttpImages {
             .await?
             .read()?;
         Ok(page.images)
+    }
+
+    #[tracing::instrument(skip_all, fields(role = "images", image_id = %id))]
+    async fn comments(
+        &self,
+        id: Uuid,
+        viewer: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Option<Vec<serde_json::Value>>, ClientError> {
+        let limit = limit.clamp(1, MAX_COMMENTS);
+        let path = ViewerQuery::path(&format!("/internal/v1/images/{id}/comments"), viewer, limit);
+        let answer = self.remote.call(reqwest::Method::GET, &path, None).await?;
+        if answer.is(StatusCode::NOT_FOUND, crate::Common::ImageNotFound) {
+            return Ok(None);
+        }
+        let list: CommentList = answer.read()?;
+        Ok(Some(list.items))
+    }
+
+    #[tracing::instrument(skip_all, fields(role = "images", limit))]
+    async fn explore(
+        &self,
+        viewer: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, ClientError> {
+        let limit = limit.clamp(1, MAX_VIEWS as u32);
+        let path = ViewerQuery::path("/internal/v1/images/explore", viewer, limit);
+        let viewed: Viewed = self
+            .remote
+            .call(reqwest::Method::GET, &path, None)
+            .await?
+            .read()?;
+        Ok(viewed.images)
+    }
+
+    #[tracing::instrument(skip_all, fields(role = "images", limit))]
+    async fn user_images(
+        &self,
+        username: &str,
+        viewer: Option<Uuid>,
+        limit: u32,
+    ) -> Result<UserImages, ClientError> {
+        let limit = limit.clamp(1, MAX_VIEWS as u32);
+        let name: String = url::form_urlencoded::byte_serialize(username.as_bytes()).collect();
+        let path = ViewerQuery::path(
+            &format!("/internal/v1/images/by-user/{name}"),
+            viewer,
+            limit,
+        );
+        let answer = self.remote.call(reqwest::Method::GET, &path, None).await?;
+        if answer.is(StatusCode::NOT_FOUND, crate::Common::UserNotFound) {
+            return Ok(UserImages::NotFound);
+        }
+        if answer.status == StatusCode::FORBIDDEN.as_u16() && answer.code == "account-private" {
+            return Ok(UserImages::Private);
+        }
+        let viewed: Viewed = answer.read()?;
+        Ok(UserImages::Shown(viewed.images))
+    }
+}
+
+/// The search role in another process, over `/internal/v1`.
+#[derive(Clone)]
+pub struct HttpSearch {
+    remote: Remote,
+}
+
+impl HttpSearch {
+    /// The search role at `base`.
+    pub fn new(base: &url::Url, http: &InternalHttp) -> Self {
+        Self {
+            remote: Remote::new("search", base, http),
+        }
+    }
+}
+
+/// A 422 body's offending fields.
+#[derive(Deserialize)]
+struct Invalid {
+    message: String,
+    #[serde(default)]
+    fields: std::collections::BTreeMap<String, String>,
+}
+
+#[async_trait]
+impl SearchClient for HttpSearch {
+    #[tracing::instrument(skip_all, fields(role = "search"))]
+    async fn search(
+        &self,
+        params: &[(String, String)],
+        viewer: Option<Uuid>,
+    ) -> Result<Searched, ClientError> {
+        let mut pairs: Vec<(&str, String)> = params
+            .iter()
+            .filter(|(k, _)| k != "viewer")
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        if let Some(v) = viewer {
+            pairs.push(("viewer", v.to_string()));
+        }
+        let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        let answer = self
+            .remote
+            .call(
+                reqwest::Method::GET,
+                &format!("/internal/v1/search/images?{query}"),
+                None,
+            )
+            .await?;
+        if answer.is(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            crate::Common::ValidationFailed,
+        ) && let Ok(invalid) = serde_json::from_slice::<Invalid>(&answer.bytes)
+        {
+            let (field, message) = invalid
+                .fields
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| ("query".to_owned(), invalid.message));
+            return Ok(Searched::Invalid { field, message });
+        }
+        answer.read().map(Searched::Found)
+    }
+
+    #[tracing::instrument(skip_all, fields(role = "search", image_id = %id))]
+    async fn related(
+        &self,
+        id: Uuid,
+        viewer: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<RelatedRef>, ClientError> {
+        let limit = limit.clamp(1, MAX_RELATED);
+        let path = ViewerQuery::path(&format!("/internal/v1/search/related/{id}"), viewer, limit);
+        let answer = self.remote.call(reqwest::Method::GET, &path, None).await?;
+        if answer.is(StatusCode::NOT_FOUND, crate::Common::ImageNotFound) {
+            return Ok(Vec::new());
+        }
+        let refs: RelatedRefs = answer.read()?;
+        Ok(refs.items)
     }
 }
 

@@ -13,7 +13,7 @@ mod input;
 mod layers;
 
 pub use blobs::blob_router;
-pub use clients::{ClientError, Clients, ImagesClient, UsersClient};
+pub use clients::{ClientError, Clients, ImagesClient, SearchClient, UsersClient};
 pub use codes::{Common, ErrorCode};
 pub use context::{AppContext, BackendStatus, Backends};
 pub use error::{ApiError, ErrorBody};

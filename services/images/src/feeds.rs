@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use pinhole_blob::BlobStore;
 use pinhole_http::{ApiError, ApiQuery, AppContext, Auth, MaybeAuth};
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, Order};
@@ -16,7 +17,7 @@ use crate::social::PageQuery;
 use crate::{present, views};
 
 async fn page<C: ConnectionTrait>(
-    ctx: &AppContext,
+    blobs: &dyn BlobStore,
     conn: &C,
     viewer: Option<Uuid>,
     query: Select<image::Entity>,
@@ -37,7 +38,7 @@ async fn page<C: ConnectionTrait>(
     let next_cursor = more
         .then(|| rows.last().map(|i| i.id.to_string()))
         .flatten();
-    let items = present::images(ctx, conn, viewer, rows).await?;
+    let items = present::images_linked(blobs, conn, viewer, rows).await?;
     Ok(views::ImagePage { items, next_cursor })
 }
 
@@ -62,7 +63,8 @@ pub(crate) async fn home(
                     .add(others_visible(Some(me.user_id))),
             ),
     );
-    Ok(Json(page(&ctx, db, Some(me.user_id), query, &q).await?))
+    let blobs = ctx.backends.blobs.as_ref();
+    Ok(Json(page(blobs, db, Some(me.user_id), query, &q).await?))
 }
 
 /// A user's images, newest first: all of them for the owner; for others,
@@ -81,7 +83,20 @@ pub(crate) async fn grid(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<views::ImagePage>, ApiError> {
     let viewer = viewer.map(|p| p.user_id);
-    let db = &ctx.backends.db;
+    let (blobs, db) = (ctx.backends.blobs.as_ref(), &ctx.backends.db);
+    Ok(Json(user_grid(blobs, db, viewer, &username, &q).await?))
+}
+
+/// A page of `username`'s images as `viewer` may see them, newest first:
+/// 404 `user-not-found` (also when either blocks the other), 403
+/// `account-private` for a private account the viewer does not follow.
+pub(crate) async fn user_grid(
+    blobs: &dyn BlobStore,
+    db: &sea_orm::DatabaseConnection,
+    viewer: Option<Uuid>,
+    username: &str,
+    q: &PageQuery,
+) -> Result<views::ImagePage, ApiError> {
     let not_found = || ApiError::not_found(ImagesError::UserNotFound, "there is no such user");
     let owner = account::Entity::find()
         .filter(account::Column::Username.eq(username.trim().to_lowercase()))
@@ -103,7 +118,7 @@ pub(crate) async fn grid(
     if !rel.is_owner {
         query = query.filter(others_visible(viewer));
     }
-    Ok(Json(page(&ctx, db, viewer, query, &q).await?))
+    page(blobs, db, viewer, query, q).await
 }
 
 /// How far back explore looks.
@@ -130,6 +145,22 @@ pub(crate) async fn explore(
             .filter(|n| *n <= 10_000)
             .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this list"))?,
     };
+    let rows = explore_rows(db, viewer, offset, limit + 1).await?;
+    let more = rows.len() as u64 > limit;
+    let rows: Vec<image::Model> = rows.into_iter().take(limit as usize).collect();
+    let next_cursor = more.then(|| format!("o{}", offset + limit));
+    let items = present::images(&ctx, db, viewer, rows).await?;
+    Ok(Json(views::ImagePage { items, next_cursor }))
+}
+
+/// Explore's images `offset..offset + limit` as `viewer` may see them, best
+/// first.
+pub(crate) async fn explore_rows(
+    db: &sea_orm::DatabaseConnection,
+    viewer: Option<Uuid>,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<image::Model>, ApiError> {
     let since = chrono::Utc::now() - chrono::Duration::days(EXPLORE_DAYS);
     let score = Expr::cust(
         "((SELECT COUNT(*) FROM likes WHERE likes.image_id = images.id) \
@@ -147,12 +178,8 @@ pub(crate) async fn explore(
         .order_by(score, Order::Desc)
         .order_by_desc(image::Column::Id)
         .offset(offset)
-        .limit(limit + 1)
+        .limit(limit)
         .all(db)
         .await?;
-    let more = rows.len() as u64 > limit;
-    let rows: Vec<image::Model> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = more.then(|| format!("o{}", offset + limit));
-    let items = present::images(&ctx, db, viewer, rows).await?;
-    Ok(Json(views::ImagePage { items, next_cursor }))
+    Ok(rows)
 }

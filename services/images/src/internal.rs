@@ -6,9 +6,13 @@
 //! through [`InProcessImages`] for roles in this one.
 
 mod export;
+mod lists;
 mod views;
 
 pub(crate) use export::{__path_export_images, export_images};
+pub(crate) use lists::{
+    __path_by_user, __path_comments, __path_explore, by_user, comments, explore,
+};
 pub(crate) use views::{__path_views, views};
 
 use axum::Json;
@@ -139,5 +143,42 @@ impl ImagesClient for InProcessImages {
         export::page(&self.db, after, clamp_export_limit(limit))
             .await
             .map_err(failed)
+    }
+
+    async fn comments(
+        &self,
+        id: Uuid,
+        viewer: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Option<Vec<serde_json::Value>>, ClientError> {
+        lists::first_comments(&self.db, id, viewer, limit)
+            .await
+            .map_err(failed)
+    }
+
+    async fn user_images(
+        &self,
+        username: &str,
+        viewer: Option<Uuid>,
+        limit: u32,
+    ) -> Result<pinhole_http::clients::UserImages, ClientError> {
+        lists::user_images(self.blobs.as_ref(), &self.db, username, viewer, limit)
+            .await
+            .map_err(failed)
+    }
+
+    async fn explore(
+        &self,
+        viewer: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, ClientError> {
+        let shown = lists::explore_first(self.blobs.as_ref(), &self.db, viewer, limit)
+            .await
+            .map_err(failed)?;
+        shown
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| ClientError::failed(crate::ROLE, e))
     }
 }

@@ -85,6 +85,9 @@ pub fn router(ctx: &AppContext) -> OpenApiRouter {
             OpenApiRouter::new()
                 .routes(routes!(internal::image))
                 .routes(routes!(internal::views))
+                .routes(routes!(internal::comments))
+                .routes(routes!(internal::explore))
+                .routes(routes!(internal::by_user))
                 .routes(routes!(internal::export_images))
                 .layer(axum::middleware::from_fn_with_state(
                     ctx.clone(),

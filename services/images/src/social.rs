@@ -149,7 +149,21 @@ pub(crate) async fn list_comments(
     let id = parse_id(&id)?;
     let limit = page.limit()?;
     let cursor = page.id_cursor()?;
-    let db = &ctx.backends.db;
+    Ok(Json(
+        comment_page(&ctx.backends.db, viewer, id, cursor, limit).await?,
+    ))
+}
+
+/// A page of the comments of the image `id` as `viewer` sees them, oldest
+/// first, after `cursor`; 404 `image-not-found` when `viewer` may not see
+/// the image.
+pub(crate) async fn comment_page(
+    db: &sea_orm::DatabaseConnection,
+    viewer: Option<Uuid>,
+    id: Uuid,
+    cursor: Option<Uuid>,
+    limit: u64,
+) -> Result<views::CommentPage, ApiError> {
     visible_image(db, viewer, id).await?;
     let mut query = comment::Entity::find().filter(comment::Column::ImageId.eq(id));
     if let Some(after) = cursor {
@@ -182,7 +196,7 @@ pub(crate) async fn list_comments(
             })
         })
         .collect();
-    Ok(Json(views::CommentPage { items, next_cursor }))
+    Ok(views::CommentPage { items, next_cursor })
 }
 
 /// Delete a comment: yours, or any on your image.

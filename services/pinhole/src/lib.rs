@@ -14,10 +14,10 @@ use axum::http::StatusCode;
 use pinhole_bus::TopicSpec;
 use pinhole_config::Settings;
 use pinhole_db::{Outbox, OutboxRelay, RelayOptions};
-use pinhole_http::clients::{HttpImages, HttpUsers, InternalHttp, NotConfigured};
+use pinhole_http::clients::{HttpImages, HttpSearch, HttpUsers, InternalHttp, NotConfigured};
 use pinhole_http::{
-    ApiError, AppContext, Backends, Clients, Common, ImagesClient, UsersClient, apply_layers,
-    blob_router, health_router,
+    ApiError, AppContext, Backends, Clients, Common, ImagesClient, SearchClient, UsersClient,
+    apply_layers, blob_router, health_router,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -46,6 +46,14 @@ pub const CALLS: &[(&str, &[&str])] = &[
     (
         pinhole_search::ROLE,
         &[pinhole_users::ROLE, pinhole_images::ROLE],
+    ),
+    (
+        pinhole_gateway::ROLE,
+        &[
+            pinhole_users::ROLE,
+            pinhole_images::ROLE,
+            pinhole_search::ROLE,
+        ],
     ),
 ];
 
@@ -291,7 +299,7 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
         })?;
     let outbox = Outbox::new();
     let tokens = pinhole_auth::Tokens::new(backends.db.clone(), Arc::clone(&backends.cache));
-    let clients = role_clients(&settings, roles, &backends, &tokens)?;
+    let clients = role_clients(&settings, roles, &backends, &tokens, search.as_ref())?;
     let ctx = AppContext {
         settings: Arc::new(settings),
         backends,
@@ -357,12 +365,14 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
 
 /// One client per called role: in process when `roles` hosts it, over HTTP
 /// when `PINHOLE_ROLE_URLS` says where it is, otherwise one that fails every
-/// call saying so (with a warning now, when a hosted role needs it).
+/// call saying so (with a warning now, when a hosted role needs it). The
+/// search role is asked in process only over its open `search` index.
 pub fn role_clients(
     settings: &Settings,
     roles: &[&str],
     backends: &Backends,
     tokens: &pinhole_auth::Tokens,
+    search: Option<&Arc<pinhole_search::Engine>>,
 ) -> Result<Clients, StartError> {
     let hosted = |role: &str| roles.contains(&role);
     let remote = |role: &str| {
@@ -421,6 +431,17 @@ pub fn role_clients(
             role: pinhole_images::ROLE,
         })
     };
+    let search: Arc<dyn SearchClient> = match search {
+        Some(engine) if hosted(pinhole_search::ROLE) => {
+            Arc::new(pinhole_search::InProcessSearch::new(Arc::clone(engine)))
+        }
+        _ => match (remote(pinhole_search::ROLE), &http) {
+            (Some(url), Some(http)) => Arc::new(HttpSearch::new(url, http)),
+            _ => Arc::new(NotConfigured {
+                role: pinhole_search::ROLE,
+            }),
+        },
+    };
     for (caller, callees) in CALLS {
         if !hosted(caller) {
             continue;
@@ -435,7 +456,11 @@ pub fn role_clients(
             }
         }
     }
-    Ok(Clients { users, images })
+    Ok(Clients {
+        users,
+        images,
+        search,
+    })
 }
 
 #[cfg(test)]

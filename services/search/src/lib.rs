@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use engine::Engine;
+pub use routes::{InProcessSearch, related_ids, search_ids};
 
 /// The role's name in `pinhole serve --roles`.
 pub const ROLE: &str = "search";

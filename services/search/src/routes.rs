@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{FromRef, Path, State};
-use pinhole_http::{ApiError, ApiQuery, AppContext, Common, MaybeAuth};
+use axum::extract::{FromRef, Path, RawQuery, State};
+use pinhole_http::clients::{
+    ClientError, MAX_RELATED, RelatedRef, RelatedRefs, SearchIds, Searched, ViewerQuery,
+};
+use pinhole_http::{ApiError, ApiQuery, AppContext, Common, MaybeAuth, SearchClient};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::query::{BooleanQuery, MoreLikeThisQuery, Occur, Query, TermQuery};
@@ -44,8 +47,21 @@ pub fn router(ctx: &AppContext, engine: Arc<Engine>) -> OpenApiRouter {
         .routes(routes!(related))
         .with_state(SearchState {
             ctx: ctx.clone(),
-            engine,
+            engine: Arc::clone(&engine),
         })
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(internal_related))
+                .routes(routes!(internal_search))
+                .layer(axum::middleware::from_fn_with_state(
+                    ctx.clone(),
+                    pinhole_http::internal_only,
+                ))
+                .with_state(SearchState {
+                    ctx: ctx.clone(),
+                    engine,
+                }),
+        )
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -142,18 +158,7 @@ pub(crate) async fn search_images(
     let search = params.validate().map_err(|e| ApiError::field(e.0, e.1))?;
     let viewer = viewer.map(|p| p.user_id);
     let started = Instant::now();
-    let g = s.engine.current();
-    let rel = relations(&g, viewer).await?;
-    let searcher = g.reader.searcher();
-    let (found, text) = {
-        let searcher = searcher.clone();
-        let fields = g.fields;
-        let search = search.clone();
-        tokio::task::spawn_blocking(move || query::run(&searcher, &fields, &search, viewer, &rel))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?
-    };
+    let (g, searcher, found, text) = execute(&s.engine, &search, viewer).await?;
     let mut highlighters = Vec::new();
     if let Some(text) = &text {
         for (name, field) in [
@@ -198,10 +203,7 @@ pub(crate) async fn search_images(
             });
         }
     }
-    let next = search.offset + search.limit;
-    let next_cursor = (u64::try_from(next).unwrap_or(u64::MAX) < found.total
-        && next <= query::MAX_OFFSET)
-        .then(|| query::cursor_at(next));
+    let next_cursor = next_cursor(&search, found.total);
     Ok(Json(ImageResults {
         items,
         facets: Facets {
@@ -211,6 +213,115 @@ pub(crate) async fn search_images(
         total: found.total,
         next_cursor,
     }))
+}
+
+/// Runs `search` for `viewer` on the index's current generation.
+async fn execute(
+    engine: &Engine,
+    search: &query::ImageSearch,
+    viewer: Option<Uuid>,
+) -> Result<
+    (
+        Arc<Generation>,
+        Searcher,
+        query::Found,
+        Option<Box<dyn Query>>,
+    ),
+    ApiError,
+> {
+    let g = engine.current();
+    let rel = relations(&g, viewer).await?;
+    let searcher = g.reader.searcher();
+    let (found, text) = {
+        let searcher = searcher.clone();
+        let fields = g.fields;
+        let search = search.clone();
+        tokio::task::spawn_blocking(move || query::run(&searcher, &fields, &search, viewer, &rel))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?
+    };
+    Ok((g, searcher, found, text))
+}
+
+/// The cursor of the page after `search`'s, unless it is the last.
+fn next_cursor(search: &query::ImageSearch, total: u64) -> Option<String> {
+    let next = search.offset + search.limit;
+    (u64::try_from(next).unwrap_or(u64::MAX) < total && next <= query::MAX_OFFSET)
+        .then(|| query::cursor_at(next))
+}
+
+/// The ids `params` finds for `viewer`, in order (the search API's
+/// results without the records); `Invalid` naming a bad parameter.
+pub async fn search_ids(
+    engine: &Engine,
+    params: &ImageSearchParams,
+    viewer: Option<Uuid>,
+) -> Result<Searched, ApiError> {
+    let search = match params.validate() {
+        Ok(search) => search,
+        Err(query::BadParam(field, message)) => {
+            return Ok(Searched::Invalid {
+                field: field.to_owned(),
+                message,
+            });
+        }
+    };
+    let (g, searcher, found, _) = execute(engine, &search, viewer).await?;
+    let ids = found
+        .hits
+        .iter()
+        .filter_map(|hit| stored_uuid(&searcher, &g.fields, hit.address))
+        .collect();
+    Ok(Searched::Found(SearchIds {
+        ids,
+        total: found.total,
+        next_cursor: next_cursor(&search, found.total),
+    }))
+}
+
+/// [`ImageSearchParams`] and `viewer` from `pairs` (the search API's
+/// parameters plus `viewer`); 422 naming a parameter that does not read.
+fn params_of(pairs: Vec<(String, String)>) -> Result<(ImageSearchParams, Option<Uuid>), ApiError> {
+    let mut viewer = None;
+    let mut rest = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        if k == "viewer" {
+            viewer = Some(
+                v.parse::<Uuid>()
+                    .map_err(|_| ApiError::field("viewer", "must be an id"))?,
+            );
+        } else {
+            rest.push((k, v));
+        }
+    }
+    let encoded = serde_urlencoded::to_string(&rest).map_err(internal)?;
+    let params = serde_urlencoded::from_str(&encoded)
+        .map_err(|e| ApiError::field("query", e.to_string()))?;
+    Ok((params, viewer))
+}
+
+/// Searches images as `GET /api/v1/search/images` does, for a `viewer`
+/// given in the query; the ids in order, not the records (for the gateway).
+#[utoipa::path(get, path = "/internal/v1/search/images", tag = "internal",
+    params(ImageSearchParams, ("viewer" = Option<String>, Query, description = "whom the results are for")),
+    responses(
+        (status = 200, body = SearchIds),
+        (status = 422, description = "A bad parameter, named (`validation-failed`)", body = pinhole_http::ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub(crate) async fn internal_search(
+    State(s): State<SearchState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<SearchIds>, ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.as_deref().unwrap_or_default())
+            .map_err(|e| ApiError::field("query", e.to_string()))?;
+    let (params, viewer) = params_of(pairs)?;
+    match search_ids(&s.engine, &params, viewer).await? {
+        Searched::Found(ids) => Ok(Json(ids)),
+        Searched::Invalid { field, message } => Err(ApiError::field(&field, message)),
+    }
 }
 
 fn first_text(doc: &TantivyDocument, field: tantivy::schema::Field) -> Option<String> {
@@ -363,7 +474,34 @@ pub(crate) async fn related(
     let limit = query::parse_limit(&p.limit, 12).map_err(|e| ApiError::field(e.0, e.1))?;
     let id: Uuid = id.parse().map_err(|_| not_found())?;
     let viewer = viewer.map(|p| p.user_id);
-    let g = s.engine.current();
+    let ids = related_ids(&s.engine, id, viewer, limit)
+        .await?
+        .ok_or_else(not_found)?;
+    let just: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
+    let mut recs = records(&s.ctx, &just, viewer).await?;
+    Ok(Json(Related {
+        items: ids
+            .into_iter()
+            .filter_map(|(id, reason)| {
+                Some(RelatedImage {
+                    image: recs.remove(&id)?,
+                    reason: reason.to_owned(),
+                })
+            })
+            .collect(),
+    }))
+}
+
+/// The ids of images like `id` that `viewer` may see, and why, best first,
+/// at most `limit`; `None` when there is no such image or `viewer` may not
+/// see it.
+pub async fn related_ids(
+    engine: &Engine,
+    id: Uuid,
+    viewer: Option<Uuid>,
+    limit: usize,
+) -> Result<Option<Vec<(Uuid, &'static str)>>, ApiError> {
+    let g = engine.current();
     let rel = relations(&g, viewer).await?;
     let f = g.fields;
     let searcher = g.reader.searcher();
@@ -383,10 +521,10 @@ pub(crate) async fn related(
         .search(&this, &TopDocs::with_limit(1).order_by_score())
         .map_err(internal)?;
     let Some((_, address)) = found.first().copied() else {
-        return Err(not_found());
+        return Ok(None);
     };
     let Some(record) = ReadModel::image(g.state.db(), id).await.map_err(internal)? else {
-        return Err(not_found());
+        return Ok(None);
     };
     let others = |q: Box<dyn Query>| -> Box<dyn Query> {
         Box::new(BooleanQuery::new(vec![
@@ -496,19 +634,118 @@ pub(crate) async fn related(
             ids.push((id, reason));
         }
     }
-    let just: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
-    let mut recs = records(&s.ctx, &just, viewer).await?;
-    Ok(Json(Related {
+    Ok(Some(ids))
+}
+
+/// Images like this one as refs (for the gateway): the same as
+/// `GET /api/v1/images/{id}/related`, without the records.
+#[utoipa::path(get, path = "/internal/v1/search/related/{id}", tag = "internal",
+    params(("id" = String, Path, description = "image id"), ViewerQuery),
+    responses(
+        (status = 200, body = RelatedRefs),
+        (status = 404, description = "No such image, or not one the viewer may see (`image-not-found`)", body = pinhole_http::ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(image_id = %id))]
+pub(crate) async fn internal_related(
+    State(s): State<SearchState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ViewerQuery>,
+) -> Result<Json<RelatedRefs>, ApiError> {
+    let not_found = || ApiError::not_found(Common::ImageNotFound, "no such image");
+    let id: Uuid = id.parse().map_err(|_| not_found())?;
+    let limit = q.limit.unwrap_or(12).clamp(1, MAX_RELATED) as usize;
+    let ids = related_ids(&s.engine, id, q.viewer, limit)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(RelatedRefs {
         items: ids
             .into_iter()
-            .filter_map(|(id, reason)| {
-                Some(RelatedImage {
-                    image: recs.remove(&id)?,
-                    reason: reason.to_owned(),
-                })
+            .map(|(image_id, reason)| RelatedRef {
+                image_id,
+                reason: reason.to_owned(),
             })
             .collect(),
     }))
+}
+
+/// An answer the role could not give (its cause was logged where it
+/// happened), as an error of the in-process client.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+struct Unanswered {
+    code: &'static str,
+    message: String,
+}
+
+/// The search role, asked by roles hosted in the same process.
+#[derive(Clone)]
+pub struct InProcessSearch {
+    engine: Arc<Engine>,
+}
+
+impl InProcessSearch {
+    /// Over the role's index.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+}
+
+fn unanswered(e: ApiError) -> ClientError {
+    ClientError::failed(
+        crate::ROLE,
+        Unanswered {
+            code: e.code,
+            message: e.message,
+        },
+    )
+}
+
+#[async_trait::async_trait]
+impl SearchClient for InProcessSearch {
+    async fn search(
+        &self,
+        params: &[(String, String)],
+        viewer: Option<Uuid>,
+    ) -> Result<Searched, ClientError> {
+        let pairs = params
+            .iter()
+            .filter(|(k, _)| k != "viewer")
+            .cloned()
+            .collect();
+        let (params, _) = match params_of(pairs) {
+            Ok(p) => p,
+            Err(e) => {
+                let (field, message) = e
+                    .fields
+                    .and_then(|f| f.into_iter().next())
+                    .unwrap_or_else(|| ("query".to_owned(), e.message));
+                return Ok(Searched::Invalid { field, message });
+            }
+        };
+        search_ids(&self.engine, &params, viewer)
+            .await
+            .map_err(unanswered)
+    }
+
+    async fn related(
+        &self,
+        id: Uuid,
+        viewer: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<RelatedRef>, ClientError> {
+        let limit = limit.clamp(1, MAX_RELATED) as usize;
+        let ids = related_ids(&self.engine, id, viewer, limit)
+            .await
+            .map_err(unanswered)?
+            .unwrap_or_default();
+        Ok(ids
+            .into_iter()
+            .map(|(image_id, reason)| RelatedRef {
+                image_id,
+                reason: reason.to_owned(),
+            })
+            .collect())
+    }
 }
 
 /// Near-identical pictures first, then text and place matches in turn, so
