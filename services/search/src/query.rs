@@ -730,8 +730,10 @@ pub struct SegmentSearch {
     camera: Option<StrColumn>,
     heap: BinaryHeap<Ranked>,
     total: u64,
-    tag_counts: HashMap<u64, u64>,
-    camera_counts: HashMap<u64, u64>,
+    /// Matches per term ordinal of `tags` and `camera` (dense: a
+    /// segment's dictionaries hold a few thousand values at most).
+    tag_counts: Vec<u32>,
+    camera_counts: Vec<u32>,
 }
 
 pub struct SegmentFruit {
@@ -758,12 +760,12 @@ impl SegmentCollector for SegmentSearch {
         self.total += 1;
         if let Some(col) = &self.tags {
             for ord in col.ords().values_for_doc(doc) {
-                *self.tag_counts.entry(ord).or_default() += 1;
+                self.tag_counts[ord as usize] += 1;
             }
         }
         if let Some(col) = &self.camera {
             for ord in col.ords().values_for_doc(doc) {
-                *self.camera_counts.entry(ord).or_default() += 1;
+                self.camera_counts[ord as usize] += 1;
             }
         }
         let created = self.created.first(doc).unwrap_or(0) as f64;
@@ -792,16 +794,20 @@ impl SegmentCollector for SegmentSearch {
     }
 
     fn harvest(self) -> SegmentFruit {
-        let name = |col: &Option<StrColumn>, counts: HashMap<u64, u64>| {
+        // The values counted, named in one pass over the dictionary (a
+        // lookup per ordinal decodes a block each time).
+        let name = |col: &Option<StrColumn>, counts: Vec<u32>| {
             let mut out = HashMap::new();
             if let Some(col) = col {
-                let mut s = String::new();
-                for (ord, n) in counts {
-                    s.clear();
-                    if col.ord_to_str(ord, &mut s).unwrap_or(false) {
-                        *out.entry(s.clone()).or_default() += n;
-                    }
-                }
+                let ords: Vec<u64> = (0..counts.len() as u64)
+                    .filter(|o| counts[*o as usize] > 0)
+                    .collect();
+                let mut i = 0;
+                let _ = col.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+                    let n = u64::from(counts[ords[i] as usize]);
+                    out.insert(String::from_utf8_lossy(term).into_owned(), n);
+                    i += 1;
+                });
             }
             out
         };
@@ -814,6 +820,10 @@ impl SegmentCollector for SegmentSearch {
     }
 }
 
+fn dictionary_len(col: &Option<StrColumn>) -> usize {
+    col.as_ref().map_or(0, |c| c.dictionary().num_terms())
+}
+
 impl Collector for SearchCollector {
     type Fruit = Found;
     type Child = SegmentSearch;
@@ -824,6 +834,8 @@ impl Collector for SearchCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<SegmentSearch> {
         let ff = reader.fast_fields();
+        let tags = if self.facets { ff.str("tags")? } else { None };
+        let camera = if self.facets { ff.str("camera")? } else { None };
         Ok(SegmentSearch {
             segment,
             sort: self.sort,
@@ -833,12 +845,26 @@ impl Collector for SearchCollector {
             lon: ff.f64("lon")?,
             created: ff.i64("created")?,
             likes: ff.u64("likes")?,
-            tags: if self.facets { ff.str("tags")? } else { None },
-            camera: if self.facets { ff.str("camera")? } else { None },
             heap: BinaryHeap::new(),
             total: 0,
-            tag_counts: HashMap::new(),
-            camera_counts: HashMap::new(),
+            tag_counts: vec![
+                0;
+                if self.facets {
+                    dictionary_len(&tags)
+                } else {
+                    0
+                }
+            ],
+            camera_counts: vec![
+                0;
+                if self.facets {
+                    dictionary_len(&camera)
+                } else {
+                    0
+                }
+            ],
+            tags,
+            camera,
         })
     }
 

@@ -61,7 +61,7 @@ pub async fn reindex(
     };
     let name = engine::next_generation(dir);
     let generation = Generation::open(dir, &name).await?;
-    let mut writer = generation.index.writer(64 * 1024 * 1024)?;
+    let mut writer = generation.index.writer(256 * 1024 * 1024)?;
     let db = generation.state.db().clone();
 
     progress.phase("accounts");

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# What the benchmarks need beyond infra/stack.sh: PostGIS for the search
+# benchmark's PostgreSQL side (`cargo bench -p pinhole-tests --bench
+# search`). Installs Debian's PostGIS for the running server's major
+# version (postgresql-15-postgis-3 on bookworm), only when missing.
+#
+#   infra/bench-deps.sh
+#
+# Idempotent. Runs as root on Debian (or with sudo).
+set -euo pipefail
+
+PG_PORT=${PG_PORT:-5432}
+log() { echo "bench-deps: $*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+command -v psql >/dev/null || {
+  log "installing postgresql-client"
+  as_root apt-get update -qq >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >&2
+}
+
+psql_q() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc "$1"; }
+
+if ! major=$(psql_q 'SHOW server_version_num' 2>/dev/null); then
+  log "no PostgreSQL answers on 127.0.0.1:$PG_PORT: run infra/stack.sh up first"
+  exit 1
+fi
+major=$((major / 10000))
+
+if [ -n "$(psql_q "SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")" ]; then
+  log "postgis: already available for PostgreSQL $major"
+else
+  package="postgresql-$major-postgis-3"
+  log "installing $package"
+  as_root apt-get update -qq >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >&2
+  [ -n "$(psql_q "SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")" ] || {
+    log "$package is installed but the server does not list postgis; is the server on 127.0.0.1:$PG_PORT PostgreSQL $major from Debian?"
+    exit 1
+  }
+  log "postgis: available"
+fi
