@@ -12,9 +12,9 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use pinhole_bus::{Offsets, Record, Subscription};
+use pinhole_bus::{Record, Subscription};
 use pinhole_events::images::{
     CommentCreated, CommentDeleted, ImageDeleted, ImagePublished, ImageUpdated, ImageUploaded,
     LikeCreated, LikeRemoved, Processed,
@@ -366,29 +366,4 @@ async fn image_document(
             comments: &comments,
         },
     )))
-}
-
-/// How long the first commit of a fresh index may take to show (for tests).
-pub const FIRST_COMMIT: Duration = Duration::from_secs(5);
-
-/// Waits until the index holds a commit, or `deadline` passes.
-pub async fn wait_for_first_commit(engine: &Engine, deadline: Duration) -> bool {
-    let until = Instant::now() + deadline;
-    while Instant::now() < until {
-        if engine
-            .current()
-            .index
-            .load_metas()
-            .is_ok_and(|m| m.payload.is_some())
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
-
-/// The offsets the index's last commit stores.
-pub fn stored_offsets(generation: &Generation) -> Result<Offsets, SearchError> {
-    Ok(index::Payload::of(&generation.index)?.offsets())
 }

@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::engine::{Engine, Generation};
-use crate::index::{self, Fields};
+use crate::index;
 use crate::query::{self, Area, GeoTest, ImageSearchParams, SearchCollector, Sort};
 use crate::state::{Relations, State as ReadModel};
 
@@ -271,7 +271,7 @@ pub async fn search_ids(
     let ids = found
         .hits
         .iter()
-        .filter_map(|hit| stored_uuid(&searcher, &g.fields, hit.address))
+        .filter_map(|hit| query::stored_id(&searcher, &g.fields, hit.address))
         .collect();
     Ok(Searched::Found(SearchIds {
         ids,
@@ -630,7 +630,7 @@ pub async fn related_ids(
     let picked = interleave(picked, limit);
     let mut ids = Vec::with_capacity(picked.len());
     for (a, reason) in picked {
-        if let Some(id) = stored_uuid(&searcher, &f, a) {
+        if let Some(id) = query::stored_id(&searcher, &f, a) {
             ids.push((id, reason));
         }
     }
@@ -771,8 +771,4 @@ fn interleave(
     }
     out.truncate(limit);
     out
-}
-
-fn stored_uuid(searcher: &Searcher, f: &Fields, a: DocAddress) -> Option<Uuid> {
-    query::stored_id(searcher, f, a)
 }

@@ -332,33 +332,4 @@ impl State {
         .collect::<Result<_, _>>()?;
         Ok(Relations { follows, blocked })
     }
-
-    /// Whether `a` and `b` are on the two sides of a block.
-    pub async fn blocked_between(&self, a: Uuid, b: Uuid) -> Result<bool, DbErr> {
-        let rows = Self::rows(
-            &self.db,
-            "SELECT 1 AS x FROM blocks WHERE (blocker = ?1 AND blocked = ?2) OR (blocker = ?2 AND blocked = ?1)",
-            vec![s(a), s(b)],
-        )
-        .await?;
-        Ok(!rows.is_empty())
-    }
-
-    /// Every image id, for a rebuild of the documents.
-    pub async fn all_images(&self) -> Result<Vec<Uuid>, DbErr> {
-        Self::rows(&self.db, "SELECT id FROM images", vec![])
-            .await?
-            .iter()
-            .map(|r| uuid_at(r, "id"))
-            .collect()
-    }
-
-    /// Every account id.
-    pub async fn all_accounts(&self) -> Result<Vec<Uuid>, DbErr> {
-        Self::rows(&self.db, "SELECT id FROM accounts", vec![])
-            .await?
-            .iter()
-            .map(|r| uuid_at(r, "id"))
-            .collect()
-    }
 }
