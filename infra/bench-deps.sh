@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # What the benchmarks need beyond infra/stack.sh: PostGIS for the search
 # benchmark's PostgreSQL side (`cargo bench -p pinhole-tests --bench
-# search`). Installs Debian's PostGIS for the running server's major
-# version (postgresql-15-postgis-3 on bookworm), only when missing.
+# search`), installing Debian's PostGIS for the running server's major
+# version (postgresql-15-postgis-3 on bookworm); wrk and nginx for the
+# detail page's benchmark (`cargo bench -p pinhole-tests --bench gateway`).
+# Each only when missing.
 #
 #   infra/bench-deps.sh
 #
@@ -12,6 +14,16 @@ set -euo pipefail
 PG_PORT=${PG_PORT:-5432}
 log() { echo "bench-deps: $*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# The load generator and the static-file reference of the gateway bench.
+tools=()
+command -v wrk >/dev/null || tools+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || tools+=(nginx)
+if [ ${#tools[@]} -gt 0 ]; then
+  log "installing ${tools[*]}"
+  as_root apt-get update -qq >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >&2
+fi
 
 command -v psql >/dev/null || {
   log "installing postgresql-client"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A deployment of Pinhole's roles as separate processes, on this machine:
-# users x1, images x2, thumbnails x2, each role on its own Postgres
-# database, all on one Kafka, one S3 bucket and one Redis (infra/stack.sh),
-# behind nginx on one port.
+# users x1, images x2, thumbnails x2, search x1, gateway x1, each role on
+# its own Postgres database, all on one Kafka, one S3 bucket and one Redis
+# (infra/stack.sh), behind nginx on one port (which caches the gateway's
+# anonymous pages as a CDN would; see infra/nginx.conf).
 #
 #   infra/deploy.sh up     [--name NAME] [--port PORT] [--bin PATH]
 #   infra/deploy.sh status [--name NAME]
@@ -10,9 +11,10 @@
 #
 # NAME (default pinhole-deploy) names the databases (NAME_users, ...), the
 # S3 bucket, the Kafka namespace and the state directory
-# infra/.run/deploy-NAME/ (logs, pids, nginx.conf). nginx serves the public
-# API on PORT (default 8000) and the roles' /internal/v1 API, for each
-# other, on PORT+1; the role processes listen on PORT+10 to PORT+14. PATH is
+# infra/.run/deploy-NAME/ (logs, pids, nginx.conf, nginx's caches). nginx
+# serves the public API and the web pages on PORT (default 8000) and the
+# roles' /internal/v1 API, for each other, on PORT+1; the role processes
+# listen on PORT+10 to PORT+16. PATH is
 # the pinhole binary (default: built with `cargo build -p pinhole`).
 # `down --drop` also drops the databases and empties the bucket.
 set -euo pipefail
@@ -48,7 +50,9 @@ DB_PREFIX=${NAME//-/_}
 INTERNAL_PORT=$((PORT + 1))
 # role:instance:port
 PROCESSES=("users:1:$((PORT + 10))" "images:1:$((PORT + 11))" "images:2:$((PORT + 12))"
-  "thumbnails:1:$((PORT + 13))" "thumbnails:2:$((PORT + 14))")
+  "thumbnails:1:$((PORT + 13))" "thumbnails:2:$((PORT + 14))" "search:1:$((PORT + 15))"
+  "gateway:1:$((PORT + 16))")
+ROLES=(users images thumbnails search gateway)
 PG=postgres://postgres@127.0.0.1:5432
 S3_ENDPOINT=http://127.0.0.1:9000
 
@@ -107,7 +111,7 @@ ensure_nginx() {
 
 write_nginx_conf() {
   local upstreams="" role port
-  for role in users images thumbnails; do
+  for role in "${ROLES[@]}"; do
     upstreams+="  upstream $role {"$'\n'
     for process in "${PROCESSES[@]}"; do
       IFS=: read -r r _ port <<<"$process"
@@ -147,7 +151,7 @@ start_process() { # role instance port
     PINHOLE_PUBLIC_URL="http://127.0.0.1:$PORT" \
     PINHOLE_SIGNING_KEY="$(cat "$STATE/signing-key")" \
     PINHOLE_INTERNAL_TOKEN="$(cat "$STATE/internal-token")" \
-    PINHOLE_ROLE_URLS="users=http://127.0.0.1:$INTERNAL_PORT,images=http://127.0.0.1:$INTERNAL_PORT" \
+    PINHOLE_ROLE_URLS="users=http://127.0.0.1:$INTERNAL_PORT,images=http://127.0.0.1:$INTERNAL_PORT,search=http://127.0.0.1:$INTERNAL_PORT" \
     PINHOLE_TRUSTED_PROXIES=127.0.0.1 \
     PINHOLE_SIGNUP_LIMIT="${PINHOLE_SIGNUP_LIMIT:-10}" \
     nohup "$BIN" serve --roles "$role" >"$STATE/$role-$instance.log" 2>&1 &
@@ -167,7 +171,7 @@ up() {
   [ -s "$STATE/signing-key" ] || od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$STATE/signing-key"
   [ -s "$STATE/internal-token" ] || od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$STATE/internal-token"
   local role
-  for role in users images thumbnails; do
+  for role in "${ROLES[@]}"; do
     if ! psql_admin "SELECT 1 FROM pg_database WHERE datname = '${DB_PREFIX}_$role'" | grep -q 1; then
       psql_admin "CREATE DATABASE ${DB_PREFIX}_$role"
     fi
@@ -198,7 +202,7 @@ up() {
     nginx -p "$STATE" -c "$STATE/nginx.conf"
   fi
   wait_ready nginx "http://127.0.0.1:$PORT/readyz"
-  log "up: http://127.0.0.1:$PORT (users x1, images x2, thumbnails x2; logs in $STATE)"
+  log "up: http://127.0.0.1:$PORT (users x1, images x2, thumbnails x2, search x1, gateway x1; logs in $STATE)"
 }
 
 wait_ready() { # name url
@@ -248,7 +252,7 @@ down() {
   for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   if [ -n "$DROP" ]; then
     local role
-    for role in users images thumbnails; do
+    for role in "${ROLES[@]}"; do
       psql_admin "DROP DATABASE IF EXISTS ${DB_PREFIX}_$role WITH (FORCE)"
     done
     bucket delete || true

@@ -29,6 +29,9 @@ command -v heif-enc >/dev/null || packages+=(libheif-examples)
 command -v npm >/dev/null || packages+=(nodejs npm)
 # nginx fronts the separate-process deployment (infra/deploy.sh).
 command -v nginx >/dev/null || packages+=(nginx)
+# Debian's Chromium and its WebDriver, for the browser test (tests/browser.rs).
+command -v chromium >/dev/null || packages+=(chromium)
+command -v chromedriver >/dev/null || packages+=(chromium-driver)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "test: installing ${packages[*]}" >&2
   as_root apt-get update -qq
@@ -38,6 +41,8 @@ fi
 [ -d tests/tus/node_modules/tus-js-client ] || npm ci --prefix tests/tus --no-audit --no-fund >&2
 # The official AsyncAPI parser, to validate the events document.
 [ -d tests/asyncapi/node_modules/@asyncapi/parser ] || npm ci --prefix tests/asyncapi --no-audit --no-fund >&2
+# axe-core and html-validate, run on the pages by the browser test.
+[ -d tests/browser/node_modules/html-validate ] || npm ci --prefix tests/browser --no-audit --no-fund >&2
 
 infra/stack.sh up
 

@@ -452,3 +452,183 @@ async fn the_detail_page_goes_on_without_a_stopped_search_role() -> anyhow::Resu
     main.stop().await?;
     Ok(())
 }
+
+/// How long an event may take to reach the gateway's cache.
+const INVALIDATED: Duration = Duration::from_secs(60);
+
+/// Whether the page came whole from the gateway's page cache.
+fn cached(headers: &reqwest::header::HeaderMap) -> bool {
+    header(headers, "server-timing").contains("cache;desc=hit")
+}
+
+/// An anonymous visitor's detail page is served from the cache, and what
+/// changes it (an edit of the title, a like, the author's new name, a
+/// deletion) shows on the next loads, page and JSON twin. The image record
+/// and the author card the page is made from are kept ten minutes, so
+/// within the deadline only their events can have changed them.
+async fn cached_pages_follow_edits(app: &App) -> anyhow::Result<()> {
+    let base = app.server.url();
+    let ann = app.user("ann").await?;
+    let bob = app.user("bob").await?;
+    let image = app
+        .posted(
+            &ann,
+            small_photo("LadyBird.jpg", 7)?,
+            &[("title", "Before the fog")],
+        )
+        .await?;
+    let image = id(&image)?;
+    // Something related: pages without related images are not kept (most
+    // often their image is not indexed yet).
+    app.posted(
+        &ann,
+        small_photo("LadyBird.jpg", 8)?,
+        &[("title", "The fog again")],
+    )
+    .await?;
+    let path = format!("/p/{image}");
+    let detail = format!("/images/{image}/detail");
+
+    // The second load of a page comes from the cache, the same bytes each
+    // time, and a 304 for its ETag (once search has indexed the other
+    // image, and the events of the uploads have come through: each makes
+    // the page again).
+    let (first, html) = wait_for(INVALIDATED, "the page from the cache", || async {
+        let (s, first, html) = page(&app.http, &base, &path, None, None).await.ok()?;
+        let (_, again, same) = page(&app.http, &base, &path, None, None).await.ok()?;
+        let etag = header(&first, ETAG);
+        let (not_modified, h, empty) =
+            page(&app.http, &base, &path, None, Some(etag)).await.ok()?;
+        (s == StatusCode::OK
+            && cached(&first)
+            && cached(&again)
+            && same == html
+            && header(&again, ETAG) == etag
+            && not_modified == StatusCode::NOT_MODIFIED
+            && cached(&h)
+            && empty.is_empty())
+        .then_some((first, html))
+    })
+    .await?;
+    ensure!(html.contains("<h1>Before the fog</h1>"), "{html}");
+    ensure!(header(&first, CACHE_CONTROL).starts_with("public"));
+    let (s, before) = app.get(&detail, None).await?;
+    ensure!(
+        s == StatusCode::OK && before["image"]["title"] == "Before the fog",
+        "{before}"
+    );
+
+    // The owner edits the title.
+    let (s, body) = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/images/{image}"),
+            Some(&ann),
+            Some(json!({"title": "After the fog"})),
+        )
+        .await?;
+    ensure!(s == StatusCode::OK, "{s} {body}");
+    wait_for(INVALIDATED, "the new title on the page", || async {
+        let (s, _, html) = page(&app.http, &base, &path, None, None).await.ok()?;
+        (s == StatusCode::OK && html.contains("<h1>After the fog</h1>")).then_some(())
+    })
+    .await?;
+    wait_for(INVALIDATED, "the new title in the JSON twin", || async {
+        let (_, d) = app.get(&detail, None).await.ok()?;
+        (d["image"]["title"] == "After the fog").then_some(())
+    })
+    .await?;
+
+    // A like changes the counts; the author's new name, the card.
+    let (s, body) = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/images/{image}/like"),
+            Some(&bob),
+            None,
+        )
+        .await?;
+    ensure!(s.is_success(), "{s} {body}");
+    let (s, body) = app
+        .call(
+            reqwest::Method::PATCH,
+            "/me",
+            Some(&ann),
+            Some(json!({"display_name": "Ann of the Fog"})),
+        )
+        .await?;
+    ensure!(s == StatusCode::OK, "{s} {body}");
+    wait_for(
+        INVALIDATED,
+        "the like and the new name on the page",
+        || async {
+            let (s, _, html) = page(&app.http, &base, &path, None, None).await.ok()?;
+            (s == StatusCode::OK && html.contains(">1 likes<") && html.contains("Ann of the Fog"))
+                .then_some(())
+        },
+    )
+    .await?;
+    wait_for(
+        INVALIDATED,
+        "the like and the new name in the JSON twin",
+        || async {
+            let (_, d) = app.get(&detail, None).await.ok()?;
+            (d["image"]["like_count"] == 1 && d["author"]["display_name"] == "Ann of the Fog")
+                .then_some(())
+        },
+    )
+    .await?;
+
+    // A signed-in viewer's page is their own: never from the cache.
+    let (s, h, html) = page(&app.http, &base, &path, Some(&bob), None).await?;
+    ensure!(s == StatusCode::OK && html.contains("<h1>After the fog</h1>"));
+    ensure!(
+        header(&h, "server-timing").contains("desc=bypass")
+            && header(&h, CACHE_CONTROL).starts_with("private"),
+        "{h:?}"
+    );
+    let (s, mine) = app.get(&detail, Some(&bob)).await?;
+    ensure!(
+        s == StatusCode::OK && mine["image"]["liked_by_me"] == true,
+        "{mine}"
+    );
+
+    // And the new page is kept in turn.
+    wait_for(INVALIDATED, "the edited page from the cache", || async {
+        let (s, h, html) = page(&app.http, &base, &path, None, None).await.ok()?;
+        (s == StatusCode::OK && cached(&h) && html.contains("<h1>After the fog</h1>")).then_some(())
+    })
+    .await?;
+
+    // Deleted: gone at once, not served from the cache.
+    let (s, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/images/{image}"),
+            Some(&ann),
+            None,
+        )
+        .await?;
+    ensure!(s.is_success(), "{s}");
+    wait_for(INVALIDATED, "the deleted image's page to go", || async {
+        let (s, _, _) = page(&app.http, &base, &path, None, None).await.ok()?;
+        (s == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn cached_pages_follow_edits_on_embedded_backends() -> anyhow::Result<()> {
+    let app = embedded().await?;
+    cached_pages_follow_edits(&app).await
+}
+
+/// Postgres, Redis (the cache), Kafka (the events) and S3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_pages_follow_edits_on_real_backends() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let settings = pinhole_tests::real_settings(dir.path(), "gateway").await?;
+    let app = App::start_roles(settings, dir, ROLES).await?;
+    cached_pages_follow_edits(&app).await
+}

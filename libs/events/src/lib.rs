@@ -517,6 +517,44 @@ pub mod images {
     }
 }
 
+/// Page views (`pinhole.pageviews`), emitted by the gateway as it shows a
+/// page, for view counts and the warehouse.
+pub mod pageviews {
+    use chrono::{DateTime, Utc};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use uuid::Uuid;
+
+    pub const SOURCE: &str = "/pinhole/gateway";
+    pub const PAGE_VIEWED: &str = "page.viewed";
+
+    /// `page.viewed`: a page, or the detail page's JSON twin, was shown to
+    /// someone (answered 200 or 304).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub struct PageViewed {
+        /// `image` (the detail page), `explore`, `search` or `profile`.
+        pub page: String,
+        /// What the page is about, its partitioning key: the image id of a
+        /// detail page, the path of the others.
+        pub target: String,
+        /// The image of a detail page.
+        pub image_id: Option<Uuid>,
+        /// The path and query asked for.
+        pub path: String,
+        /// `html` or `json`.
+        pub format: String,
+        /// 200, or 304 when the client already had it.
+        pub status: u16,
+        /// The logged-in viewer; none for an anonymous visitor.
+        pub viewer_id: Option<Uuid>,
+        /// The host of the `Referer`, when there is one.
+        pub referrer_host: Option<String>,
+        /// The client's `User-Agent`, cut to 256 characters.
+        pub user_agent: Option<String>,
+        pub viewed_at: DateTime<Utc>,
+    }
+}
+
 /// Account events (`pinhole.users`), keyed by the account they are about
 /// (follows and blocks by the one who follows or blocks).
 pub mod users {
@@ -651,6 +689,8 @@ contract::contract! {
         key: image_id, subject: "image", summary: "the images role is done with an edit's staged result; its stager may remove it" },
     images::ContentReleased { topic: topics::IMAGES, type: images::CONTENT_RELEASED, version: 1, source: images::SOURCE,
         key: sha256, subject: "content", summary: "no image references a content any more; what was derived from it may go" },
+    pageviews::PageViewed { topic: topics::PAGE_VIEWS, type: pageviews::PAGE_VIEWED, version: 1, source: pageviews::SOURCE,
+        key: target, subject: "page", summary: "a page was shown to someone" },
     images::ProcessingFailed { topic: topics::IMAGES, type: images::PROCESSING_FAILED, version: 1, source: images::THUMBNAILS_SOURCE,
         key: image_id, subject: "image", summary: "an image could not be processed" },
 }

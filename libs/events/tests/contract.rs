@@ -297,6 +297,21 @@ fn every_event_round_trips_and_is_documented() {
         s,
     );
     round_trip(
+        pinhole_events::pageviews::PageViewed {
+            page: "image".into(),
+            target: id().to_string(),
+            image_id: Some(id()),
+            path: "/p/0192".into(),
+            format: "html".into(),
+            status: 200,
+            viewer_id: None,
+            referrer_host: Some("example.com".into()),
+            user_agent: Some("Mozilla/5.0".into()),
+            viewed_at: Utc::now(),
+        },
+        s,
+    );
+    round_trip(
         images::ProcessingFailed {
             image_id: id(),
             task_id: None,

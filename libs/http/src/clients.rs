@@ -7,9 +7,7 @@
 //! (`pinhole_users::InProcessUsers`, `pinhole_images::InProcessImages`); the
 //! binary picks one implementation per role at start-up into [`Clients`].
 
-use std::error::Error as StdError;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::http::StatusCode;
@@ -23,16 +21,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::ApiError;
+pub use crate::client_error::{CALL_TIMEOUT, CONNECT_TIMEOUT, ClientError};
 
 pub use pinhole_events::images::{ExportedComment, ImageExport};
 pub use pinhole_events::users::AccountCard;
 
 /// The header that carries `PINHOLE_INTERNAL_TOKEN` on `/internal` calls.
 pub const INTERNAL_TOKEN_HEADER: &str = "x-pinhole-internal-token";
-/// How long a call to another role may take to connect.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a call to another role may take in all.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Ids sent per `/internal/v1/users/lookup` call (the route takes 500).
 const LOOKUP_CHUNK: usize = 500;
 /// Ids per `POST /internal/v1/images/views` call (more is a 422).
@@ -41,100 +36,6 @@ pub const MAX_VIEWS: usize = 100;
 pub const EXPORT_LIMIT_DEFAULT: u32 = 500;
 /// Rows per `/internal/v1/export/...` page at most (more is a 422).
 pub const EXPORT_LIMIT_MAX: u32 = 1000;
-
-/// Why another role could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The role is neither hosted here nor given an address.
-    #[error(
-        "the {role} role is not served by this process and PINHOLE_ROLE_URLS gives no address for it; set PINHOLE_ROLE_URLS={role}=http://HOST:PORT"
-    )]
-    NotConfigured { role: &'static str },
-    /// No answer (refused, timed out, cut off).
-    #[error("the {role} role at {url} did not answer")]
-    Unreachable {
-        role: &'static str,
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    /// An answer that is not one the contract allows (a wrong internal
-    /// token, a route that does not exist there, a server error).
-    #[error("the {role} role at {url} answered {status} `{code}`")]
-    Refused {
-        role: &'static str,
-        url: String,
-        status: u16,
-        /// The error body's `code`, or empty.
-        code: String,
-    },
-    /// A 2xx answer whose body does not read as the contract's type.
-    #[error("the {role} role at {url} answered a body that does not read")]
-    Unreadable {
-        role: &'static str,
-        url: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The role, hosted in this process, failed (its backends).
-    #[error("the {role} role failed")]
-    Failed {
-        role: &'static str,
-        #[source]
-        source: Box<dyn StdError + Send + Sync>,
-    },
-}
-
-impl ClientError {
-    /// The role that could not answer.
-    pub fn role(&self) -> &'static str {
-        match self {
-            Self::NotConfigured { role }
-            | Self::Unreachable { role, .. }
-            | Self::Refused { role, .. }
-            | Self::Unreadable { role, .. }
-            | Self::Failed { role, .. } => role,
-        }
-    }
-
-    /// A failure of `role` hosted in this process.
-    pub fn failed(role: &'static str, source: impl StdError + Send + Sync + 'static) -> Self {
-        Self::Failed {
-            role,
-            source: Box::new(source),
-        }
-    }
-}
-
-/// `error: cause: cause…`, the whole chain on one line.
-fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
-}
-
-impl From<ClientError> for ApiError {
-    /// 503: `role-unavailable` naming the role when another process did not
-    /// answer (or nothing says where it is); `unavailable` when the role is
-    /// hosted here and its backends failed. The cause is logged once.
-    fn from(e: ClientError) -> Self {
-        let role = e.role();
-        if matches!(e, ClientError::Failed { .. }) {
-            return ApiError::unavailable(chain(&e));
-        }
-        tracing::error!(role, error = %chain(&e), "a role this request needs is unavailable");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            crate::Common::RoleUnavailable,
-            format!("the {role} role, which this request needs, is unavailable; try again shortly"),
-        )
-    }
-}
 
 /// What the images role tells others of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -481,6 +382,8 @@ pub struct Clients {
     pub users: Arc<dyn UsersClient>,
     pub images: Arc<dyn ImagesClient>,
     pub search: Arc<dyn SearchClient>,
+    /// The public API, for requests made on a web visitor's behalf.
+    pub api: Arc<crate::forward::PublicApi>,
 }
 
 /// The stand-in for a role that is neither hosted here nor given an address:
@@ -1179,7 +1082,10 @@ mod tests {
             matches!(&err, ClientError::Unreachable { role: "images", .. }),
             "{err:?}"
         );
-        assert!(chain(&err).contains(&base.to_string().trim_end_matches('/').to_owned()));
+        assert!(
+            crate::client_error::chain(&err)
+                .contains(&base.to_string().trim_end_matches('/').to_owned())
+        );
         assert_eq!(ApiError::from(err).code, "role-unavailable");
     }
 

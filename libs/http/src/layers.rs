@@ -2,6 +2,7 @@
 //! `x-request-id` or made), a tracing span with the matched route, a
 //! timeout, and request metrics.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -71,7 +72,8 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// routes in `untimed` (matched paths, e.g. uploads that stream for as long
 /// as the client's network needs; they time out between body chunks
 /// instead) are not cut off after `timeout`.
-pub fn apply_layers(router: Router, timeout: Duration, untimed: &'static [&'static str]) -> Router {
+pub fn apply_layers(router: Router, timeout: Duration, untimed: &[&'static str]) -> Router {
+    let untimed = Arc::new(untimed.to_vec());
     router
         .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(track))

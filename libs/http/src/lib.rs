@@ -3,11 +3,13 @@
 //! signed blob links, and the layers around every request.
 
 mod blobs;
+mod client_error;
 pub mod clients;
 mod codes;
 mod context;
 mod error;
 mod extract;
+pub mod forward;
 mod health;
 mod input;
 mod layers;

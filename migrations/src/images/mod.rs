@@ -2,13 +2,15 @@
 //! versions, processing tasks, comments, likes and resumable uploads, the
 //! purges of deleted accounts, and its read models of the users role's
 //! accounts, follows and blocks (`image_accounts`, `image_follows`,
-//! `image_blocks`, from the users role's events).
+//! `image_blocks`, from the users role's events), and view counts from the
+//! gateway's page views (`image_views`, `image_view_offsets`).
 
 use sea_orm_migration::prelude::*;
 
 mod m20261201_000001_baseline;
 mod m20261201_000002_detach_from_users;
 mod m20261201_000003_comments_by_author;
+mod m20261202_000004_view_counts;
 
 /// The role's name, as `pinhole serve --roles` spells it.
 pub const ROLE: &str = "images";
@@ -27,6 +29,8 @@ pub const TABLES: &[&str] = &[
     "image_accounts",
     "image_follows",
     "image_blocks",
+    "image_views",
+    "image_view_offsets",
 ];
 
 /// Its history table.
@@ -42,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_baseline::Migration),
             Box::new(m20261201_000002_detach_from_users::Migration),
             Box::new(m20261201_000003_comments_by_author::Migration),
+            Box::new(m20261202_000004_view_counts::Migration),
         ]
     }
 

@@ -52,11 +52,6 @@ pub fn validator(data: &impl Serialize, variant: &str) -> String {
     format!("\"{}\"", &hex::encode(hash.finalize())[..32])
 }
 
-/// [`validator`] of a list of records.
-pub fn list_validator(records: &[Value], variant: &str) -> String {
-    validator(&records, variant)
-}
-
 /// Whether `If-None-Match` names `etag` (or is `*`).
 fn matches(headers: &HeaderMap, etag: &str) -> bool {
     headers

@@ -8,13 +8,23 @@
 pub mod assemble;
 mod assets;
 mod caching;
+mod forms;
+mod fragments;
+mod invalidate;
+mod page_cache;
 pub mod pages;
+mod views;
+pub mod visitor;
+pub mod web;
+
+use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use pinhole_http::clients::{ClientError, Searched, UserImages};
-use pinhole_http::{ApiError, AppContext, Common, MaybeAuth};
+use pinhole_http::{ApiError, AppContext, ClientIp, Common};
+use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,9 +33,14 @@ use crate::caching::{Page, html_response};
 use crate::pages::GridPage;
 
 pub use assets::css_path;
+pub use invalidate::background;
 
 /// The role's name in `pinhole serve --roles`.
 pub const ROLE: &str = "gateway";
+
+/// Routes that stream a body of any length (an upload passed through to
+/// the images role, which times it itself): no overall deadline.
+pub const UNTIMED_ROUTES: &[&str] = &["/upload"];
 
 /// Images on the explore page.
 const EXPLORE: u32 = 30;
@@ -34,13 +49,41 @@ const RESULTS: &str = "30";
 
 /// The role's HTTP routes.
 pub fn router(ctx: &AppContext) -> OpenApiRouter {
+    use axum::routing::{get, post};
+    let views = views::Views::new(Arc::clone(&ctx.backends.bus));
+    let pages = OpenApiRouter::new()
+        .route("/", get(explore_page))
+        .route(
+            "/p/{id}",
+            axum::routing::get(detail_page).layer(axum::middleware::from_fn_with_state(
+                ctx.clone(),
+                page_cache::serve,
+            )),
+        )
+        .route("/search", get(search_page))
+        .route("/u/{username}", get(profile_page))
+        .route("/login", get(web::login_page).post(web::log_in))
+        .route("/signup", get(web::signup_page).post(web::sign_up))
+        .route("/logout", post(web::log_out))
+        .route("/upload", get(web::upload_page).post(web::upload))
+        .route("/p/{id}/like", post(web::like))
+        .route("/p/{id}/unlike", post(web::unlike))
+        .route("/p/{id}/comments", post(web::comment))
+        .route("/u/{username}/follow", post(web::follow))
+        .route("/u/{username}/unfollow", post(web::unfollow))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&views),
+            views::count,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            web::sessions,
+        ));
     OpenApiRouter::new()
         .routes(routes!(detail_json))
-        .route("/", axum::routing::get(explore_page))
-        .route("/p/{id}", axum::routing::get(detail_page))
-        .route("/search", axum::routing::get(search_page))
-        .route("/u/{username}", axum::routing::get(profile_page))
-        .route("/static/{file}", axum::routing::get(assets::asset))
+        .layer(axum::middleware::from_fn_with_state(views, count_json))
+        .route("/static/{file}", get(assets::asset))
+        .merge(pages)
         .with_state(ctx.clone())
 }
 
@@ -65,21 +108,25 @@ fn base_url(ctx: &AppContext, headers: &HeaderMap) -> String {
 #[tracing::instrument(skip_all, fields(image_id = %id))]
 async fn detail_page(
     State(ctx): State<AppContext>,
-    MaybeAuth(viewer): MaybeAuth,
+    ClientIp(ip): ClientIp,
+    viewer: web::Viewer,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let viewer = viewer.map(|p| p.user_id);
+    let visitor = viewer.0.clone();
+    let viewer = viewer.id();
     let Some(image_id) = pages::parse_id(&id) else {
         return html_response(StatusCode::NOT_FOUND, pages::not_found().into_string());
     };
-    match assemble::detail(&ctx.clients, image_id, viewer).await {
+    match assemble::detail(&ctx, image_id, viewer).await {
         Ok(detail) => {
             let base = base_url(&ctx, &headers);
-            let body = pages::detail(&detail, &base).into_string();
+            let standing = standing(&ctx, visitor.as_ref(), &detail, ip).await;
+            let body = pages::detail(&detail, &base, visitor.as_ref(), standing).into_string();
+            let csrf = visitor.as_ref().map(|v| v.csrf.as_str());
             Page {
                 viewer,
-                validator: caching::validator(&detail, &base),
+                validator: caching::validator(&(&detail, standing, csrf), &base),
                 content_type: "text/html; charset=utf-8",
                 body,
             }
@@ -95,13 +142,84 @@ async fn detail_page(
     }
 }
 
+/// Where a logged-in `visitor` stands with the author of `detail`, within
+/// the deadline of a part; `None` for anyone else, the author, or no answer
+/// in time.
+async fn standing(
+    ctx: &AppContext,
+    visitor: Option<&web::Visitor>,
+    detail: &Detail,
+    ip: std::net::IpAddr,
+) -> Option<web::Standing> {
+    let visitor = visitor?;
+    let author = detail.image.pointer("/owner/username")?.as_str()?;
+    if author == visitor.username {
+        return None;
+    }
+    tokio::time::timeout(
+        assemble::PART_DEADLINE,
+        web::standing(ctx, visitor, author, ip),
+    )
+    .await
+    .ok()
+    .flatten()
+}
+
+/// The detail page's data, and where a logged-in viewer stands with its
+/// author.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DetailAnswer {
+    #[serde(flatten)]
+    pub detail: Detail,
+    /// For a logged-in viewer who is not the author: whether they follow
+    /// the author (or asked to). Absent otherwise, or when the users role
+    /// did not answer in time.
+    pub viewer: Option<web::Standing>,
+}
+
+/// A view for each detail answered as JSON (the viewer is the token's,
+/// which the handler leaves in the answer's extensions).
+async fn count_json(
+    State(views): State<Arc<views::Views>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or_else(String::new, |p| p.as_str().to_owned());
+    let headers = request.headers().clone();
+    let response = next.run(request).await;
+    if let Some(Shown { image_id, viewer }) = response.extensions().get::<Shown>().copied()
+        && views::shown(response.status())
+    {
+        views.record(views::view(
+            "image",
+            Some(image_id),
+            &path,
+            "json",
+            response.status(),
+            viewer,
+            &headers,
+        ));
+    }
+    response
+}
+
+/// Which image a detail answer showed, to whom.
+#[derive(Debug, Clone, Copy)]
+struct Shown {
+    image_id: uuid::Uuid,
+    viewer: Option<uuid::Uuid>,
+}
+
 /// Everything the image detail page shows, in one request: the image, its
 /// author, comments and related images (with why), and which optional
 /// parts could not be had in time.
 #[utoipa::path(get, path = "/api/v1/images/{id}/detail", tag = "gateway",
     params(("id" = String, Path, description = "image id")),
     responses(
-        (status = 200, body = Detail, description = "With `ETag`; 304 on a matching `If-None-Match`"),
+        (status = 200, body = DetailAnswer, description = "With `ETag`; 304 on a matching `If-None-Match`"),
         (status = 401, description = "Bad token (`invalid-token`)", body = pinhole_http::ErrorBody),
         (status = 404, description = "No such image, or not one the caller may see (`image-not-found`)", body = pinhole_http::ErrorBody),
         (status = 503, description = "The images role is unavailable (`role-unavailable`)", body = pinhole_http::ErrorBody),
@@ -109,14 +227,16 @@ async fn detail_page(
 #[tracing::instrument(skip_all, fields(image_id = %id))]
 async fn detail_json(
     State(ctx): State<AppContext>,
-    MaybeAuth(viewer): MaybeAuth,
+    ClientIp(ip): ClientIp,
+    viewer: web::Viewer,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(Common::ImageNotFound, "no such image");
-    let viewer = viewer.map(|p| p.user_id);
+    let visitor = viewer.0.clone();
+    let viewer = viewer.id();
     let image_id = pages::parse_id(&id).ok_or_else(not_found)?;
-    let detail = match assemble::detail(&ctx.clients, image_id, viewer).await {
+    let detail = match assemble::detail(&ctx, image_id, viewer).await {
         Ok(detail) => detail,
         Err(Failure::NotFound) => return Err(not_found()),
         Err(Failure::Unavailable) => {
@@ -127,31 +247,47 @@ async fn detail_json(
             ));
         }
     };
-    let body = serde_json::to_string(&detail).map_err(ApiError::internal)?;
-    Ok(Page {
+    let answer = DetailAnswer {
+        viewer: standing(&ctx, visitor.as_ref(), &detail, ip).await,
+        detail,
+    };
+    let body = serde_json::to_string(&answer).map_err(ApiError::internal)?;
+    let mut response = Page {
         viewer,
-        validator: caching::validator(&detail, "json"),
+        validator: caching::validator(&answer, "json"),
         content_type: "application/json",
         body,
     }
-    .respond(&headers))
+    .respond(&headers);
+    response.extensions_mut().insert(Shown { image_id, viewer });
+    Ok(response)
 }
 
 /// `GET /`: explore's images.
 #[tracing::instrument(skip_all)]
 async fn explore_page(
     State(ctx): State<AppContext>,
-    MaybeAuth(viewer): MaybeAuth,
+    viewer: web::Viewer,
     headers: HeaderMap,
 ) -> Response {
-    let viewer = viewer.map(|p| p.user_id);
+    let visitor = viewer.0.clone();
+    let viewer = viewer.id();
     let call = ctx.clients.images.explore(viewer, EXPLORE);
     match tokio::time::timeout(assemble::IMAGE_DEADLINE, call).await {
         Ok(Ok(images)) => {
-            let body = pages::grid("Explore", Some(&images), &GridPage::default()).into_string();
+            let body = pages::grid(
+                "Explore",
+                Some(&images),
+                &GridPage::default(),
+                visitor.as_ref(),
+            )
+            .into_string();
             Page {
                 viewer,
-                validator: caching::list_validator(&images, "explore"),
+                validator: caching::validator(
+                    &(&images, visitor.as_ref().map(|v| &v.csrf)),
+                    "explore",
+                ),
                 content_type: "text/html; charset=utf-8",
                 body,
             }
@@ -166,7 +302,7 @@ async fn explore_page(
             }
             html_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                pages::grid("Explore", None, &GridPage::default()).into_string(),
+                pages::grid("Explore", None, &GridPage::default(), visitor.as_ref()).into_string(),
             )
         }
     }
@@ -177,11 +313,12 @@ async fn explore_page(
 #[tracing::instrument(skip_all)]
 async fn search_page(
     State(ctx): State<AppContext>,
-    MaybeAuth(viewer): MaybeAuth,
+    viewer: web::Viewer,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let viewer = viewer.map(|p| p.user_id);
+    let visitor = viewer.0.clone();
+    let viewer = viewer.id();
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default();
     let find = |name: &str| {
@@ -228,10 +365,13 @@ async fn search_page(
                 more: more.as_deref(),
                 problem: None,
             };
-            let body = pages::grid(&heading, Some(&images), &extra).into_string();
+            let body = pages::grid(&heading, Some(&images), &extra, visitor.as_ref()).into_string();
             Page {
                 viewer,
-                validator: caching::validator(&(&images, &more, &heading), "search"),
+                validator: caching::validator(
+                    &(&images, &more, &heading, visitor.as_ref().map(|v| &v.csrf)),
+                    "search",
+                ),
                 content_type: "text/html; charset=utf-8",
                 body,
             }
@@ -245,7 +385,7 @@ async fn search_page(
             };
             html_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                pages::grid(&heading, None, &extra).into_string(),
+                pages::grid(&heading, None, &extra, visitor.as_ref()).into_string(),
             )
         }
         failed => {
@@ -261,7 +401,7 @@ async fn search_page(
             };
             html_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                pages::grid(&heading, None, &extra).into_string(),
+                pages::grid(&heading, None, &extra, visitor.as_ref()).into_string(),
             )
         }
     }
@@ -271,11 +411,12 @@ async fn search_page(
 #[tracing::instrument(skip_all)]
 async fn profile_page(
     State(ctx): State<AppContext>,
-    MaybeAuth(viewer): MaybeAuth,
+    viewer: web::Viewer,
     Path(username): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let viewer = viewer.map(|p| p.user_id);
+    let visitor = viewer.0.clone();
+    let viewer = viewer.id();
     let call = ctx.clients.images.user_images(&username, viewer, EXPLORE);
     match tokio::time::timeout(assemble::IMAGE_DEADLINE, call).await {
         Ok(Ok(UserImages::Shown(images))) => {
@@ -287,10 +428,19 @@ async fn profile_page(
                 Some(name) => format!("{name} (@{username})"),
                 None => format!("@{username}"),
             };
-            let body = pages::grid(&heading, Some(&images), &GridPage::default()).into_string();
+            let body = pages::grid(
+                &heading,
+                Some(&images),
+                &GridPage::default(),
+                visitor.as_ref(),
+            )
+            .into_string();
             Page {
                 viewer,
-                validator: caching::validator(&(&images, &heading), "profile"),
+                validator: caching::validator(
+                    &(&images, &heading, visitor.as_ref().map(|v| &v.csrf)),
+                    "profile",
+                ),
                 content_type: "text/html; charset=utf-8",
                 body,
             }
@@ -305,7 +455,7 @@ async fn profile_page(
             };
             html_response(
                 StatusCode::FORBIDDEN,
-                pages::grid(&format!("@{username}"), None, &extra).into_string(),
+                pages::grid(&format!("@{username}"), None, &extra, visitor.as_ref()).into_string(),
             )
         }
         Ok(Ok(UserImages::NotFound)) => {
@@ -320,7 +470,13 @@ async fn profile_page(
             }
             html_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                pages::grid(&format!("@{username}"), None, &GridPage::default()).into_string(),
+                pages::grid(
+                    &format!("@{username}"),
+                    None,
+                    &GridPage::default(),
+                    visitor.as_ref(),
+                )
+                .into_string(),
             )
         }
     }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::assemble::{Detail, Part, derivative_url};
 use crate::assets;
+use crate::visitor::{Standing, Visitor};
 
 /// The derivatives a page picks from, as `w640`, `w1080`, `w2048`.
 const WIDTHS: [&str; 3] = ["w640", "w1080", "w2048"];
@@ -217,8 +218,8 @@ fn place(record: &Value) -> Option<(String, String)> {
     Some((name, map))
 }
 
-/// The page around `body`.
-fn layout(title: &str, head: Markup, body: Markup) -> Markup {
+/// The page around `body`, for `visitor` (the header's account links).
+pub(crate) fn layout(title: &str, head: Markup, body: Markup, visitor: Option<&Visitor>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -227,15 +228,32 @@ fn layout(title: &str, head: Markup, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Pinhole" }
                 link rel="stylesheet" href=(assets::css_path());
+                // No icon: without this line every browser asks for /favicon.ico (a 404).
+                link rel="icon" href="data:,";
                 (head)
             }
             body {
                 header.top {
                     a.brand href="/" { "Pinhole" }
-                    form.search action="/search" method="get" role="search" {
+                    form.search action="/search" method="get" role="search" aria-label="Site" {
                         label.hidden for="q" { "Search photos" }
                         input #q type="search" name="q" placeholder="Search photos";
                         button type="submit" { "Search" }
+                    }
+                    nav.account aria-label="Account" {
+                        @if let Some(v) = visitor {
+                            @if !v.username.is_empty() {
+                                a href=(user_link(&v.username)) { "@" (v.username) }
+                            }
+                            a href="/upload" { "Upload" }
+                            form #logout-form method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(v.csrf);
+                                button.link type="submit" { "Log out" }
+                            }
+                        } @else {
+                            a href="/login" { "Log in" }
+                            a href="/signup" { "Sign up" }
+                        }
                     }
                 }
                 main { (body) }
@@ -276,6 +294,60 @@ fn tile(record: &Value, caption: Option<&str>) -> Markup {
     }
 }
 
+/// Like and follow buttons for a logged-in visitor (plain forms); a link
+/// to log in for anyone else.
+fn actions(
+    r: &Value,
+    author: &str,
+    visitor: Option<&Visitor>,
+    standing: Option<Standing>,
+) -> Markup {
+    let id = r["id"].as_str().unwrap_or_default();
+    let page = format!("/p/{id}");
+    let Some(v) = visitor else {
+        let next: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
+        return html! {
+            p.actions {
+                a #login-link href={ "/login?next=" (next) } { "Log in to like, comment and follow" }
+            }
+        };
+    };
+    let liked = r["liked_by_me"].as_bool().unwrap_or(false);
+    let (like_action, like_label) = if liked {
+        ("unlike", "Unlike")
+    } else {
+        ("like", "Like")
+    };
+    let own = v.username == author;
+    html! {
+        div.actions {
+            form #like-form method="post" action={ (page) "/" (like_action) } {
+                input type="hidden" name="csrf" value=(v.csrf);
+                button type="submit" aria-pressed=(if liked { "true" } else { "false" }) { (like_label) }
+            }
+            @if !own && !author.is_empty() {
+                @match standing {
+                    Some(s) => {
+                        @let (action, label) = if s.following {
+                            ("unfollow", "Unfollow")
+                        } else if s.requested {
+                            ("unfollow", "Requested")
+                        } else {
+                            ("follow", "Follow")
+                        };
+                        form #follow-form method="post" action={ (user_link(author)) "/" (action) } {
+                            input type="hidden" name="csrf" value=(v.csrf);
+                            input type="hidden" name="next" value=(page);
+                            button type="submit" { (label) }
+                        }
+                    }
+                    None => { span.note { "Following is unavailable right now." } }
+                }
+            }
+        }
+    }
+}
+
 fn reason_text(reason: &str) -> &'static str {
     match reason {
         "visual" => "Similar picture",
@@ -287,7 +359,12 @@ fn reason_text(reason: &str) -> &'static str {
 
 /// The detail page. `base` is the site's address (`https://host`), for the
 /// links that leave it (OpenGraph, JSON-LD).
-pub fn detail(d: &Detail, base: &str) -> Markup {
+pub fn detail(
+    d: &Detail,
+    base: &str,
+    visitor: Option<&Visitor>,
+    standing: Option<Standing>,
+) -> Markup {
     let r = &d.image;
     let id = r["id"].as_str().unwrap_or_default();
     let page_url = format!("{base}/p/{id}");
@@ -405,7 +482,10 @@ pub fn detail(d: &Detail, base: &str) -> Markup {
                     span.likes { (r["like_count"].as_u64().unwrap_or(0)) " likes" }
                     " · "
                     span.comments-count { (r["comment_count"].as_u64().unwrap_or(0)) " comments" }
+                    " · "
+                    span.views { (r["view_count"].as_u64().unwrap_or(0)) " views" }
                 }
+                (actions(r, username, visitor, standing))
             }
             section.comments aria-labelledby="comments-h" {
                 h2 #comments-h { "Comments" }
@@ -424,6 +504,14 @@ pub fn detail(d: &Detail, base: &str) -> Markup {
                         }
                     } }
                 }
+                @if let Some(v) = visitor {
+                    form #comment-form .stacked method="post" action={ "/p/" (id) "/comments" } {
+                        input type="hidden" name="csrf" value=(v.csrf);
+                        label for="comment-text" { "Add a comment" }
+                        textarea #comment-text name="text" rows="3" maxlength="2200" required {}
+                        button type="submit" { "Comment" }
+                    }
+                }
             }
         }
         section.related aria-labelledby="related-h" {
@@ -439,7 +527,7 @@ pub fn detail(d: &Detail, base: &str) -> Markup {
             }
         }
     };
-    layout(&title, head, body)
+    layout(&title, head, body, visitor)
 }
 
 /// What a grid page shows besides its images.
@@ -455,11 +543,16 @@ pub struct GridPage<'a> {
 
 /// A grid of images under `heading`, with a note when the list is
 /// unavailable (`images` is `None`).
-pub fn grid(heading: &str, images: Option<&[Value]>, extra: &GridPage<'_>) -> Markup {
+pub fn grid(
+    heading: &str,
+    images: Option<&[Value]>,
+    extra: &GridPage<'_>,
+    visitor: Option<&Visitor>,
+) -> Markup {
     let body = html! {
         h1 { (heading) }
         @if let Some(q) = extra.query {
-            form.search-big action="/search" method="get" role="search" {
+            form.search-big action="/search" method="get" role="search" aria-label="Results" {
                 label for="q2" { "Search" }
                 " "
                 input #q2 type="search" name="q" value=(q);
@@ -482,7 +575,7 @@ pub fn grid(heading: &str, images: Option<&[Value]>, extra: &GridPage<'_>) -> Ma
             p { a rel="next" href=(more) { "More" } }
         }
     };
-    layout(heading, html! {}, body)
+    layout(heading, html! {}, body, visitor)
 }
 
 /// The page for a missing image, or one the viewer may not see (the same
@@ -492,7 +585,7 @@ pub fn not_found() -> Markup {
         h1 { "Not found" }
         p { "There is no such page. " a href="/" { "Explore photos" } }
     };
-    layout("Not found", html! {}, body)
+    layout("Not found", html! {}, body, None)
 }
 
 /// The page when a role the page needs did not answer.
@@ -501,7 +594,7 @@ pub fn unavailable() -> Markup {
         h1 { "Unavailable" }
         p { "This page cannot be shown right now; try again shortly." }
     };
-    layout("Unavailable", html! {}, body)
+    layout("Unavailable", html! {}, body, None)
 }
 
 /// An id in a path, when it is one.
@@ -541,7 +634,7 @@ mod tests {
             query: Some("\"><script>"),
             ..GridPage::default()
         };
-        let page = grid("<b>hi</b>", Some(&[]), &extra);
+        let page = grid("<b>hi</b>", Some(&[]), &extra, None);
         let s = page.into_string();
         assert!(!s.contains("<b>hi") && !s.contains("\"><script>"), "{s}");
     }

@@ -472,3 +472,41 @@ mod tests {
         }
     }
 }
+
+/// Views of an image, counted from the gateway's `page.viewed` events.
+pub mod image_view {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "image_views")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub image_id: Uuid,
+        pub views: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The next page-view record to count, per partition.
+pub mod image_view_offset {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "image_view_offsets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub topic: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub partition: i32,
+        pub next_offset: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -25,6 +25,7 @@ mod social;
 pub mod store;
 mod tasks;
 mod upload;
+mod view_counts;
 pub mod views;
 
 use std::time::Duration;
@@ -129,6 +130,7 @@ pub fn background(ctx: &AppContext) -> Vec<JoinHandle<()>> {
         })
     };
     let callbacks = tokio::spawn(callback::run(ctx.clone()));
+    let views = tokio::spawn(view_counts::run(ctx.clone()));
     let purger = tokio::spawn(purges.run(ctx.clone()));
     let sweeper = {
         let ctx = ctx.clone();
@@ -163,5 +165,5 @@ pub fn background(ctx: &AppContext) -> Vec<JoinHandle<()>> {
             }
         })
     };
-    vec![consumer, callbacks, purger, sweeper]
+    vec![consumer, callbacks, views, purger, sweeper]
 }

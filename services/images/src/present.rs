@@ -134,6 +134,7 @@ pub async fn images_linked<C: ConnectionTrait>(
     let comments =
         counts::<_, comment::Entity>(conn, comment::Column::ImageId, comment::Column::Id, &ids)
             .await?;
+    let viewed = crate::view_counts::of(conn, &ids).await?;
     let liked: Option<HashSet<Uuid>> = match viewer {
         None => None,
         Some(v) => Some(
@@ -188,6 +189,7 @@ pub async fn images_linked<C: ConnectionTrait>(
             original_url: format!("/api/v1/images/{}/original", img.id),
             like_count: likes.get(&img.id).copied().unwrap_or(0),
             comment_count: comments.get(&img.id).copied().unwrap_or(0),
+            view_count: viewed.get(&img.id).copied().unwrap_or(0),
             liked_by_me: liked.as_ref().map(|l| l.contains(&img.id)),
             created_at: img.created_at,
             updated_at: img.updated_at,

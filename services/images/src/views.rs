@@ -101,6 +101,9 @@ pub struct Image {
     pub original_url: String,
     pub like_count: u64,
     pub comment_count: u64,
+    /// Times its page was shown (counted from page views a few seconds
+    /// behind).
+    pub view_count: u64,
     /// Whether the signed-in viewer likes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub liked_by_me: Option<bool>,

@@ -15,6 +15,7 @@ use pinhole_bus::TopicSpec;
 use pinhole_config::Settings;
 use pinhole_db::{Outbox, OutboxRelay, RelayOptions};
 use pinhole_http::clients::{HttpImages, HttpSearch, HttpUsers, InternalHttp, NotConfigured};
+use pinhole_http::forward::PublicApi;
 use pinhole_http::{
     ApiError, AppContext, Backends, Clients, Common, ImagesClient, SearchClient, UsersClient,
     apply_layers, blob_router, health_router,
@@ -177,11 +178,17 @@ pub fn app(
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    apply_layers(
+    let app = apply_layers(
         router,
         Duration::from_secs(60),
-        pinhole_images::UNTIMED_ROUTES,
-    )
+        &[
+            pinhole_images::UNTIMED_ROUTES,
+            pinhole_gateway::UNTIMED_ROUTES,
+        ]
+        .concat(),
+    );
+    ctx.clients.api.serve_locally(app.clone());
+    app
 }
 
 /// A running server.
@@ -221,6 +228,7 @@ impl Server {
             let _ = worker.await;
         }
         let _ = self.relay.await;
+        self.ctx.clients.api.stop_serving();
         if !pinhole_bus::wait_for_leaves(std::time::Duration::from_secs(60)).await {
             tracing::warn!("consumer group members were still leaving after 60 s");
         }
@@ -335,6 +343,7 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
             pinhole_users::ROLE => workers.extend(pinhole_users::background(&ctx)),
             pinhole_images::ROLE => workers.extend(pinhole_images::background(&ctx)),
             pinhole_thumbnails::ROLE => workers.extend(pinhole_thumbnails::background(&ctx)),
+            pinhole_gateway::ROLE => workers.extend(pinhole_gateway::background(&ctx)),
             pinhole_search::ROLE => {
                 if let Some(engine) = &search {
                     workers.extend(pinhole_search::background(&ctx, engine));
@@ -456,10 +465,18 @@ pub fn role_clients(
             }
         }
     }
+    let remote_apis = pinhole_config::CALLED_ROLES
+        .iter()
+        .filter_map(|role| remote(role).map(|url| ((*role).to_owned(), url.to_string())))
+        .collect();
+    let api = PublicApi::new(roles, remote_apis).map_err(|e| {
+        StartError::Settings(format!("cannot make the HTTP client for other roles: {e}"))
+    })?;
     Ok(Clients {
         users,
         images,
         search,
+        api,
     })
 }
 

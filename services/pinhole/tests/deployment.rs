@@ -1,7 +1,9 @@
 //! The roles as separate processes: `infra/deploy.sh` starts users x1,
-//! images x2 and thumbnails x2, each role on its own Postgres database, on
-//! one Kafka, one S3 bucket and one Redis, behind nginx; a user's day goes
-//! through nginx, and a thumbnails worker is killed mid-image.
+//! images x2, thumbnails x2, search x1 and gateway x1, each role on its own
+//! Postgres database, on one Kafka, one S3 bucket and one Redis, behind
+//! nginx; a user's day goes through nginx (which caches anonymous pages and
+//! transforms as a CDN would), and a thumbnails worker is killed
+//! mid-image.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -163,7 +165,7 @@ impl Drop for Deployment {
     }
 }
 
-/// A port P with P, P+1 and P+10..=P+14 free, below the ephemeral range
+/// A port P with P, P+1 and P+10..=P+16 free, below the ephemeral range
 /// other tests' servers bind in.
 fn free_block() -> anyhow::Result<u16> {
     let seed = std::process::id() as u16;
@@ -177,6 +179,8 @@ fn free_block() -> anyhow::Result<u16> {
             base + 12,
             base + 13,
             base + 14,
+            base + 15,
+            base + 16,
         ];
         if ports
             .iter()
@@ -202,6 +206,16 @@ async fn read(response: reqwest::Response) -> anyhow::Result<(StatusCode, Value)
 fn photo(name: &str) -> anyhow::Result<Vec<u8>> {
     let path = format!("/usr/share/backgrounds/mate/nature/{name}");
     std::fs::read(&path).with_context(|| path)
+}
+
+/// nginx's `X-Cache-Status`.
+fn cache_status(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-cache-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn ids(list: &Value) -> Vec<String> {
@@ -268,6 +282,56 @@ async fn roles_run_apart_behind_nginx() -> anyhow::Result<()> {
         (response.status() == StatusCode::OK).then_some(())
     })
     .await?;
+    // nginx keeps it (its URL is immutable).
+    let response = d.http.get(&preset).send().await?;
+    ensure!(
+        response.status() == StatusCode::OK && cache_status(&response) == "HIT",
+        "{:?}",
+        response.headers()
+    );
+
+    // The image's page, through the gateway process: nginx keeps it for
+    // anonymous visitors, never for a signed-in one.
+    let page = d.url(&format!("/p/{ann_image}"));
+    let response = wait_for(DEADLINE, "the page from nginx's cache", || async {
+        let response = d.http.get(&page).send().await.ok()?;
+        (response.status() == StatusCode::OK && cache_status(&response) == "HIT")
+            .then_some(response)
+    })
+    .await?;
+    let cache_control = response
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    ensure!(cache_control.starts_with("public"), "{cache_control}");
+    ensure!(response.text().await?.contains("srcset="), "not the page");
+    let response = d.http.get(&page).bearer_auth(&ann).send().await?;
+    ensure!(
+        response.status() == StatusCode::OK && cache_status(&response) == "BYPASS",
+        "{:?}",
+        response.headers()
+    );
+    ensure!(
+        response
+            .headers()
+            .get("cache-control")
+            .is_some_and(|v| v.as_bytes().starts_with(b"private")),
+        "{:?}",
+        response.headers()
+    );
+    let response = d
+        .http
+        .get(&page)
+        .header("cookie", "pinhole_session=anything")
+        .send()
+        .await?;
+    ensure!(
+        cache_status(&response) == "BYPASS",
+        "{:?}",
+        response.headers()
+    );
 
     // A private account's followers-only image reaches an approved
     // follower's feed, and leaves it with a block.

@@ -53,6 +53,9 @@ pub async fn remove(ctx: &AppContext, id: Uuid) -> Result<(), ApiError> {
         .filter(task::Column::ImageId.eq(img.id))
         .exec(&txn)
         .await?;
+    crate::entity::image_view::Entity::delete_by_id(img.id)
+        .exec(&txn)
+        .await?;
     ctx.outbox
         .enqueue(
             &txn,
