@@ -83,6 +83,23 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
 /// Applies the pending migrations of the platform (the outbox, dead
 /// letters) and of the tables `roles` own (see
 /// [`pinhole_migrations::migrate`]).
+///
+/// On SQLite every schema change is made on one connection of its own,
+/// then closed: a pooled connection that read the schema between two
+/// changes could keep that copy, and SQLite would then refuse, for one,
+/// an upsert whose unique index that copy lacks.
 pub async fn migrate(db: &DatabaseConnection, roles: &[&str]) -> Result<(), DbErr> {
-    pinhole_migrations::migrate(db, roles).await
+    if db.get_database_backend() != DatabaseBackend::Sqlite {
+        return pinhole_migrations::migrate(db, roles).await;
+    }
+    let options = db.get_sqlite_connection_pool().connect_options();
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with((*options).clone())
+        .await
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    let single = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone());
+    let migrated = pinhole_migrations::migrate(&single, roles).await;
+    pool.close().await;
+    migrated
 }
