@@ -9,7 +9,9 @@
 //! Each is measured with few connections (latency) and with many
 //! (throughput); p50, p99 and requests per second, with the ratios to
 //! nginx. Goals: cache-hit p99 under 10 ms and at least half of nginx's
-//! requests per second; cache-miss p99 under 50 ms.
+//! requests per second; cache-miss p99 under 50 ms. A fourth line is the
+//! ceiling of the server's HTTP stack: the same server's `/healthz`, which
+//! does no work, through the same layers.
 //!
 //! Run: `cargo bench -p pinhole-tests --bench gateway` (wrk and nginx:
 //! `infra/bench-deps.sh`). `GATEWAY_BENCH_SECONDS` sets each run's length
@@ -275,6 +277,7 @@ async fn main() -> anyhow::Result<()> {
 
     let http = reqwest::Client::new();
     let cached = format!("{}{path}", app.server.url());
+    let healthz = format!("{}/healthz", app.server.url());
     let html = wait_for(
         Duration::from_secs(30),
         "the page from the cache",
@@ -311,6 +314,7 @@ async fn main() -> anyhow::Result<()> {
                 ("nginx, static file", &from_nginx),
                 ("gateway, cache hit", &cached),
                 ("gateway, cache miss", &uncached),
+                ("server, /healthz", &healthz),
             ] {
                 wrk(url, connections, 2)?;
                 let f = wrk(url, connections, seconds)?;

@@ -56,7 +56,7 @@ pub fn router(ctx: &AppContext) -> OpenApiRouter {
         .route(
             "/p/{id}",
             axum::routing::get(detail_page).layer(axum::middleware::from_fn_with_state(
-                ctx.clone(),
+                page_cache::PageCache::new(ctx),
                 page_cache::serve,
             )),
         )

@@ -66,14 +66,31 @@ pub fn anonymous(headers: &HeaderMap) -> bool {
     })
 }
 
-/// The key of image `id`'s page at `base`, for this build's pages.
-fn key(id: Uuid, base: &str) -> String {
-    let mut hash = Sha256::new();
-    hash.update(env!("CARGO_PKG_VERSION").as_bytes());
-    hash.update(crate::assets::css_path().as_bytes());
-    hash.update(base.as_bytes());
-    let variant = hex::encode(&hash.finalize()[..8]);
-    format!("{PREFIX}page:{id}:{variant}")
+/// What the layer holds: made once, shared by every request.
+pub struct PageCache {
+    ctx: AppContext,
+    fragments: Fragments,
+    /// This build's pages (its version and stylesheet): pages of another
+    /// build are other keys.
+    build: String,
+}
+
+impl PageCache {
+    pub fn new(ctx: &AppContext) -> Arc<Self> {
+        let mut hash = Sha256::new();
+        hash.update(env!("CARGO_PKG_VERSION").as_bytes());
+        hash.update(crate::assets::css_path().as_bytes());
+        Arc::new(Self {
+            ctx: ctx.clone(),
+            fragments: Fragments::new(Arc::clone(&ctx.backends.cache)),
+            build: hex::encode(&hash.finalize()[..6]),
+        })
+    }
+
+    /// The key of image `id`'s page at `base`.
+    fn key(&self, id: Uuid, base: &str) -> String {
+        format!("{PREFIX}page:{}:{id}:{base}", self.build)
+    }
 }
 
 /// `response` with `Server-Timing` saying how it came.
@@ -196,10 +213,11 @@ async fn keep(
     Response::from_parts(parts, Body::from(body))
 }
 
-/// The layer on `/p/{id}`: an anonymous visitor's page from the cache
-/// while current, else from the handler (`next`), kept when it may be.
+/// The layer on `/p/{id}` (state: [`PageCache::new`]): an anonymous
+/// visitor's page from the cache while current, else from the handler
+/// (`next`), kept when it may be.
 pub async fn serve(
-    State(ctx): State<AppContext>,
+    State(cache): State<Arc<PageCache>>,
     Path(id): Path<String>,
     request: Request,
     next: Next,
@@ -210,13 +228,13 @@ pub async fn serve(
     let Some(id) = crate::pages::parse_id(&id) else {
         return next.run(request).await;
     };
-    let fragments = Fragments::new(Arc::clone(&ctx.backends.cache));
-    let key = key(id, &crate::base_url(&ctx, request.headers()));
-    if let Some((kept, body)) = lookup(&fragments, &key).await {
+    let fragments = &cache.fragments;
+    let key = cache.key(id, &crate::base_url(&cache.ctx, request.headers()));
+    if let Some((kept, body)) = lookup(fragments, &key).await {
         return marked(answer(&kept, body, request.headers()), "hit");
     }
     let (response, made) = fragments::making(next.run(request)).await;
-    marked(keep(&fragments, &key, response, &made).await, "miss")
+    marked(keep(fragments, &key, response, &made).await, "miss")
 }
 
 #[cfg(test)]
