@@ -325,7 +325,10 @@ async fn main() -> anyhow::Result<()> {
         Ok(())
     }
     .await;
-    let _ = server.kill();
+    // SIGTERM: the master stops its workers too (SIGKILL would leave them).
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
     let _ = server.wait();
     result?;
 
