@@ -237,11 +237,9 @@ impl PublicApi {
         request: ApiRequest,
     ) -> Result<ApiAnswer, ClientError> {
         let url = format!("{}{}", base.trim_end_matches('/'), request.path);
-        let method = reqwest::Method::from_bytes(request.method.as_str().as_bytes())
-            .unwrap_or(reqwest::Method::GET);
         let mut call = self
             .http
-            .request(method, &url)
+            .request(request.method, &url)
             .header("x-forwarded-for", request.client_ip.to_string())
             .body(reqwest::Body::wrap_stream(request.body.into_data_stream()));
         if let Some(token) = &request.token {
@@ -256,13 +254,8 @@ impl PublicApi {
             source,
         };
         let response = call.send().await.map_err(unreachable)?;
-        let status =
-            StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
         let body = response.bytes().await.map_err(unreachable)?;
         Ok(ApiAnswer {
             status,

@@ -469,6 +469,16 @@ async fn open_session(
     })
 }
 
+/// The status of a form shown again after the role refused it: the
+/// role's own when the request was at fault, 503 when the role was.
+fn form_status(role: StatusCode) -> StatusCode {
+    if role.is_client_error() {
+        role
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
 /// `response` with the `Retry-After` of the role's answer, if any.
 fn with_retry_after(mut response: Response, answer: &ApiAnswer) -> Response {
     if let Some(value) = answer
@@ -518,8 +528,7 @@ pub async fn log_in(
             // not do is 422, as a form with a wrong field.
             let status = match answer.status {
                 StatusCode::UNAUTHORIZED => StatusCode::UNPROCESSABLE_ENTITY,
-                s if s.is_client_error() => s,
-                _ => StatusCode::SERVICE_UNAVAILABLE,
+                s => form_status(s),
             };
             with_retry_after(again(status, &message), &answer)
         }
@@ -618,11 +627,7 @@ pub async fn sign_up(
         }
     };
     if !answer.status.is_success() {
-        let status = if answer.status.is_client_error() {
-            answer.status
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
+        let status = form_status(answer.status);
         return with_retry_after(again(status, answer.refusal()), &answer);
     }
     match open_session(&ctx, ip, username, password).await {
@@ -882,11 +887,7 @@ pub async fn upload(
         Ok(answer) => match answer.read::<Accepted>() {
             Ok(accepted) => see_other(&format!("/p/{}", accepted.image_id), Vec::new()),
             Err(refusal) => {
-                let status = if answer.status.is_client_error() {
-                    answer.status
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                };
+                let status = form_status(answer.status);
                 html_response(
                     status,
                     forms::upload(&visitor, Some(&refusal)).into_string(),
