@@ -87,6 +87,9 @@ const SCHEMA: &[&str] = &[
 const FETCH_BATCH: i64 = 256;
 /// Publishes between two retention sweeps.
 const SWEEP_EVERY: u64 = 1024;
+/// Records per insert statement at most (six parameters each, well under
+/// SQLite's limit on parameters).
+const INSERT_ROWS: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
@@ -131,6 +134,9 @@ struct Inner {
     written: Notify,
     options: EmbeddedOptions,
     publishes: AtomicU64,
+    /// Partitions per topic, once known (a topic's partitions are made
+    /// once, with the topic, and never change).
+    partitions: std::sync::Mutex<HashMap<String, u32>>,
 }
 
 fn storage(e: sqlx::Error) -> BusError {
@@ -184,11 +190,23 @@ impl EmbeddedLog {
                 written: Notify::new(),
                 options,
                 publishes: AtomicU64::new(0),
+                partitions: std::sync::Mutex::default(),
             }),
         })
     }
 
     async fn partition_count(&self, topic: &str) -> Result<u32, BusError> {
+        let known = |inner: &Inner| {
+            inner
+                .partitions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(topic)
+                .copied()
+        };
+        if let Some(n) = known(&self.inner) {
+            return Ok(n);
+        }
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM partitions WHERE topic = ?")
             .bind(topic)
             .fetch_one(&self.inner.pool)
@@ -196,7 +214,14 @@ impl EmbeddedLog {
             .map_err(storage)?;
         match u32::try_from(count) {
             Ok(0) | Err(_) => Err(BusError::UnknownTopic(topic.to_owned())),
-            Ok(n) => Ok(n),
+            Ok(n) => {
+                self.inner
+                    .partitions
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(topic.to_owned(), n);
+                Ok(n)
+            }
         }
     }
 
@@ -213,44 +238,66 @@ impl EmbeddedLog {
         }
     }
 
-    /// Appends the messages whose topic exists, in one transaction.
+    /// Appends the messages whose topic exists, in one transaction: one
+    /// offset reservation per partition written to and one insert per
+    /// [`INSERT_ROWS`] records, so a batch costs few statements.
     async fn append(
         &self,
         messages: &[Message<'_>],
         counts: &HashMap<&str, Result<u32, BusError>>,
     ) -> Result<Vec<Option<Position>>, BusError> {
         let created = now_ms();
-        let mut positions = Vec::with_capacity(messages.len());
+        // Each message's partition, and the messages of each partition in
+        // the order given.
+        let mut positions: Vec<Option<Position>> = vec![None; messages.len()];
+        let mut by_partition: BTreeMap<(&str, i32), Vec<usize>> = BTreeMap::new();
+        for (n, message) in messages.iter().enumerate() {
+            if let Some(Ok(partitions)) = counts.get(message.topic) {
+                let partition = partition_for(message.key, *partitions);
+                by_partition
+                    .entry((message.topic, partition))
+                    .or_default()
+                    .push(n);
+            }
+        }
         let mut tx = self.inner.pool.begin().await.map_err(storage)?;
-        for message in messages {
-            let Some(Ok(partitions)) = counts.get(message.topic) else {
-                positions.push(None);
-                continue;
-            };
-            let partition = partition_for(message.key, *partitions);
-            let offset: i64 = sqlx::query_scalar(
-                "UPDATE partitions SET next_offset = next_offset + 1
-                 WHERE topic = ? AND partition = ? RETURNING next_offset - 1",
+        for ((topic, partition), indices) in &by_partition {
+            let n = i64::try_from(indices.len()).unwrap_or(i64::MAX);
+            let first: i64 = sqlx::query_scalar(
+                "UPDATE partitions SET next_offset = next_offset + ?1
+                 WHERE topic = ?2 AND partition = ?3 RETURNING next_offset - ?1",
             )
-            .bind(message.topic)
-            .bind(partition)
+            .bind(n)
+            .bind(*topic)
+            .bind(*partition)
             .fetch_one(&mut *tx)
             .await
             .map_err(storage)?;
-            sqlx::query(
-                "INSERT INTO records (topic, partition, \"offset\", key, payload, created_ms)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(message.topic)
-            .bind(partition)
-            .bind(offset)
-            .bind(message.key)
-            .bind(message.payload)
-            .bind(created)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-            positions.push(Some(Position { partition, offset }));
+            for (offset, &index) in (first..).zip(indices) {
+                positions[index] = Some(Position {
+                    partition: *partition,
+                    offset,
+                });
+            }
+            for chunk in indices.chunks(INSERT_ROWS) {
+                let sql = format!(
+                    "INSERT INTO records (topic, partition, \"offset\", key, payload, created_ms) VALUES {}",
+                    vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+                );
+                let mut insert = sqlx::query(&sql);
+                for &index in chunk {
+                    let message = &messages[index];
+                    let offset = positions[index].map_or(0, |p| p.offset);
+                    insert = insert
+                        .bind(*topic)
+                        .bind(*partition)
+                        .bind(offset)
+                        .bind(message.key)
+                        .bind(message.payload)
+                        .bind(created);
+                }
+                insert.execute(&mut *tx).await.map_err(storage)?;
+            }
         }
         tx.commit().await.map_err(storage)?;
         Ok(positions)

@@ -20,6 +20,15 @@ pub trait Cache: Send + Sync + 'static {
     /// `memory` or `redis`.
     fn kind(&self) -> &'static str;
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError>;
+    /// The values at `keys`, in their order; in one round trip where the
+    /// cache can.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
     /// Stores `value` under `key` for `ttl`.
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError>;
     async fn delete(&self, key: &str) -> Result<(), CacheError>;
@@ -110,6 +119,14 @@ impl Cache for MemoryCache {
         Ok(self.entries.get(key).await.map(|e| e.value))
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.entries.get(key).await.map(|e| e.value));
+        }
+        Ok(values)
+    }
+
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
         self.entries
             .insert(
@@ -188,6 +205,19 @@ impl Cache for RedisCache {
         let mut connection = self.connection.clone();
         let value: Option<Vec<u8>> = connection.get(self.key(key)).await?;
         Ok(value.map(Bytes::from))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut connection = self.connection.clone();
+        let mut mget = redis::cmd("MGET");
+        for key in keys {
+            mget.arg(self.key(key));
+        }
+        let values: Vec<Option<Vec<u8>>> = mget.query_async(&mut connection).await?;
+        Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {

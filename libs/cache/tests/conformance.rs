@@ -43,6 +43,30 @@ async fn set_get_delete(cache: Box<dyn Cache>) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn many_at_once(cache: Box<dyn Cache>) -> anyhow::Result<()> {
+    ensure!(cache.get_many(&[]).await?.is_empty());
+    cache
+        .set("a", Bytes::from_static(b"1"), Duration::from_secs(60))
+        .await?;
+    cache
+        .set("c", Bytes::from_static(b"3"), Duration::from_secs(60))
+        .await?;
+    let keys = ["a", "b", "c", "a"].map(str::to_owned);
+    let values = cache.get_many(&keys).await?;
+    ensure!(
+        values
+            == vec![
+                Some(Bytes::from_static(b"1")),
+                None,
+                Some(Bytes::from_static(b"3")),
+                Some(Bytes::from_static(b"1")),
+            ],
+        "in the keys' order, missing ones as none: {values:?}"
+    );
+    ensure!(cache.get_many(&keys[1..2]).await? == vec![None]);
+    Ok(())
+}
+
 async fn entries_expire(cache: Box<dyn Cache>) -> anyhow::Result<()> {
     cache
         .set(
@@ -112,6 +136,7 @@ mod memory {
     conformance!(
         memory,
         set_get_delete,
+        many_at_once,
         entries_expire,
         counters_count_and_expire
     );
@@ -121,6 +146,7 @@ mod redis {
     conformance!(
         redis,
         set_get_delete,
+        many_at_once,
         entries_expire,
         counters_count_and_expire
     );

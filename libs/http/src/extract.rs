@@ -209,21 +209,31 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let ctx = AppContext::from_ref(state);
-        let peer = parts
-            .extensions
+        Ok(Self::of(
+            &parts.headers,
+            &parts.extensions,
+            &ctx.settings.trusted_proxies,
+        ))
+    }
+}
+
+impl ClientIp {
+    /// The client's address of a request with `headers` and `extensions`,
+    /// trusting the proxies in `trusted`.
+    pub fn of(
+        headers: &axum::http::HeaderMap,
+        extensions: &axum::http::Extensions,
+        trusted: &[ipnet::IpNet],
+    ) -> Self {
+        let peer = extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        let forwarded: Vec<&str> = parts
-            .headers
+        let forwarded: Vec<&str> = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
-        Ok(Self(client_ip(
-            peer,
-            &forwarded,
-            &ctx.settings.trusted_proxies,
-        )))
+        Self(client_ip(peer, &forwarded, trusted))
     }
 }
 

@@ -36,6 +36,9 @@ pub struct ReadyBody {
     pub backends: Vec<BackendStatus>,
 }
 
+/// How often histogram samples are folded into their summaries.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide Prometheus recorder.
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -45,6 +48,20 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         // Fails only when another recorder was installed first; the handle
         // then renders what this recorder saw, which is nothing.
         let _ = metrics::set_global_recorder(recorder);
+        // Histogram samples wait in buckets until upkeep folds them in:
+        // without it, a process nobody scrapes keeps every sample.
+        let upkeep = handle.clone();
+        let started = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "metrics upkeep could not start; samples are folded in when scraped");
+        }
         handle
     })
 }

@@ -28,7 +28,6 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::join_all;
 use pinhole_cache::{CacheError, SharedCache};
 use pinhole_http::ClientError;
 use serde::de::DeserializeOwned;
@@ -269,21 +268,18 @@ impl Fragments {
         if deps.is_empty() {
             return Some(Vec::new());
         }
-        let reads = join_all(deps.iter().map(|d| {
-            let key = d.key();
-            async move { self.cache.get(&key).await }
-        }));
-        match timeout(CACHE_DEADLINE, reads).await {
-            Ok(read) => read
-                .into_iter()
-                .map(|r| match r {
-                    Ok(value) => Some(value.map_or(0, |v| generation(&v))),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the cache failed; going without it");
-                        None
-                    }
-                })
-                .collect(),
+        let keys: Vec<String> = deps.iter().map(|d| d.key()).collect();
+        match timeout(CACHE_DEADLINE, self.cache.get_many(&keys)).await {
+            Ok(Ok(values)) => Some(
+                values
+                    .iter()
+                    .map(|v| v.as_deref().map_or(0, generation))
+                    .collect(),
+            ),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the cache failed; going without it");
+                None
+            }
             Err(_) => {
                 tracing::warn!("the cache did not answer in time; going without it");
                 None

@@ -76,7 +76,7 @@ pub fn router(ctx: &AppContext) -> OpenApiRouter {
             views::count,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            ctx.clone(),
+            Arc::new(ctx.clone()),
             web::sessions,
         ));
     OpenApiRouter::new()
@@ -188,7 +188,7 @@ async fn count_json(
         .uri()
         .path_and_query()
         .map_or_else(String::new, |p| p.as_str().to_owned());
-    let headers = request.headers().clone();
+    let asked = views::Asked::of(request.headers());
     let response = next.run(request).await;
     if let Some(Shown { image_id, viewer }) = response.extensions().get::<Shown>().copied()
         && views::shown(response.status())
@@ -200,7 +200,7 @@ async fn count_json(
             "json",
             response.status(),
             viewer,
-            &headers,
+            asked,
         ));
     }
     response

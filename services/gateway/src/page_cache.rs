@@ -13,6 +13,11 @@
 //! session's cookie) is a signed-in viewer's: it goes to the handler.
 //!
 //! `Server-Timing: cache;desc=hit|miss|bypass` says which way a page came.
+//!
+//! Each process also keeps the pages it served lately ready to send (headers
+//! parsed, body shared), bounded by their bytes: a hit then asks the cache
+//! backend only for the generations of what the page shows, in one round
+//! trip, which is what keeps it current across processes.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -23,6 +28,7 @@ use pinhole_http::AppContext;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::fragments::{self, Fragments, PAGE_TTL, PREFIX, Seen};
@@ -49,6 +55,45 @@ struct Kept {
     /// The handler's headers.
     #[serde(rename = "h")]
     headers: Vec<(String, String)>,
+    /// When it expires, in Unix milliseconds.
+    #[serde(rename = "u")]
+    until: i64,
+}
+
+/// A page ready to send.
+struct Page {
+    deps: Vec<Seen>,
+    headers: HeaderMap,
+    etag: Option<String>,
+    body: Bytes,
+    until: Instant,
+}
+
+impl Page {
+    fn of(kept: Kept, body: Bytes) -> Self {
+        let mut headers = HeaderMap::with_capacity(kept.headers.len());
+        for (name, value) in &kept.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        let etag = headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let left = kept.until - chrono::Utc::now().timestamp_millis();
+        let left = Duration::from_millis(u64::try_from(left).unwrap_or(0));
+        Self {
+            deps: kept.deps,
+            headers,
+            etag,
+            body,
+            until: Instant::now() + left,
+        }
+    }
 }
 
 /// Whether the request carries no credentials of any kind.
@@ -66,10 +111,15 @@ pub fn anonymous(headers: &HeaderMap) -> bool {
     })
 }
 
+/// Bytes of pages kept ready in each process at most.
+const READY_BYTES: u64 = 64 * 1024 * 1024;
+
 /// What the layer holds: made once, shared by every request.
 pub struct PageCache {
     ctx: AppContext,
     fragments: Fragments,
+    /// Pages this process served lately, ready to send.
+    ready: moka::future::Cache<String, Arc<Page>>,
     /// This build's pages (its version and stylesheet): pages of another
     /// build are other keys.
     build: String,
@@ -83,6 +133,13 @@ impl PageCache {
         Arc::new(Self {
             ctx: ctx.clone(),
             fragments: Fragments::new(Arc::clone(&ctx.backends.cache)),
+            ready: moka::future::Cache::builder()
+                .max_capacity(READY_BYTES)
+                .weigher(|key: &String, page: &Arc<Page>| {
+                    u32::try_from(key.len() + page.body.len()).unwrap_or(u32::MAX)
+                })
+                .time_to_live(PAGE_TTL)
+                .build(),
             build: hex::encode(&hash.finalize()[..6]),
         })
     }
@@ -118,42 +175,42 @@ fn matches(request: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == etag || t == "*")
 }
 
-/// The kept page at `key`, when it is there and current.
-async fn lookup(fragments: &Fragments, key: &str) -> Option<(Kept, Bytes)> {
-    let stored = fragments.get(key).await?;
+/// The page at `key`, when it is kept and current: this process's ready
+/// copy, else the cache backend's.
+async fn lookup(cache: &PageCache, key: &str) -> Option<Arc<Page>> {
+    if let Some(page) = cache.ready.get(key).await
+        && page.until > Instant::now()
+    {
+        return cache.fragments.current(&page.deps).await.then_some(page);
+    }
+    let stored = cache.fragments.get(key).await?;
     let len = usize::try_from(u32::from_be_bytes(stored.get(..4)?.try_into().ok()?)).ok()?;
     let kept: Kept = serde_json::from_slice(stored.get(4..4 + len)?).ok()?;
-    if !fragments.current(&kept.deps).await {
+    if !cache.fragments.current(&kept.deps).await {
         return None;
     }
-    let body = stored.slice(4 + len..);
-    Some((kept, body))
+    let page = Arc::new(Page::of(kept, stored.slice(4 + len..)));
+    cache.ready.insert(key.to_owned(), Arc::clone(&page)).await;
+    Some(page)
 }
 
 /// The answer of a kept page to a request with `request` headers.
-fn answer(kept: &Kept, body: Bytes, request: &HeaderMap) -> Response {
-    let etag = kept
-        .headers
-        .iter()
-        .find(|(name, _)| name == header::ETAG.as_str())
-        .map(|(_, value)| value.as_str());
-    let fresh = etag.is_some_and(|etag| matches(request, etag));
+fn answer(page: &Page, request: &HeaderMap) -> Response {
+    let fresh = page
+        .etag
+        .as_deref()
+        .is_some_and(|etag| matches(request, etag));
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        Response::new(Body::from(body))
+        Response::new(Body::from(page.body.clone()))
     };
     let headers = response.headers_mut();
-    for (name, value) in &kept.headers {
-        if fresh && name == header::CONTENT_TYPE.as_str() {
+    for (name, value) in &page.headers {
+        if fresh && name == header::CONTENT_TYPE {
             continue;
         }
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.append(name, value);
-        }
+        headers.append(name, value.clone());
     }
     response
 }
@@ -161,7 +218,7 @@ fn answer(kept: &Kept, body: Bytes, request: &HeaderMap) -> Response {
 /// Keeps `response`'s page under `key` when it may be kept; the response
 /// to send either way.
 async fn keep(
-    fragments: &Fragments,
+    cache: &PageCache,
     key: &str,
     response: Response,
     made: &fragments::Made,
@@ -191,8 +248,11 @@ async fn keep(
     let mut deps = made.seen.clone();
     deps.sort_unstable();
     deps.dedup();
+    let until =
+        chrono::Utc::now().timestamp_millis() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let kept = Kept {
         deps,
+        until,
         headers: parts
             .headers
             .iter()
@@ -206,7 +266,9 @@ async fn keep(
             stored.extend_from_slice(&u32::try_from(meta.len()).unwrap_or(u32::MAX).to_be_bytes());
             stored.extend_from_slice(&meta);
             stored.extend_from_slice(&body);
-            fragments.set(key, stored.into(), ttl).await;
+            cache.fragments.set(key, stored.into(), ttl).await;
+            let page = Page::of(kept, body.clone());
+            cache.ready.insert(key.to_owned(), Arc::new(page)).await;
         }
         Err(e) => tracing::warn!(error = %e, "a page's headers do not serialize"),
     }
@@ -228,13 +290,12 @@ pub async fn serve(
     let Some(id) = crate::pages::parse_id(&id) else {
         return next.run(request).await;
     };
-    let fragments = &cache.fragments;
     let key = cache.key(id, &crate::base_url(&cache.ctx, request.headers()));
-    if let Some((kept, body)) = lookup(fragments, &key).await {
-        return marked(answer(&kept, body, request.headers()), "hit");
+    if let Some(page) = lookup(&cache, &key).await {
+        return marked(answer(&page, request.headers()), "hit");
     }
     let (response, made) = fragments::making(next.run(request)).await;
-    marked(keep(fragments, &key, response, &made).await, "miss")
+    marked(keep(&cache, &key, response, &made).await, "miss")
 }
 
 #[cfg(test)]
@@ -267,13 +328,15 @@ mod tests {
                 ("content-type".into(), "text/html".into()),
                 ("cache-control".into(), "public, max-age=60".into()),
             ],
+            until: chrono::Utc::now().timestamp_millis() + 60_000,
         };
-        let r = answer(&kept, Bytes::from_static(b"<p>"), &HeaderMap::new());
+        let page = Page::of(kept, Bytes::from_static(b"<p>"));
+        let r = answer(&page, &HeaderMap::new());
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[header::CONTENT_TYPE], "text/html");
         let mut h = HeaderMap::new();
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("W/\"abc\""));
-        let r = answer(&kept, Bytes::from_static(b"<p>"), &h);
+        let r = answer(&page, &h);
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(r.headers()[header::ETAG], "\"abc\"");
         assert!(!r.headers().contains_key(header::CONTENT_TYPE));

@@ -103,6 +103,21 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
     Some(agent.chars().take(256).collect())
 }
 
+/// What a view keeps of its request's headers.
+pub struct Asked {
+    referrer_host: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl Asked {
+    pub fn of(headers: &HeaderMap) -> Self {
+        Self {
+            referrer_host: referrer_host(headers),
+            user_agent: user_agent(headers),
+        }
+    }
+}
+
 /// A view of a page, as the request asked for it.
 pub fn view(
     page: &str,
@@ -111,7 +126,7 @@ pub fn view(
     format: &str,
     status: StatusCode,
     viewer_id: Option<Uuid>,
-    headers: &HeaderMap,
+    asked: Asked,
 ) -> PageViewed {
     PageViewed {
         page: page.to_owned(),
@@ -121,8 +136,8 @@ pub fn view(
         format: format.to_owned(),
         status: status.as_u16(),
         viewer_id,
-        referrer_host: referrer_host(headers),
-        user_agent: user_agent(headers),
+        referrer_host: asked.referrer_host,
+        user_agent: asked.user_agent,
         viewed_at: chrono::Utc::now(),
     }
 }
@@ -139,16 +154,11 @@ pub async fn count(State(views): State<Arc<Views>>, request: Request, next: Next
     if request.method() != Method::GET {
         return next.run(request).await;
     }
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_default();
-    let page = match route.as_str() {
-        "/" => "explore",
-        "/p/{id}" => "image",
-        "/search" => "search",
-        "/u/{username}" => "profile",
+    let page = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+        Some("/") => "explore",
+        Some("/p/{id}") => "image",
+        Some("/search") => "search",
+        Some("/u/{username}") => "profile",
         _ => return next.run(request).await,
     };
     let path = request.uri().path_and_query().map_or_else(
@@ -160,7 +170,7 @@ pub async fn count(State(views): State<Arc<Views>>, request: Request, next: Next
         .flatten()
         .and_then(|id| id.parse().ok());
     let viewer = request.extensions().get::<Visitor>().map(|v| v.user_id);
-    let headers = request.headers().clone();
+    let asked = Asked::of(request.headers());
     let response = next.run(request).await;
     if shown(response.status()) {
         views.record(view(
@@ -170,7 +180,7 @@ pub async fn count(State(views): State<Arc<Views>>, request: Request, next: Next
             "html",
             response.status(),
             viewer,
-            &headers,
+            asked,
         ));
     }
     response

@@ -22,6 +22,7 @@
 //! another site is refused as well.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRef, FromRequestParts, Path, RawQuery, Request, State};
@@ -213,8 +214,7 @@ async fn resolve(ctx: &AppContext, access: &str, refresh: Option<&str>, ip: IpAd
 /// when needed) in the request's extensions. A request with an
 /// `Authorization` header is left to it.
 pub async fn sessions(
-    State(ctx): State<AppContext>,
-    ClientIp(ip): ClientIp,
+    State(ctx): State<Arc<AppContext>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -223,6 +223,11 @@ pub async fn sessions(
         let cookies = Cookies::of(request.headers());
         if let Some(access) = cookies.get(SESSION_COOKIE) {
             let refresh = cookies.get(REFRESH_COOKIE);
+            let ClientIp(ip) = ClientIp::of(
+                request.headers(),
+                request.extensions(),
+                &ctx.settings.trusted_proxies,
+            );
             match resolve(&ctx, access, refresh, ip).await {
                 Resolved::In(visitor, cookies) => {
                     request.extensions_mut().insert(visitor);
