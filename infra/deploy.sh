@@ -3,7 +3,8 @@
 # users x1, images x2, thumbnails x2, search x1, gateway x1, each role on
 # its own Postgres database, all on one Kafka, one S3 bucket and one Redis
 # (infra/stack.sh), behind nginx on one port (which caches the gateway's
-# anonymous pages as a CDN would; see infra/nginx.conf).
+# anonymous pages as a CDN would, and derivatives behind the server's
+# signed /blobs/ links; see infra/nginx.conf).
 #
 #   infra/deploy.sh up     [--name NAME] [--port PORT] [--bin PATH]
 #   infra/deploy.sh status [--name NAME]
@@ -17,6 +18,10 @@
 # listen on PORT+10 to PORT+16. PATH is
 # the pinhole binary (default: built with `cargo build -p pinhole`).
 # `down --drop` also drops the databases and empties the bucket.
+#
+# PINHOLE_SIGNUP_LIMIT and PINHOLE_BLOB_LINKS, when set in the environment,
+# reach the processes (PINHOLE_BLOB_LINKS=proxy or redirect: derivative
+# links go through nginx; unset, the processes' default, presigned S3 URLs).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -154,6 +159,7 @@ start_process() { # role instance port
     PINHOLE_ROLE_URLS="users=http://127.0.0.1:$INTERNAL_PORT,images=http://127.0.0.1:$INTERNAL_PORT,search=http://127.0.0.1:$INTERNAL_PORT" \
     PINHOLE_TRUSTED_PROXIES=127.0.0.1 \
     PINHOLE_SIGNUP_LIMIT="${PINHOLE_SIGNUP_LIMIT:-10}" \
+    ${PINHOLE_BLOB_LINKS:+"PINHOLE_BLOB_LINKS=$PINHOLE_BLOB_LINKS"} \
     nohup "$BIN" serve --roles "$role" >"$STATE/$role-$instance.log" 2>&1 &
   echo $! >"$pidfile"
 }

@@ -34,6 +34,11 @@ use pinhole_tests::app::{App, small_photo};
 use reqwest::StatusCode;
 use serde_json::json;
 
+/// The server binary's allocator, so that the server here is the one
+/// deployed.
+#[global_allocator]
+static ALLOCATOR: pinhole::Allocator = pinhole::Allocator;
+
 const ROLES: &[&str] = &["users", "images", "thumbnails", "search", "gateway"];
 /// Images besides the page's own, all alike: its related list is full.
 const ALIKE: usize = 14;

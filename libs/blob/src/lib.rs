@@ -1,7 +1,9 @@
 //! The blob store: originals, derivatives and warehouse files, streamed in
-//! and out, on local disk ([`LocalStore`]) or S3 ([`S3Store`]).
+//! and out, on local disk ([`LocalStore`]) or S3 ([`S3Store`]), optionally
+//! behind the server's own links ([`ServerLinks`]).
 
 mod check;
+mod links;
 mod local;
 mod presign;
 mod s3;
@@ -16,8 +18,9 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub use check::CheckReport;
+pub use links::ServerLinks;
 pub use local::LocalStore;
-pub use presign::{PresignError, UrlSigner};
+pub use presign::{LINK_BUCKET, PresignError, UrlSigner, link_window};
 pub use s3::S3Store;
 
 /// A stream of body chunks.
@@ -78,6 +81,14 @@ impl ByteRange {
     }
 }
 
+/// A URL a blob can be fetched from without credentials, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presigned {
+    pub url: url::Url,
+    /// Unix seconds after which the URL is refused.
+    pub expires: i64,
+}
+
 /// A blob being read: its full metadata and the requested bytes.
 pub struct BlobBody {
     pub meta: BlobMeta,
@@ -116,8 +127,19 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Every blob whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError>;
 
-    /// A URL anyone can GET `key` from until `ttl` has passed.
+    /// A URL anyone can GET `key` from until at least `ttl` has passed: the
+    /// link handed to clients. Links are made per [`LINK_BUCKET`], so every
+    /// link to one key asked within a bucket is the same URL.
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<url::Url, BlobError>;
+
+    /// Where the server's `/blobs/{key}` sends clients instead of serving
+    /// the bytes itself (`PINHOLE_BLOB_LINKS=redirect`): a URL of the
+    /// store's own, valid for at least `ttl`, the same all through a
+    /// [`LINK_BUCKET`]. `None`, the default: the server serves the bytes.
+    async fn redirect_get(&self, key: &str, ttl: Duration) -> Result<Option<Presigned>, BlobError> {
+        let _ = (key, ttl);
+        Ok(None)
+    }
 
     /// Whether the store answers.
     async fn check(&self) -> Result<(), BlobError>;

@@ -165,9 +165,7 @@ impl BlobStore for LocalStore {
 
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<url::Url, BlobError> {
         validate_key(key)?;
-        let expires =
-            chrono::Utc::now().timestamp() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
-        Ok(self.signer.sign(key, expires))
+        Ok(self.signer.link(key, ttl, chrono::Utc::now().timestamp()))
     }
 
     async fn check(&self) -> Result<(), BlobError> {

@@ -1,5 +1,8 @@
 //! Signed, expiring URLs for blobs that the server itself serves (the local
-//! store has no server of its own to presign for).
+//! store has no server of its own to presign for), and the validity window
+//! every link is made for.
+
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
@@ -13,6 +16,22 @@ pub enum PresignError {
     Expired,
     #[error("the link's signature does not match")]
     BadSignature,
+}
+
+/// Links are made for whole buckets of time: every link to one key asked
+/// within one bucket is the same URL, so that caches (nginx, browsers) keep
+/// one copy of the blob for everybody holding the link.
+pub const LINK_BUCKET: Duration = Duration::from_secs(3600);
+
+/// The validity of a link asked at `now` (unix seconds) for at least `ttl`:
+/// `(start, expires)`, from the start of `now`'s bucket to a bucket and `ttl`
+/// later. The same for every `now` in one bucket; `expires - now` is more
+/// than `ttl` and at most `ttl` plus a bucket.
+pub fn link_window(now: i64, ttl: Duration) -> (i64, i64) {
+    let bucket = LINK_BUCKET.as_secs() as i64;
+    let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 4);
+    let start = now - now.rem_euclid(bucket);
+    (start, start.saturating_add(bucket).saturating_add(ttl))
 }
 
 /// Signs `/blobs/{key}?expires=…&sig=…` URLs under a base URL.
@@ -58,6 +77,13 @@ impl UrlSigner {
             .append_pair("expires", &expires.to_string())
             .append_pair("sig", &sig);
         url
+    }
+
+    /// A link to `blob_key` asked at `now` (unix seconds), valid for at
+    /// least `ttl`: the same URL for every `now` in one [`LINK_BUCKET`]
+    /// (see [`link_window`]).
+    pub fn link(&self, blob_key: &str, ttl: Duration, now: i64) -> url::Url {
+        self.sign(blob_key, link_window(now, ttl).1)
     }
 
     /// Checks a signature made by [`UrlSigner::sign`] at time `now`.
@@ -112,6 +138,55 @@ mod tests {
         assert_eq!(
             s.verify("a/b.jpg", 2_000, &sig, 999),
             Err(PresignError::BadSignature)
+        );
+    }
+
+    fn expires(url: &url::Url) -> i64 {
+        url.query_pairs()
+            .find(|(k, _)| k == "expires")
+            .and_then(|(_, v)| v.parse().ok())
+            .expect("expires")
+    }
+
+    #[test]
+    fn links_are_stable_within_a_bucket_and_valid_for_the_ttl() {
+        let s = signer();
+        let ttl = Duration::from_secs(24 * 3600);
+        let bucket = LINK_BUCKET.as_secs() as i64;
+        let start = 1_800_000_000 - 1_800_000_000 % bucket;
+        // Moments apart, anywhere in the bucket: the same link.
+        for (a, b) in [
+            (start, start + 1),
+            (start + 17, start + 30),
+            (start + bucket - 2, start + bucket - 1),
+        ] {
+            let (first, second) = (s.link("d/x.webp", ttl, a), s.link("d/x.webp", ttl, b));
+            assert_eq!(first, second, "{a} {b}");
+            assert!(expires(&second) - b >= ttl.as_secs() as i64);
+            assert!(expires(&first) - a <= ttl.as_secs() as i64 + bucket);
+        }
+        // The next bucket makes the next link, still valid for the ttl.
+        let next = s.link("d/x.webp", ttl, start + bucket);
+        assert_ne!(next, s.link("d/x.webp", ttl, start + bucket - 1));
+        assert!(expires(&next) - (start + bucket) >= ttl.as_secs() as i64);
+        // Another key, another link.
+        assert_ne!(
+            s.link("d/y.webp", ttl, start),
+            s.link("d/x.webp", ttl, start)
+        );
+    }
+
+    #[test]
+    fn windows_start_at_the_bucket_and_outlast_the_ttl() {
+        let bucket = LINK_BUCKET.as_secs() as i64;
+        let now = 10 * bucket + 5;
+        assert_eq!(
+            link_window(now, Duration::from_secs(60)),
+            (10 * bucket, 11 * bucket + 60)
+        );
+        assert_eq!(
+            link_window(10 * bucket, Duration::ZERO),
+            (10 * bucket, 11 * bucket)
         );
     }
 }

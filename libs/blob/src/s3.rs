@@ -19,10 +19,16 @@ use futures::TryStreamExt;
 use pinhole_config::{ChecksumMode, S3Settings};
 use secrecy::ExposeSecret;
 
-use crate::{BlobBody, BlobError, BlobMeta, BlobStore, ByteRange, ByteStream, validate_key};
+use crate::{
+    BlobBody, BlobError, BlobMeta, BlobStore, ByteRange, ByteStream, Presigned, link_window,
+    validate_key,
+};
 
 /// Multipart part size: S3 wants at least 5 MiB for every part but the last.
 const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// The longest a presigned URL may be valid (SigV4's limit).
+const PRESIGN_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub struct S3Store {
     client: Client,
@@ -125,6 +131,47 @@ impl S3Store {
             }
             Err(e) => Err(s3(e)),
         }
+    }
+
+    /// A presigned GET of `key`, valid for at least `ttl` (at most 7 days,
+    /// S3's limit): signed as of the start of the current
+    /// [`LINK_BUCKET`](crate::LINK_BUCKET), so that it is the same URL all
+    /// through the bucket.
+    pub async fn presign(&self, key: &str, ttl: Duration) -> Result<Presigned, BlobError> {
+        self.presign_at(key, ttl, chrono::Utc::now().timestamp())
+            .await
+    }
+
+    /// [`S3Store::presign`] as asked at `now` (unix seconds).
+    pub(crate) async fn presign_at(
+        &self,
+        key: &str,
+        ttl: Duration,
+        now: i64,
+    ) -> Result<Presigned, BlobError> {
+        let full = self.full_key(key)?;
+        let (start, expires) = link_window(now, ttl);
+        let valid =
+            Duration::from_secs(u64::try_from(expires - start).unwrap_or(0)).min(PRESIGN_MAX);
+        let start_time =
+            std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(start).unwrap_or(0));
+        let config = PresigningConfig::builder()
+            .start_time(start_time)
+            .expires_in(valid)
+            .build()
+            .map_err(s3)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .presigned(config)
+            .await
+            .map_err(s3)?;
+        Ok(Presigned {
+            url: url::Url::parse(request.uri()).map_err(|e| BlobError::S3(e.to_string()))?,
+            expires: start + valid.as_secs() as i64,
+        })
     }
 
     fn full_key(&self, key: &str) -> Result<String, BlobError> {
@@ -389,17 +436,7 @@ impl BlobStore for S3Store {
     }
 
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<url::Url, BlobError> {
-        let full = self.full_key(key)?;
-        let config = PresigningConfig::expires_in(ttl).map_err(s3)?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .presigned(config)
-            .await
-            .map_err(s3)?;
-        url::Url::parse(request.uri()).map_err(|e| BlobError::S3(e.to_string()))
+        Ok(self.presign(key, ttl).await?.url)
     }
 
     async fn check(&self) -> Result<(), BlobError> {
@@ -410,5 +447,65 @@ impl BlobStore for S3Store {
             .await
             .map_err(s3)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> S3Store {
+        let mut settings = S3Settings::new("links");
+        settings.endpoint = Some("http://127.0.0.1:9000".into());
+        settings.path_style = true;
+        settings.access_key_id = Some("test".into());
+        settings.secret_access_key = Some("test".to_owned().into());
+        S3Store::new(&settings)
+    }
+
+    fn query(url: &url::Url, name: &str) -> String {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Presigning is local (no request is made): no server needed.
+    #[tokio::test]
+    async fn presigned_urls_are_stable_within_a_bucket_and_valid_for_the_ttl() {
+        let store = store();
+        let ttl = Duration::from_secs(24 * 3600);
+        let bucket = crate::LINK_BUCKET.as_secs() as i64;
+        let start = 1_800_000_000 - 1_800_000_000 % bucket;
+        for (a, b) in [(start, start + 1), (start + bucket - 2, start + bucket - 1)] {
+            let first = store.presign_at("d/x.webp", ttl, a).await.expect("presign");
+            let second = store.presign_at("d/x.webp", ttl, b).await.expect("presign");
+            assert_eq!(first, second, "{a} {b}");
+            assert!(second.expires - b >= ttl.as_secs() as i64);
+            // What S3 will check: signed at the bucket's start, for long enough.
+            assert_eq!(query(&second.url, "X-Amz-Date"), "20270115T080000Z");
+            let valid: i64 = query(&second.url, "X-Amz-Expires")
+                .parse()
+                .expect("expires");
+            assert_eq!(start + valid, second.expires);
+        }
+        let next = store
+            .presign_at("d/x.webp", ttl, start + bucket)
+            .await
+            .expect("presign");
+        assert_ne!(
+            next.url,
+            store
+                .presign_at("d/x.webp", ttl, start)
+                .await
+                .expect("presign")
+                .url
+        );
+        // Never past S3's seven days, however long the ttl asked.
+        let long = store
+            .presign_at("d/x.webp", Duration::from_secs(30 * 86400), start + 5)
+            .await
+            .expect("presign");
+        assert_eq!(long.expires, start + 7 * 86400);
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::ensure;
 use futures::StreamExt;
 use pinhole_blob::{
-    BlobError, BlobStore, ByteRange, LocalStore, PresignError, S3Store, UrlSigner, put_bytes,
+    BlobError, BlobStore, ByteRange, LINK_BUCKET, LocalStore, PresignError, S3Store, ServerLinks,
+    UrlSigner, put_bytes,
 };
 use pinhole_testkit::unique;
 use secrecy::SecretString;
@@ -153,12 +154,67 @@ async fn bad_keys_are_refused(h: Harness) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// `make` twice, a clock second apart (links used to change every second)
+/// but within one link bucket (made again when the bucket ended in
+/// between): both results, and when the second was made.
+async fn twice<T, F, Fut>(mut make: F) -> anyhow::Result<(T, T, i64)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let bucket = LINK_BUCKET.as_secs() as i64;
+    loop {
+        let before = unix_now();
+        let first = make().await?;
+        pinhole_testkit::wait_for(Duration::from_secs(5), "the next second", || async {
+            (unix_now() > before).then_some(())
+        })
+        .await?;
+        let second = make().await?;
+        let after = unix_now();
+        if before / bucket == after / bucket {
+            return Ok((first, second, after));
+        }
+    }
+}
+
+fn query(url: &url::Url, name: &str) -> anyhow::Result<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| anyhow::anyhow!("no {name} in {url}"))
+}
+
+/// Until when a presigned S3 URL is valid (unix seconds).
+fn s3_expiry(url: &url::Url) -> anyhow::Result<i64> {
+    let signed =
+        chrono::NaiveDateTime::parse_from_str(&query(url, "X-Amz-Date")?, "%Y%m%dT%H%M%SZ")?;
+    Ok(signed.and_utc().timestamp() + query(url, "X-Amz-Expires")?.parse::<i64>()?)
+}
+
 async fn presigned_get(h: Harness) -> anyhow::Result<()> {
     let store = store_of(&h).await?;
     put_bytes(store.as_ref(), "p/photo.jpg", &b"presigned bytes"[..]).await?;
-    let url = store
-        .presign_get("p/photo.jpg", Duration::from_secs(300))
-        .await?;
+    let ttl = Duration::from_secs(300);
+    // Links made moments apart are the same URL (caches keep one copy),
+    // valid for at least the ttl.
+    let (url, again, made) =
+        twice(|| async { Ok(store.presign_get("p/photo.jpg", ttl).await?) }).await?;
+    ensure!(url == again, "{url} then {again}");
+    let expires = match &h {
+        Harness::S3(_) => s3_expiry(&url)?,
+        Harness::Local(_) => query(&url, "expires")?.parse()?,
+    };
+    ensure!(
+        expires - made >= 300,
+        "{url} expires at {expires}, made at {made}"
+    );
+    // The server serves the bytes of a plain store's links itself.
+    ensure!(store.redirect_get("p/photo.jpg", ttl).await?.is_none());
     match &h {
         Harness::S3(_) => {
             let response = reqwest::get(url.clone()).await?;
@@ -183,6 +239,74 @@ async fn presigned_get(h: Harness) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// S3 behind the server's links: clients get the server's signed `/blobs/`
+/// links; with `redirect`, the server sends them on to presigned S3 URLs.
+#[tokio::test]
+async fn s3_behind_server_links() -> anyhow::Result<()> {
+    let bucket = unique("links");
+    let s3 = || S3Store::new(&pinhole_testkit::s3_settings(&bucket));
+    s3().ensure_bucket().await?;
+    let ttl = Duration::from_secs(300);
+    for store in [
+        ServerLinks::proxy(s3(), signer()),
+        ServerLinks::redirect(s3(), signer()),
+    ] {
+        ensure!(store.kind() == "s3");
+        put_bytes(&store, "p/photo.jpg", &b"linked bytes"[..]).await?;
+        ensure!(
+            store
+                .get("p/photo.jpg", None)
+                .await?
+                .bytes()
+                .await?
+                .as_ref()
+                == b"linked bytes"
+        );
+        let (url, again, made) =
+            twice(|| async { Ok(store.presign_get("p/photo.jpg", ttl).await?) }).await?;
+        ensure!(url == again, "{url} then {again}");
+        ensure!(
+            url.as_str()
+                .starts_with("http://127.0.0.1:8080/blobs/p/photo.jpg?"),
+            "{url}"
+        );
+        let expires: i64 = query(&url, "expires")?.parse()?;
+        ensure!(expires - made >= 300, "{url}");
+        ensure!(
+            signer()
+                .verify("p/photo.jpg", expires, &query(&url, "sig")?, made)
+                .is_ok()
+        );
+    }
+
+    let proxy = ServerLinks::proxy(s3(), signer());
+    ensure!(proxy.redirect_get("p/photo.jpg", ttl).await?.is_none());
+    let redirect = ServerLinks::redirect(s3(), signer());
+    let (target, again, made) = twice(|| async {
+        redirect
+            .redirect_get("p/photo.jpg", ttl)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no redirect"))
+    })
+    .await?;
+    ensure!(target == again, "{target:?} then {again:?}");
+    ensure!(
+        target.expires - made >= 300 && s3_expiry(&target.url)? == target.expires,
+        "{target:?}"
+    );
+    ensure!(
+        target
+            .url
+            .as_str()
+            .starts_with(&pinhole_testkit::s3_endpoint()),
+        "{target:?}"
+    );
+    let response = reqwest::get(target.url).await?;
+    ensure!(response.status() == 200, "{}", response.status());
+    ensure!(response.bytes().await?.as_ref() == b"linked bytes");
     Ok(())
 }
 

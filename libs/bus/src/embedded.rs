@@ -26,8 +26,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -131,7 +131,9 @@ pub struct EmbeddedLog {
 
 struct Inner {
     pool: SqlitePool,
-    written: Notify,
+    /// Per topic, the wake-ups of this process's consumers reading it: a
+    /// write wakes only the consumers of its topics.
+    listeners: std::sync::Mutex<HashMap<String, Vec<Weak<Notify>>>>,
     options: EmbeddedOptions,
     publishes: AtomicU64,
     /// Partitions per topic, once known (a topic's partitions are made
@@ -187,12 +189,49 @@ impl EmbeddedLog {
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
-                written: Notify::new(),
+                listeners: std::sync::Mutex::default(),
                 options,
                 publishes: AtomicU64::new(0),
                 partitions: std::sync::Mutex::default(),
             }),
         })
+    }
+
+    /// A wake-up for a consumer of `topics`, notified by every write to
+    /// one of them from this process (a write while the consumer is busy
+    /// is kept as a permit, so none is missed).
+    fn listen(&self, topics: &[String]) -> Arc<Notify> {
+        let wake = Arc::new(Notify::new());
+        let mut listeners = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for topic in topics {
+            let list = listeners.entry(topic.clone()).or_default();
+            list.retain(|w| w.strong_count() > 0);
+            list.push(Arc::downgrade(&wake));
+        }
+        wake
+    }
+
+    /// Wakes the consumers of the topics of `messages`.
+    fn wake(&self, messages: &[Message<'_>]) {
+        let listeners = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut topics: Vec<&str> = messages.iter().map(|m| m.topic).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        for topic in topics {
+            for wake in listeners.get(topic).into_iter().flatten() {
+                if let Some(wake) = wake.upgrade() {
+                    wake.notify_one();
+                }
+            }
+        }
     }
 
     async fn partition_count(&self, topic: &str) -> Result<u32, BusError> {
@@ -337,7 +376,7 @@ impl EventBus for EmbeddedLog {
             }
         }
         let appended = self.append(messages, &counts).await;
-        self.inner.written.notify_waiters();
+        self.wake(messages);
         if self.inner.publishes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep().await;
         }
@@ -378,8 +417,10 @@ impl EventBus for EmbeddedLog {
         member.renew().await?;
         let last_poll = Arc::new(AtomicI64::new(now_ms()));
         let renewer = tokio::spawn(member.clone().keep_alive(Arc::clone(&last_poll)));
+        let wake = self.listen(&member.topics);
         let mut subscription = EmbeddedSubscription {
             log: self.clone(),
+            wake,
             member,
             owned: BTreeSet::new(),
             positions: HashMap::new(),
@@ -403,6 +444,7 @@ impl EventBus for EmbeddedLog {
         }
         let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
         let mut reader = AssignedSubscription {
+            wake: self.listen(&topics),
             log: self.clone(),
             group: group.to_owned(),
             from: from
@@ -497,6 +539,8 @@ impl Member {
 
 struct EmbeddedSubscription {
     log: EmbeddedLog,
+    /// Notified when one of its topics is written to in this process.
+    wake: Arc<Notify>,
     member: Member,
     /// Partitions this member holds the lease of.
     owned: BTreeSet<TopicPartition>,
@@ -705,10 +749,6 @@ impl Subscription for EmbeddedSubscription {
             if let Some(record) = self.buffer.pop_front() {
                 return Ok(Some(record));
             }
-            let log = self.log.clone();
-            let written = log.inner.written.notified();
-            tokio::pin!(written);
-            written.as_mut().enable();
             self.fetch().await?;
             if !self.buffer.is_empty() {
                 continue;
@@ -720,7 +760,7 @@ impl Subscription for EmbeddedSubscription {
             let nap = (deadline - now)
                 .min(self.log.inner.options.poll_interval)
                 .min(interval);
-            let _ = tokio::time::timeout(nap, written).await;
+            let _ = tokio::time::timeout(nap, self.wake.notified()).await;
         }
     }
 
@@ -761,6 +801,8 @@ impl Subscription for EmbeddedSubscription {
 /// A reader of every partition of its topics, from offsets of its own.
 struct AssignedSubscription {
     log: EmbeddedLog,
+    /// Notified when one of its topics is written to in this process.
+    wake: Arc<Notify>,
     /// Where [`Subscription::commit`] records the position.
     group: String,
     topics: Vec<String>,
@@ -816,10 +858,6 @@ impl Subscription for AssignedSubscription {
             if let Some(record) = self.buffer.pop_front() {
                 return Ok(Some(record));
             }
-            let log = self.log.clone();
-            let written = log.inner.written.notified();
-            tokio::pin!(written);
-            written.as_mut().enable();
             self.fetch().await?;
             if !self.buffer.is_empty() {
                 continue;
@@ -831,7 +869,7 @@ impl Subscription for AssignedSubscription {
             let nap = (deadline - now)
                 .min(self.log.inner.options.poll_interval)
                 .min(interval);
-            let _ = tokio::time::timeout(nap, written).await;
+            let _ = tokio::time::timeout(nap, self.wake.notified()).await;
         }
     }
 

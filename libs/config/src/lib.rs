@@ -74,6 +74,7 @@ const KNOWN_KEYS: &[&str] = &[
     "cache_url",
     "bus_url",
     "blob_url",
+    "blob_links",
     "public_url",
     "log_format",
     "signing_key",
@@ -109,6 +110,7 @@ struct RawSettings {
     cache_url: String,
     bus_url: String,
     blob_url: Option<String>,
+    blob_links: String,
     public_url: Option<String>,
     log_format: String,
     signing_key: Option<String>,
@@ -143,6 +145,7 @@ impl Default for RawSettings {
             cache_url: "memory".into(),
             bus_url: "embedded".into(),
             blob_url: None,
+            blob_links: "direct".into(),
             public_url: None,
             log_format: "text".into(),
             signing_key: None,
@@ -200,6 +203,46 @@ pub enum LogFormat {
     Json,
 }
 
+/// What links to blobs (derivatives) the roles hand out
+/// (`PINHOLE_BLOB_LINKS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BlobLinks {
+    /// The store's own links: presigned S3 URLs from the S3 store, the
+    /// server's signed `/blobs/` links from the local store.
+    #[default]
+    Direct,
+    /// The server's signed `/blobs/` links; the server serves the bytes
+    /// (from S3 too), for a cache in front of it to keep.
+    Proxy,
+    /// The server's signed `/blobs/` links, answered with a redirect to a
+    /// presigned S3 URL (S3 only).
+    Redirect,
+}
+
+impl BlobLinks {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "direct" => Some(Self::Direct),
+            "proxy" => Some(Self::Proxy),
+            "redirect" => Some(Self::Redirect),
+            _ => None,
+        }
+    }
+}
+
+/// Refuses links that the blob store cannot make: `redirect` needs S3 to
+/// redirect to.
+pub fn check_blob_links(blob: &BlobUrl, links: BlobLinks) -> Result<(), ConfigError> {
+    match (blob, links) {
+        (BlobUrl::Local(_), BlobLinks::Redirect) => Err(ConfigError::invalid(
+            "blob_links",
+            "`redirect` needs an S3 blob store, and PINHOLE_BLOB_URL is a directory (there is no S3 to redirect to)",
+            "`direct` or `proxy` with a local blob store (the same there), or an s3:// PINHOLE_BLOB_URL",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -209,6 +252,8 @@ pub struct Settings {
     pub cache: CacheUrl,
     pub bus: BusUrl,
     pub blob: BlobUrl,
+    /// What links to blobs the roles hand out.
+    pub blob_links: BlobLinks,
     /// The address clients use to reach this server; signed local blob links
     /// are built on it. `None`: the address the server is bound to.
     pub public_url: Option<url::Url>,
@@ -356,6 +401,14 @@ impl RawSettings {
                 )
             })?,
         };
+        let blob_links = BlobLinks::parse(&self.blob_links).ok_or_else(|| {
+            ConfigError::invalid(
+                "blob_links",
+                format!("`{}` is not a kind of blob link", self.blob_links),
+                "`direct`, `proxy` or `redirect`",
+            )
+        })?;
+        check_blob_links(&blob, blob_links)?;
         let public_url = match &self.public_url {
             None => None,
             Some(s) => {
@@ -583,6 +636,7 @@ impl RawSettings {
             cache,
             bus,
             blob,
+            blob_links,
             public_url,
             log_format,
             signing_key,
@@ -702,6 +756,46 @@ mod tests {
         let msg = raw.validate().expect_err("no such role").to_string();
         assert!(
             msg.contains("PINHOLE_ROLE_URLS") && msg.contains("photos"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn blob_links_are_checked_against_the_store() {
+        let s3 = Some("s3://b?endpoint=http://127.0.0.1:9000&region=r".to_owned());
+        for (links, blob_url, expected) in [
+            ("direct", None, BlobLinks::Direct),
+            ("proxy", None, BlobLinks::Proxy),
+            ("proxy", s3.clone(), BlobLinks::Proxy),
+            ("redirect", s3.clone(), BlobLinks::Redirect),
+        ] {
+            let raw = RawSettings {
+                blob_links: links.into(),
+                blob_url,
+                ..RawSettings::default()
+            };
+            let s = raw.validate().expect("valid");
+            assert_eq!(s.blob_links, expected, "{links}");
+        }
+        assert_eq!(Settings::embedded("/tmp/x").blob_links, BlobLinks::Direct);
+
+        let raw = RawSettings {
+            blob_links: "cdn".into(),
+            ..RawSettings::default()
+        };
+        let msg = raw.validate().expect_err("no such mode").to_string();
+        assert!(
+            msg.contains("PINHOLE_BLOB_LINKS") && msg.contains("`redirect`"),
+            "{msg}"
+        );
+
+        let raw = RawSettings {
+            blob_links: "redirect".into(),
+            ..RawSettings::default()
+        };
+        let msg = raw.validate().expect_err("no S3").to_string();
+        assert!(
+            msg.contains("PINHOLE_BLOB_LINKS") && msg.contains("S3"),
             "{msg}"
         );
     }

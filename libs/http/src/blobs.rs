@@ -1,12 +1,19 @@
-//! `/blobs/{key}`: blobs of the local store behind signed, expiring links
-//! (what S3 presigned URLs are for the S3 store).
+//! `/blobs/{key}`: blobs behind the server's signed, expiring links (those
+//! of the local store, and of the S3 store with `PINHOLE_BLOB_LINKS=proxy`
+//! or `redirect`). A link is the same URL for a whole link bucket and names
+//! a blob whose bytes never change (keys are content-addressed), so the
+//! answer is public and immutable until the link expires: a shared cache
+//! keeps it for whoever presents the same signed URL.
+
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pinhole_blob::{BlobError, PresignError};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -35,11 +42,39 @@ fn content_type(key: &str) -> &'static str {
     }
 }
 
-/// A blob, through a link made by the blob store's `presign_get`.
+/// How long the target of a redirect is asked to stay valid (a presigned
+/// S3 URL made per link bucket: valid this long, and up to a bucket more).
+const REDIRECT_TTL: Duration = Duration::from_secs(3600);
+
+/// Seconds by which a redirect is kept less long than its target stays
+/// valid, so that a client following it from a cache at the last moment
+/// still gets in (and a clock a little off does not matter).
+const REDIRECT_MARGIN: i64 = 300;
+
+/// A strong validator of the blob at `key`: its bytes never change, so the
+/// key says which they are.
+fn etag(key: &str) -> String {
+    format!("\"{}\"", &hex::encode(Sha256::digest(key.as_bytes()))[..32])
+}
+
+fn lookup_error(e: BlobError) -> ApiError {
+    match e {
+        BlobError::NotFound(_) | BlobError::InvalidKey(_) => {
+            ApiError::not_found(crate::Common::BlobNotFound, "there is no such blob")
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+/// A blob, through a link made by the blob store's `presign_get`: its
+/// bytes, or (`PINHOLE_BLOB_LINKS=redirect`) a redirect to a presigned S3
+/// URL.
 #[utoipa::path(get, path = "/blobs/{key}", tag = "blobs",
     params(("key" = String, Path, description = "Blob key"), SignedQuery),
     responses(
-        (status = 200, description = "The blob's bytes"),
+        (status = 200, description = "The blob's bytes; `Cache-Control: public, max-age=<until the link expires>, immutable` and a strong `ETag`"),
+        (status = 302, description = "Redirect to a presigned S3 URL (`PINHOLE_BLOB_LINKS=redirect`), kept a little less long than that URL stays valid"),
+        (status = 304, description = "The `If-None-Match` ETag is the blob's"),
         (status = 403, description = "Expired or forged link", body = crate::ErrorBody),
         (status = 404, description = "No such blob", body = crate::ErrorBody),
     ))]
@@ -47,6 +82,7 @@ async fn get_blob(
     State(ctx): State<AppContext>,
     Path(key): Path<String>,
     Query(query): Query<SignedQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let now = chrono::Utc::now().timestamp();
     ctx.signer
@@ -55,24 +91,44 @@ async fn get_blob(
             PresignError::Expired => ApiError::forbidden("this link has expired"),
             PresignError::BadSignature => ApiError::forbidden("this link is not valid"),
         })?;
-    let body = ctx
-        .backends
-        .blobs
-        .get(&key, None)
+    let blobs = &ctx.backends.blobs;
+    let link_left = (query.expires - now).max(0);
+    if let Some(target) = blobs
+        .redirect_get(&key, REDIRECT_TTL)
         .await
-        .map_err(|e| match e {
-            BlobError::NotFound(_) | BlobError::InvalidKey(_) => {
-                ApiError::not_found(crate::Common::BlobNotFound, "there is no such blob")
-            }
-            other => ApiError::internal(other),
-        })?;
-    let max_age = (query.expires - now).max(0);
+        .map_err(lookup_error)?
+    {
+        // Not to S3's own 404: the same answer as when serving the bytes.
+        if blobs.head(&key).await.map_err(lookup_error)?.is_none() {
+            return Err(lookup_error(BlobError::NotFound(key)));
+        }
+        let max_age = (target.expires - now - REDIRECT_MARGIN).clamp(0, link_left);
+        return Ok((
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, target.url.to_string()),
+                (header::CACHE_CONTROL, format!("public, max-age={max_age}")),
+            ],
+        )
+            .into_response());
+    }
+    let etag = etag(&key);
+    let cache_control = format!("public, max-age={link_left}, immutable");
+    if crate::etag_matches(&headers, &etag) {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],
+        )
+            .into_response());
+    }
+    let body = blobs.get(&key, None).await.map_err(lookup_error)?;
     Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, content_type(&key).to_owned()),
             (header::CONTENT_LENGTH, body.span.1.to_string()),
-            (header::CACHE_CONTROL, format!("private, max-age={max_age}")),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache_control),
         ],
         Body::from_stream(body.stream),
     )

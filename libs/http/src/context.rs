@@ -73,13 +73,41 @@ impl Backends {
     }
 }
 
-/// Settings, backends and the outbox, shared by every role in the process.
+/// Settings, backends and the outbox, shared by every role in the process:
+/// one allocation, so that a clone (axum clones the state of a route for
+/// each request) is one reference count. Reads go through to [`Context`];
+/// a change (tests swap a backend) makes this handle's own copy.
 #[derive(Clone)]
-pub struct AppContext {
+pub struct AppContext(Arc<Context>);
+
+impl AppContext {
+    pub fn new(context: Context) -> Self {
+        Self(Arc::new(context))
+    }
+}
+
+impl std::ops::Deref for AppContext {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppContext {
+    fn deref_mut(&mut self) -> &mut Context {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// What an [`AppContext`] holds.
+#[derive(Clone)]
+pub struct Context {
     pub settings: Arc<Settings>,
     pub backends: Backends,
     pub outbox: Outbox,
-    /// Signs links to blobs served by this server (the local blob store).
+    /// Signs links to blobs served by this server (the local blob store's,
+    /// and S3's with `PINHOLE_BLOB_LINKS=proxy` or `redirect`).
     pub signer: UrlSigner,
     /// The users role's token store: issues, refreshes and revokes bearer
     /// tokens. Other roles verify tokens through `clients.users`.

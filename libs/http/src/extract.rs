@@ -262,6 +262,18 @@ pub fn client_ip(peer: IpAddr, forwarded: &[&str], trusted: &[ipnet::IpNet]) -> 
     client
 }
 
+/// Whether `If-None-Match` in `headers` names `etag` (weakly or not), or
+/// is `*`.
+pub fn etag_matches(headers: &axum::http::HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
 #[cfg(test)]
 mod tests {
     use super::client_ip;

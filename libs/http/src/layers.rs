@@ -10,6 +10,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use metrics::SharedString;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -42,13 +43,16 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 
 async fn track(request: Request, next: Next) -> Response {
     let route = route_of(&request);
-    let method = method_label(request.method()).to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", response.status().as_u16().to_string()),
+        ("method", SharedString::const_str(method)),
+        ("route", SharedString::from_owned(route)),
+        (
+            "status",
+            SharedString::from_owned(response.status().as_u16().to_string()),
+        ),
     ];
     metrics::counter!("pinhole_http_requests_total", &labels).increment(1);
     metrics::histogram!("pinhole_http_request_duration_seconds", &labels)
@@ -78,7 +82,8 @@ pub fn apply_layers(router: Router, timeout: Duration, untimed: &[&'static str])
         .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(track))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
-            let timed = !untimed.contains(&route_of(&request).as_str());
+            let route = request.extensions().get::<MatchedPath>();
+            let timed = !route.is_some_and(|r| untimed.contains(&r.as_str()));
             async move {
                 if !timed {
                     return next.run(request).await;

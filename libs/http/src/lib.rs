@@ -17,9 +17,11 @@ mod layers;
 pub use blobs::blob_router;
 pub use clients::{ClientError, Clients, ImagesClient, SearchClient, UsersClient};
 pub use codes::{Common, ErrorCode};
-pub use context::{AppContext, BackendStatus, Backends};
+pub use context::{AppContext, BackendStatus, Backends, Context};
 pub use error::{ApiError, ErrorBody};
-pub use extract::{ApiJson, ApiQuery, Auth, ClientIp, MaybeAuth, internal_only, invalid_token};
+pub use extract::{
+    ApiJson, ApiQuery, Auth, ClientIp, MaybeAuth, etag_matches, internal_only, invalid_token,
+};
 pub use health::{HealthBody, ReadyBody, health_router, metrics_handle};
 pub use input::{nullable, page_limit};
 pub use layers::apply_layers;

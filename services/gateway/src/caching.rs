@@ -52,17 +52,6 @@ pub fn validator(data: &impl Serialize, variant: &str) -> String {
     format!("\"{}\"", &hex::encode(hash.finalize())[..32])
 }
 
-/// Whether `If-None-Match` names `etag` (or is `*`).
-fn matches(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == etag || t == "*")
-}
-
 /// A page to answer with.
 pub struct Page {
     /// Whom it is for; `None` for an anonymous visitor.
@@ -87,7 +76,7 @@ impl Page {
             (header::VARY, HeaderValue::from_static(VARY)),
             (header::ETAG, etag),
         ];
-        if matches(headers, &self.validator) {
+        if pinhole_http::etag_matches(headers, &self.validator) {
             return (StatusCode::NOT_MODIFIED, common).into_response();
         }
         (
@@ -134,6 +123,8 @@ mod tests {
             header::IF_NONE_MATCH,
             HeaderValue::from_static("\"x\", W/\"y\""),
         );
-        assert!(matches(&h, "\"y\"") && !matches(&h, "\"z\""));
+        assert!(
+            pinhole_http::etag_matches(&h, "\"y\"") && !pinhole_http::etag_matches(&h, "\"z\"")
+        );
     }
 }

@@ -17,7 +17,8 @@
 //! Each process also keeps the pages it served lately ready to send (headers
 //! parsed, body shared), bounded by their bytes: a hit then asks the cache
 //! backend only for the generations of what the page shows, in one round
-//! trip, which is what keeps it current across processes.
+//! trip, which is what keeps it current across processes; and not even
+//! that when it asked less than [`RECHECK_MS`] ago.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -27,7 +28,8 @@ use axum::response::{IntoResponse, Response};
 use pinhole_http::AppContext;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -67,6 +69,20 @@ struct Page {
     etag: Option<String>,
     body: Bytes,
     until: Instant,
+    /// When its generations were last found current, in milliseconds
+    /// since [`epoch`].
+    checked: AtomicU64,
+}
+
+/// The instant [`Page::checked`] counts from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Milliseconds since [`epoch`].
+fn ticks() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Page {
@@ -92,6 +108,7 @@ impl Page {
             etag,
             body,
             until: Instant::now() + left,
+            checked: AtomicU64::new(ticks()),
         }
     }
 }
@@ -111,6 +128,10 @@ pub fn anonymous(headers: &HeaderMap) -> bool {
     })
 }
 
+/// A ready page found current this recently (milliseconds) is sent
+/// without asking again: a change shows at most this much later than its
+/// event arrives.
+const RECHECK_MS: u64 = 250;
 /// Bytes of pages kept ready in each process at most.
 const READY_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -164,24 +185,21 @@ fn marked(mut response: Response, outcome: &'static str) -> Response {
     response
 }
 
-/// Whether `If-None-Match` names `etag` (or is `*`).
-fn matches(request: &HeaderMap, etag: &str) -> bool {
-    request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == etag || t == "*")
-}
-
 /// The page at `key`, when it is kept and current: this process's ready
 /// copy, else the cache backend's.
 async fn lookup(cache: &PageCache, key: &str) -> Option<Arc<Page>> {
     if let Some(page) = cache.ready.get(key).await
         && page.until > Instant::now()
     {
-        return cache.fragments.current(&page.deps).await.then_some(page);
+        let now = ticks();
+        if now.saturating_sub(page.checked.load(Ordering::Relaxed)) < RECHECK_MS {
+            return Some(page);
+        }
+        if !cache.fragments.current(&page.deps).await {
+            return None;
+        }
+        page.checked.store(now, Ordering::Relaxed);
+        return Some(page);
     }
     let stored = cache.fragments.get(key).await?;
     let len = usize::try_from(u32::from_be_bytes(stored.get(..4)?.try_into().ok()?)).ok()?;
@@ -199,7 +217,7 @@ fn answer(page: &Page, request: &HeaderMap) -> Response {
     let fresh = page
         .etag
         .as_deref()
-        .is_some_and(|etag| matches(request, etag));
+        .is_some_and(|etag| pinhole_http::etag_matches(request, etag));
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

@@ -154,7 +154,11 @@ pub async fn count(State(views): State<Arc<Views>>, request: Request, next: Next
     if request.method() != Method::GET {
         return next.run(request).await;
     }
-    let page = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+    let page = match request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+    {
         Some("/") => "explore",
         Some("/p/{id}") => "image",
         Some("/search") => "search",

@@ -13,7 +13,8 @@ use sea_orm::{ConnectionTrait, QuerySelect};
 use crate::entity::{account, comment, image, image_tag, like, task};
 use crate::views::{self, Author, Derivative, StoredDerivative};
 
-/// How long derivative links stay valid.
+/// How long derivative links stay valid, at least: the store makes them
+/// per link bucket (an hour), so every read within one gives the same URL.
 const LINK_TTL: Duration = Duration::from_secs(24 * 3600);
 
 pub fn author(a: account::Model) -> Author {

@@ -4,10 +4,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use pinhole_blob::{BlobStore, LocalStore, S3Store, UrlSigner};
+use pinhole_blob::{BlobStore, LocalStore, S3Store, ServerLinks, UrlSigner};
 use pinhole_bus::{EmbeddedLog, EmbeddedOptions, EventBus, KafkaBus, KafkaOptions};
 use pinhole_cache::{Cache, MemoryCache, RedisCache};
-use pinhole_config::{BlobUrl, BusUrl, CacheUrl, Settings};
+use pinhole_config::{BlobLinks, BlobUrl, BusUrl, CacheUrl, Settings};
 use pinhole_http::Backends;
 use secrecy::SecretString;
 
@@ -95,6 +95,9 @@ pub async fn connect_backends(
     settings: &Settings,
     signer: &UrlSigner,
 ) -> Result<Backends, StartError> {
+    // Settings made in code (tests) skip `Settings::load`'s validation.
+    pinhole_config::check_blob_links(&settings.blob, settings.blob_links)
+        .map_err(|e| StartError::Settings(e.to_string()))?;
     let db = pinhole_db::connect(&settings.database)
         .await
         .map_err(|e| unreachable("database", &settings.database, e))?;
@@ -128,13 +131,23 @@ pub async fn connect_backends(
         .await
         .map_err(|e| unreachable("bus", &settings.bus, e))?;
 
-    let blobs: Arc<dyn BlobStore> = match &settings.blob {
-        BlobUrl::Local(dir) => Arc::new(
+    // Links to blobs (PINHOLE_BLOB_LINKS), the same whatever the role: the
+    // local store's are the server's own either way; S3's are presigned
+    // S3 URLs, or the server's own, which it answers with the bytes or a
+    // redirect.
+    let blobs: Arc<dyn BlobStore> = match (&settings.blob, settings.blob_links) {
+        (BlobUrl::Local(dir), _) => Arc::new(
             LocalStore::open(dir, signer.clone())
                 .await
                 .map_err(|e| unreachable("blobs", &settings.blob, e))?,
         ),
-        BlobUrl::S3(s3) => Arc::new(S3Store::new(s3)),
+        (BlobUrl::S3(s3), BlobLinks::Direct) => Arc::new(S3Store::new(s3)),
+        (BlobUrl::S3(s3), BlobLinks::Proxy) => {
+            Arc::new(ServerLinks::proxy(S3Store::new(s3), signer.clone()))
+        }
+        (BlobUrl::S3(s3), BlobLinks::Redirect) => {
+            Arc::new(ServerLinks::redirect(S3Store::new(s3), signer.clone()))
+        }
     };
     blobs
         .check()

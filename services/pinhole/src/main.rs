@@ -16,6 +16,7 @@ Settings come from defaults, then the --config TOML file, then PINHOLE_* environ
   PINHOLE_CACHE_URL      memory or redis://HOST:PORT     (default memory)
   PINHOLE_BUS_URL        embedded or kafka://HOST:PORT   (default embedded)
   PINHOLE_BLOB_URL       a directory or s3://BUCKET?endpoint=URL&region=R (default DATA_DIR/blobs)
+  PINHOLE_BLOB_LINKS     direct (the store's own links), proxy or redirect (the server's /blobs/ links, answered with the bytes or a redirect to S3) (default direct)
   PINHOLE_PUBLIC_URL     the URL clients reach this server at (default http:// + the bound address)
   PINHOLE_LOG_FORMAT     text or json                    (default text)
   PINHOLE_SIGNING_KEY    secret for signed links (default: made once, kept in the data dir)
@@ -770,6 +771,9 @@ async fn search_reindex(settings: &Settings) -> anyhow::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[global_allocator]
+static ALLOCATOR: pinhole::Allocator = pinhole::Allocator;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

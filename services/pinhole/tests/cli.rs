@@ -42,6 +42,7 @@ fn help_explains_every_command_and_setting() -> anyhow::Result<()> {
         "migrate",
         "PINHOLE_DATABASE_URL",
         "PINHOLE_BLOB_URL",
+        "PINHOLE_BLOB_LINKS",
         "PINHOLE_EVENT_MAX_ATTEMPTS",
         "events",
     ] {
@@ -90,6 +91,17 @@ fn bad_settings_exit_2_naming_the_setting_and_its_form() -> anyhow::Result<()> {
             "PINHOLE_BLOB_URL",
             "s3://b?colour=red",
             &["PINHOLE_BLOB_URL", "s3://"],
+        ),
+        (
+            "PINHOLE_BLOB_LINKS",
+            "cdn",
+            &["PINHOLE_BLOB_LINKS", "`redirect`"],
+        ),
+        // The default blob store is a directory: no S3 to redirect to.
+        (
+            "PINHOLE_BLOB_LINKS",
+            "redirect",
+            &["PINHOLE_BLOB_LINKS", "S3"],
         ),
         (
             "PINHOLE_BUS_PARTITIONS",

@@ -1,9 +1,9 @@
 //! The roles as separate processes: `infra/deploy.sh` starts users x1,
 //! images x2, thumbnails x2, search x1 and gateway x1, each role on its own
 //! Postgres database, on one Kafka, one S3 bucket and one Redis, behind
-//! nginx; a user's day goes through nginx (which caches anonymous pages and
-//! transforms as a CDN would), and a thumbnails worker is killed
-//! mid-image.
+//! nginx; a user's day goes through nginx (which caches anonymous pages,
+//! transforms and derivatives as a CDN would), and a thumbnails worker is
+//! killed mid-image.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -40,6 +40,9 @@ impl Deployment {
             .args(["--bin", env!("CARGO_BIN_EXE_pinhole")])
             // Every test user signs up from loopback.
             .env("PINHOLE_SIGNUP_LIMIT", "0")
+            // Derivative links are the server's, through nginx, which
+            // keeps the bytes (`redirect` is tested in tests/blob_links.rs).
+            .env("PINHOLE_BLOB_LINKS", "proxy")
             .output()?;
         let deployment = Self {
             name,
@@ -261,17 +264,20 @@ async fn roles_run_apart_behind_nginx() -> anyhow::Result<()> {
         .and_then(|d| d.iter().find(|d| d["name"] == "thumb_256"))
         .and_then(|d| d["url"].as_str())
         .context("thumb_256")?;
-    let thumb = if thumb.starts_with("http") {
-        thumb.to_owned()
-    } else {
-        d.url(thumb)
-    };
+    ensure!(thumb.starts_with(&d.url("/blobs/")), "{thumb}");
     let response = d.http.get(thumb).send().await?;
     ensure!(response.status() == StatusCode::OK, "{}", response.status());
-    ensure!(
-        response.bytes().await?.starts_with(&[0xff, 0xd8]),
-        "not a JPEG"
-    );
+    let bytes = response.bytes().await?;
+    ensure!(bytes.starts_with(&[0xff, 0xd8]), "not a JPEG");
+    // nginx keeps it: the link is the same URL for an hour and its bytes
+    // never change.
+    let response = wait_for(DEADLINE, "the derivative from nginx's cache", || async {
+        let response = d.http.get(thumb).send().await.ok()?;
+        (response.status() == StatusCode::OK && cache_status(&response) == "HIT")
+            .then_some(response)
+    })
+    .await?;
+    ensure!(response.bytes().await? == bytes, "another derivative");
     let (status, _) = d.get(&format!("/images/{ann_image}"), Some(&ann)).await?;
     ensure!(status == StatusCode::OK, "{status}");
     // The thumbnails role learns that the image is public from the images
