@@ -29,8 +29,10 @@ pub(crate) struct SignUp {
     display_name: Option<String>,
 }
 
-/// Hashes off the runtime, one hash per core at a time.
+/// Hashes off the runtime, one hash per core at a time. Counted in
+/// `pinhole_password_hashes_total`: each is tens of milliseconds of a core.
 pub(crate) async fn hash_password(password: Password) -> Result<String, ApiError> {
+    metrics::counter!("pinhole_password_hashes_total", "role" => "users").increment(1);
     password::hash_async(password.expose().to_owned())
         .await
         .map_err(ApiError::internal)
@@ -99,7 +101,8 @@ async fn throttle_sign_up(ctx: &AppContext, ip: std::net::IpAddr) -> Result<(), 
         (status = 201, description = "Created", body = Account),
         (status = 409, description = "Username or email taken", body = pinhole_http::ErrorBody),
         (status = 422, description = "Invalid fields", body = pinhole_http::ErrorBody),
-        (status = 429, description = "Too many sign-ups from this address; see Retry-After", body = pinhole_http::ErrorBody),
+        (status = 429, description = "Too many sign-ups from this address (`too-many-sign-ups`)", body = pinhole_http::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until this address may sign up again"))),
     ))]
 pub(crate) async fn sign_up(
     State(ctx): State<AppContext>,

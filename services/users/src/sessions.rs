@@ -186,7 +186,8 @@ fn bad_credentials() -> ApiError {
     responses(
         (status = 201, description = "Logged in", body = Session),
         (status = 401, description = "Wrong credentials", body = pinhole_http::ErrorBody),
-        (status = 429, description = "Too many failed attempts; see Retry-After", body = pinhole_http::ErrorBody),
+        (status = 429, description = "Too many failed log-ins of this account from this address, or from this address in all (`too-many-attempts`); failures from other addresses only slow log-ins down, never refuse them", body = pinhole_http::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until this address may try again"))),
     ))]
 pub(crate) async fn log_in(
     State(ctx): State<AppContext>,
