@@ -675,13 +675,26 @@ async fn backfill_reprocesses(app: App) -> anyhow::Result<()> {
     })
     .await?;
     // As if an older pipeline had made them (the thumbnails role's record)
-    // and their analysis were missing (the images role's).
-    db.execute_unprepared("UPDATE thumb_images SET pipeline = 1")
-        .await?;
-    db.execute_unprepared("UPDATE images SET pipeline = 1, analysis = NULL")
-        .await?;
-    let jobs = backfill::select(db, backfill::Selection::default()).await?;
-    ensure!(jobs.len() == 2, "{} jobs", jobs.len());
+    // and their analysis were missing (the images role's). A report of
+    // their processing still on its way sets the pipeline again, so this
+    // is done until both stay older.
+    let jobs = wait_for(
+        DEADLINE,
+        "both images to look made by an older pipeline",
+        || async {
+            db.execute_unprepared("UPDATE thumb_images SET pipeline = 1")
+                .await
+                .ok()?;
+            db.execute_unprepared("UPDATE images SET pipeline = 1, analysis = NULL")
+                .await
+                .ok()?;
+            let jobs = backfill::select(db, backfill::Selection::default())
+                .await
+                .ok()?;
+            (jobs.len() == 2).then_some(jobs)
+        },
+    )
+    .await?;
     let since = chrono::Utc::now();
     backfill::enqueue(&app.server.ctx.backends.bus, &jobs).await?;
     let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.image_id).collect();
