@@ -4,6 +4,10 @@
 //! embedded backends (SQLite, local disk, embedded log, in-process cache)
 //! and on the real ones (Postgres, Redis, Kafka via tansu, S3 via moto).
 
+/// Derivative links: stable, cacheable, and the S3 link modes.
+#[path = "images/links.rs"]
+mod links;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
