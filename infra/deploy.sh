@@ -20,8 +20,10 @@
 # `down --drop` also drops the databases and empties the bucket.
 #
 # PINHOLE_SIGNUP_LIMIT and PINHOLE_BLOB_LINKS, when set in the environment,
-# reach the processes (PINHOLE_BLOB_LINKS=proxy or redirect: derivative
-# links go through nginx; unset, the processes' default, presigned S3 URLs).
+# reach the processes. PINHOLE_BLOB_LINKS is `proxy` unless set: derivative
+# links go through nginx, which keeps them (`redirect`: nginx keeps
+# redirects to presigned S3 URLs; `direct`: presigned S3 URLs that bypass
+# nginx).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -159,7 +161,7 @@ start_process() { # role instance port
     PINHOLE_ROLE_URLS="users=http://127.0.0.1:$INTERNAL_PORT,images=http://127.0.0.1:$INTERNAL_PORT,search=http://127.0.0.1:$INTERNAL_PORT" \
     PINHOLE_TRUSTED_PROXIES=127.0.0.1 \
     PINHOLE_SIGNUP_LIMIT="${PINHOLE_SIGNUP_LIMIT:-10}" \
-    ${PINHOLE_BLOB_LINKS:+"PINHOLE_BLOB_LINKS=$PINHOLE_BLOB_LINKS"} \
+    PINHOLE_BLOB_LINKS="${PINHOLE_BLOB_LINKS:-proxy}" \
     nohup "$BIN" serve --roles "$role" >"$STATE/$role-$instance.log" 2>&1 &
   echo $! >"$pidfile"
 }

@@ -40,9 +40,10 @@ impl Deployment {
             .args(["--bin", env!("CARGO_BIN_EXE_pinhole")])
             // Every test user signs up from loopback.
             .env("PINHOLE_SIGNUP_LIMIT", "0")
-            // Derivative links are the server's, through nginx, which
-            // keeps the bytes (`redirect` is tested in tests/blob_links.rs).
-            .env("PINHOLE_BLOB_LINKS", "proxy")
+            // deploy.sh's default: derivative links are the server's,
+            // through nginx, which keeps the bytes (`redirect` is tested in
+            // tests/images/links.rs).
+            .env_remove("PINHOLE_BLOB_LINKS")
             .output()?;
         let deployment = Self {
             name,
