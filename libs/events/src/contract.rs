@@ -58,6 +58,45 @@ impl OutgoingEvent {
     }
 }
 
+impl OutgoingEvent {
+    /// `event` in a fresh envelope, as JSON bytes, with its key: what
+    /// [`OutgoingEvent::of`] and [`Envelope::to_json`] make, written straight
+    /// from the typed payload (no JSON value between), for events sent by
+    /// the thousand.
+    pub fn encode<E: Event>(event: &E) -> (String, Vec<u8>) {
+        /// [`Envelope`]'s fields, in its order, borrowing the payload.
+        #[derive(Serialize)]
+        struct Borrowed<'a, E> {
+            specversion: &'static str,
+            id: uuid::Uuid,
+            source: &'static str,
+            #[serde(rename = "type")]
+            kind: &'static str,
+            time: chrono::DateTime<chrono::Utc>,
+            subject: String,
+            datacontenttype: &'static str,
+            schemaversion: u32,
+            data: &'a E,
+        }
+        let envelope = Borrowed {
+            specversion: crate::SPEC_VERSION,
+            id: uuid::Uuid::now_v7(),
+            source: E::SOURCE,
+            kind: E::TYPE,
+            time: chrono::Utc::now(),
+            subject: event.subject(),
+            datacontenttype: crate::CONTENT_TYPE,
+            schemaversion: E::VERSION,
+            data: event,
+        };
+        // Plain data types: serializing them cannot fail.
+        (
+            event.key(),
+            serde_json::to_vec(&envelope).unwrap_or_default(),
+        )
+    }
+}
+
 /// Why an envelope's data is not the event asked for.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

@@ -64,6 +64,11 @@ pub struct Envelope {
     pub data: serde_json::Value,
 }
 
+/// The CloudEvents version of every envelope.
+pub(crate) const SPEC_VERSION: &str = "1.0";
+/// Every envelope's `datacontenttype`.
+pub(crate) const CONTENT_TYPE: &str = "application/json";
+
 impl Envelope {
     /// A new event with a fresh id, stamped now.
     pub fn new(
@@ -74,13 +79,13 @@ impl Envelope {
         data: serde_json::Value,
     ) -> Self {
         Self {
-            specversion: "1.0".into(),
+            specversion: SPEC_VERSION.into(),
             id: Uuid::now_v7(),
             source: source.into(),
             kind: kind.into(),
             time: Utc::now(),
             subject: subject.into(),
-            datacontenttype: "application/json".into(),
+            datacontenttype: CONTENT_TYPE.into(),
             schemaversion,
             data,
         }
@@ -120,6 +125,34 @@ mod tests {
             topics::ALL,
             "infra/topics.txt and topics::ALL differ"
         );
+    }
+
+    #[test]
+    fn an_encoded_event_reads_as_its_envelope() {
+        let view = pageviews::PageViewed {
+            page: "image".into(),
+            target: "t".into(),
+            image_id: Some(Uuid::now_v7()),
+            path: "/p/x?\"q\"".into(),
+            format: "html".into(),
+            status: 200,
+            viewer_id: None,
+            referrer_host: Some("example.com".into()),
+            user_agent: None,
+            viewed_at: Utc::now(),
+        };
+        let (key, bytes) = OutgoingEvent::encode(&view);
+        let made = OutgoingEvent::of(&view);
+        assert_eq!(key, made.key);
+        let read = Envelope::from_json(&bytes).expect("an envelope");
+        let expected = Envelope {
+            id: read.id,
+            time: read.time,
+            ..made.envelope
+        };
+        assert_eq!(read, expected);
+        assert_ne!(read.id, made.envelope.id, "each encoding has its own id");
+        assert_eq!(read.decode::<pageviews::PageViewed>().expect("data"), view);
     }
 
     #[test]

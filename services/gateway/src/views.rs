@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use pinhole_bus::{EventBus, Message};
-use pinhole_events::OutgoingEvent;
 use pinhole_events::pageviews::PageViewed;
+use pinhole_events::{Event, OutgoingEvent};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -60,19 +60,15 @@ impl Views {
 async fn publish(bus: Arc<dyn EventBus>, mut rx: mpsc::Receiver<PageViewed>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let events: Vec<(OutgoingEvent, Vec<u8>)> = batch
+        let events: Vec<(String, Vec<u8>)> = batch
             .drain(..)
-            .map(|view| {
-                let event = OutgoingEvent::of(&view);
-                let payload = serde_json::to_vec(&event.envelope).unwrap_or_default();
-                (event, payload)
-            })
+            .map(|view| OutgoingEvent::encode(&view))
             .collect();
         let messages: Vec<Message<'_>> = events
             .iter()
-            .map(|(event, payload)| Message {
-                topic: event.topic,
-                key: event.key.as_bytes(),
+            .map(|(key, payload)| Message {
+                topic: <PageViewed as Event>::TOPIC,
+                key: key.as_bytes(),
                 payload,
             })
             .collect();
