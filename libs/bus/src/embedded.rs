@@ -235,15 +235,13 @@ impl EmbeddedLog {
     }
 
     async fn partition_count(&self, topic: &str) -> Result<u32, BusError> {
-        let known = |inner: &Inner| {
-            inner
-                .partitions
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(topic)
-                .copied()
-        };
-        if let Some(n) = known(&self.inner) {
+        if let Some(&n) = self
+            .inner
+            .partitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(topic)
+        {
             return Ok(n);
         }
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM partitions WHERE topic = ?")

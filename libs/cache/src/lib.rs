@@ -119,14 +119,6 @@ impl Cache for MemoryCache {
         Ok(self.entries.get(key).await.map(|e| e.value))
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>, CacheError> {
-        let mut values = Vec::with_capacity(keys.len());
-        for key in keys {
-            values.push(self.entries.get(key).await.map(|e| e.value));
-        }
-        Ok(values)
-    }
-
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
         self.entries
             .insert(

@@ -56,9 +56,7 @@ impl OutgoingEvent {
             ),
         }
     }
-}
 
-impl OutgoingEvent {
     /// `event` in a fresh envelope, as JSON bytes, with its key: what
     /// [`OutgoingEvent::of`] and [`Envelope::to_json`] make, written straight
     /// from the typed payload (no JSON value between), for events sent by
