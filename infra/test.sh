@@ -7,15 +7,20 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # C toolchain for the crates that compile C (librdkafka, SQLite, aws-lc,
-# mozjpeg with its SIMD code in nasm, libwebp).
+# mozjpeg with its SIMD code in nasm, libwebp, libheif with cmake), and the
+# codecs libheif is built against (HEVC: libde265; AV1: dav1d, libaom).
 missing=()
-for tool in cc c++ make perl nasm; do
+for tool in cc c++ make perl nasm cmake pkg-config; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
+for module in libde265 dav1d aom; do
+  pkg-config --exists "$module" 2>/dev/null || missing+=("$module")
+done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "test: installing a C toolchain (missing: ${missing[*]})" >&2
+  echo "test: installing a C toolchain and codecs (missing: ${missing[*]})" >&2
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential perl nasm >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential perl nasm \
+    cmake pkg-config libde265-dev libdav1d-dev libaom-dev >&2
 fi
 command -v cargo >/dev/null || { echo "test: cargo is required (https://rustup.rs)" >&2; exit 1; }
 

@@ -19,6 +19,22 @@ fn decode(bytes: &[u8]) -> anyhow::Result<image::DynamicImage> {
     Ok(image::load_from_memory(bytes)?)
 }
 
+/// Decodes an AVIF with Debian's heif-convert: a decoder other than ours.
+fn decode_avif(bytes: &[u8]) -> anyhow::Result<image::DynamicImage> {
+    ensure!(bytes.get(4..12) == Some(&b"ftypavif"[..]), "not an AVIF");
+    let dir = tempfile::tempdir()?;
+    let (input, output) = (dir.path().join("in.avif"), dir.path().join("out.png"));
+    std::fs::write(&input, bytes)?;
+    let status = std::process::Command::new("heif-convert")
+        .arg(&input)
+        .arg(&output)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("heif-convert (Debian's libheif-examples)")?;
+    ensure!(status.success(), "heif-convert: {status}");
+    Ok(image::open(&output)?)
+}
+
 /// The astronaut (NASA, public domain): a real photo with a face.
 fn astronaut() -> anyhow::Result<Vec<u8>> {
     let path =
@@ -281,13 +297,38 @@ async fn transforms_are_signed_and_cached(app: App) -> anyhow::Result<()> {
     ensure!(headers[header::VARY] == "Accept", "{headers:?}");
     let (_, headers, _) = fetch(&app, &auto, &[("accept", "image/jpeg")]).await?;
     ensure!(headers[header::CONTENT_TYPE] == "image/jpeg", "{headers:?}");
+    // A browser that decodes AVIF gets AVIF first; one that refuses it
+    // with q=0 does not.
+    let browser = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+    let (_, headers, avif) = fetch(&app, &auto, &[("accept", browser)]).await?;
+    ensure!(headers[header::CONTENT_TYPE] == "image/avif", "{headers:?}");
+    ensure!(headers[header::VARY] == "Accept", "{headers:?}");
+    let avif = decode_avif(&avif)?;
+    ensure!(
+        avif.width().max(avif.height()) == 200,
+        "avif {}×{}",
+        avif.width(),
+        avif.height()
+    );
+    let refused = "image/avif;q=0,image/webp";
+    let (_, headers, _) = fetch(&app, &auto, &[("accept", refused)]).await?;
+    ensure!(headers[header::CONTENT_TYPE] == "image/webp", "{headers:?}");
+    // Asked for by name, AVIF needs no Accept.
+    for (options, ext) in [("rs:fit:120:120", "avif"), ("rs:fit:120:120,f:avif", "jpg")] {
+        let (status, headers, body) = fetch(&app, &signed(&app, options, id, ext)?, &[]).await?;
+        ensure!(
+            status == StatusCode::OK && headers[header::CONTENT_TYPE] == "image/avif",
+            "{options}.{ext}: {status} {headers:?}"
+        );
+        ensure!(decode_avif(&body)?.width() == 120, "{options}.{ext}");
+    }
 
     // Options and formats that cannot be served.
     for (options, ext, code) in [
         ("bl:abc", "jpg", "transform-invalid"),
         ("wat:1", "jpg", "transform-invalid"),
         ("rs:fit:20000:20000,el:1", "jpg", "transform-too-large"),
-        ("rs:fit:100:100", "avif", "format-unsupported"),
+        ("rs:fit:100:100", "bmp", "format-unsupported"),
     ] {
         let path = signed(&app, options, id, ext)?;
         let (status, _, body) = fetch(&app, &path, &[]).await?;

@@ -3,11 +3,14 @@
 //! whole set, timed by `/usr/bin/time` (CPU = user + sys, peak RSS), three
 //! runs each (median), and the mean PSNR of each tool's thumbnails against a
 //! float Lanczos3 reference of the same size. Then the CPU cost of
-//! `make_derivatives` per image, by stage.
+//! `make_derivatives` per image, by stage. Then HEIC and AVIF: the CPU of
+//! decoding HEICs made from the same set by heif-enc, and of encoding a
+//! 1080 px AVIF of each.
 //!
 //! `cargo bench -p pinhole-imaging --bench thumbnails`. Needs the packages
 //! `time`, `mate-backgrounds`; `libvips-tools` and `graphicsmagick` for the
-//! comparison (a missing tool is skipped).
+//! comparison, `libheif-examples` for the HEIC files (a missing tool is
+//! skipped).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -38,6 +41,10 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("--thumbs") => thumbs(args[1].parse().unwrap(), Path::new(&args[2]), &args[3..]),
         Some("--derivatives") => derivatives(&args[1..]),
+        Some("--heif") => {
+            let split = args.iter().position(|a| a == "--").unwrap();
+            heif(&args[1..split], &args[split + 1..]);
+        }
         _ => bench(),
     }
 }
@@ -53,6 +60,59 @@ fn thumbs(decode_edge: u32, out: &Path, files: &[String]) {
         let jpeg = encode(&thumb, OutputFormat::Jpeg, QUALITY).unwrap();
         std::fs::write(out.join(file_name(file)), jpeg).unwrap();
     }
+}
+
+/// The whole process's CPU time (every thread: libheif's decoders run
+/// their own), from `/proc/self/stat` in clock ticks of 10 ms.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU ms per image of HEIC decoding and 1080 px AVIF encoding (mean, max).
+fn heif(heics: &[String], sources: &[String]) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut decodes = Vec::new();
+    for file in heics {
+        let bytes = std::fs::read(file).unwrap();
+        let start = process_cpu();
+        let decoded = decode(&bytes, &LIMITS, None).unwrap();
+        decodes.push(ms(process_cpu() - start));
+        assert_eq!(decoded.format, pinhole_media::Format::Heic);
+    }
+    let mut avifs = Vec::new();
+    let mut webps = Vec::new();
+    for file in sources {
+        let bytes = std::fs::read(file).unwrap();
+        let decoded = decode(&bytes, &LIMITS, Some(1080)).unwrap();
+        let (w, h) = fit_within(decoded.full_width, decoded.full_height, 1080);
+        let img = resize(&decoded.image, w, h).unwrap();
+        for _ in 0..3 {
+            let start = process_cpu();
+            encode(&img, OutputFormat::Avif, 60).unwrap();
+            avifs.push(ms(process_cpu() - start));
+            let start = process_cpu();
+            encode(&img, OutputFormat::Webp, 80).unwrap();
+            webps.push(ms(process_cpu() - start));
+        }
+    }
+    let stats = |v: &[f64]| {
+        (
+            v.iter().sum::<f64>() / v.len().max(1) as f64,
+            v.iter().copied().fold(0.0, f64::max),
+        )
+    };
+    let ((dm, dx), (am, ax), (wm, wx)) = (stats(&decodes), stats(&avifs), stats(&webps));
+    println!("{dm} {dx} {am} {ax} {wm} {wx}");
 }
 
 /// This thread's CPU time, from the scheduler.
@@ -363,5 +423,59 @@ fn bench() {
         "  thread CPU by stage, ms per image: decode {:.1}, resizes {:.1}, JPEG encodes {:.1}, WebP encodes {:.1}",
         stages[0], stages[1], stages[2], stages[3]
     );
+    heif_section(&scratch, &files);
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// HEIC decoding and AVIF encoding, in a child process (libheif's threads
+/// counted).
+fn heif_section(scratch: &Path, files: &[String]) {
+    let mut heics = Vec::new();
+    if have("heif-enc") {
+        for file in files {
+            let out = scratch.join(format!(
+                "{}.heic",
+                Path::new(file).file_stem().unwrap().to_string_lossy()
+            ));
+            let status = Command::new("heif-enc")
+                .args(["-q", "50", "-o"])
+                .arg(&out)
+                .arg(file)
+                .output()
+                .unwrap()
+                .status;
+            assert!(status.success(), "heif-enc {file}");
+            heics.push(out.to_string_lossy().into_owned());
+        }
+    } else {
+        println!("skipping HEIC decoding: heif-enc is missing (apt-get install libheif-examples)");
+    }
+    let me = std::env::current_exe().unwrap();
+    let out = Command::new(&me)
+        .arg("--heif")
+        .args(&heics)
+        .arg("--")
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    println!("\nHEIC and AVIF (process CPU, every thread, ms per image: mean / max):");
+    if !heics.is_empty() {
+        println!(
+            "  decoding a 12 MP HEIC (heif-enc -q 50): {:.1} / {:.1}",
+            v[0], v[1]
+        );
+    }
+    println!(
+        "  encoding a 1080 px AVIF (q60): {:.1} / {:.1}; the same as WebP (q80): {:.1} / {:.1}",
+        v[2], v[3], v[4], v[5]
+    );
 }

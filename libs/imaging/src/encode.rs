@@ -1,5 +1,5 @@
-//! Encoders: JPEG (libjpeg-turbo), lossy WebP (libwebp), PNG and GIF
-//! (`image`).
+//! Encoders: JPEG (libjpeg-turbo), lossy WebP (libwebp), lossy AVIF
+//! (libheif over libaom), PNG and GIF (`image`).
 
 use std::borrow::Cow;
 
@@ -16,8 +16,8 @@ use crate::{ImagingError, OutputFormat, jpeg};
 /// derivative set, so the fastest method it is.
 pub(crate) const WEBP_METHOD: i32 = 0;
 
-/// Encodes `img` without metadata. `quality` (1 to 100) applies to JPEG and
-/// WebP, which is always lossy (VP8, with a separately compressed alpha
+/// Encodes `img` without metadata. `quality` (1 to 100) applies to JPEG,
+/// AVIF and WebP, which is always lossy (VP8, with a separately compressed alpha
 /// plane when the image has one). PNG is lossless; GIF is one still frame
 /// quantised to 256 colours. JPEG has no alpha: transparent areas are
 /// composited over white.
@@ -35,6 +35,7 @@ pub fn encode(
         OutputFormat::Webp => encode_webp(img, quality),
         OutputFormat::Png => encode_png(img),
         OutputFormat::Gif => encode_gif(img),
+        OutputFormat::Avif => crate::heif::encode_avif(img, quality),
     }
 }
 
@@ -57,7 +58,7 @@ pub(crate) fn flatten_on_white(img: &DynamicImage) -> Cow<'_, RgbImage> {
     }
 }
 
-fn rgb_or_rgba(img: &DynamicImage) -> (Cow<'_, [u8]>, bool) {
+pub(crate) fn rgb_or_rgba(img: &DynamicImage) -> (Cow<'_, [u8]>, bool) {
     match img {
         DynamicImage::ImageRgb8(rgb) => (Cow::Borrowed(rgb.as_raw().as_slice()), false),
         DynamicImage::ImageRgba8(rgba) => (Cow::Borrowed(rgba.as_raw().as_slice()), true),

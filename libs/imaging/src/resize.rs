@@ -107,25 +107,3 @@ pub(crate) fn resize_region(
     };
     out.ok_or_else(|| ImagingError::Resize("the output buffer has the wrong size".into()))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fit_within_keeps_aspect_and_never_enlarges() {
-        assert_eq!(fit_within(4000, 3000, 2048), (2048, 1536));
-        assert_eq!(fit_within(3000, 4000, 2048), (1536, 2048));
-        assert_eq!(fit_within(1920, 1280, 256), (256, 171));
-        assert_eq!(fit_within(800, 600, 2048), (800, 600));
-        assert_eq!(fit_within(2048, 10, 2048), (2048, 10));
-        assert_eq!(fit_within(100_000, 10, 256), (256, 1));
-        assert_eq!(fit_within(10, 100_000, 256), (1, 256));
-    }
-
-    #[test]
-    fn zero_sized_targets_are_errors() {
-        let img = DynamicImage::ImageRgb8(RgbImage::new(4, 4));
-        assert!(matches!(resize(&img, 0, 3), Err(ImagingError::Resize(_))));
-    }
-}

@@ -257,15 +257,20 @@ impl Meta<'_> {
         Ok(parsed)
     }
 
-    /// The primary item's `ispe`: the size of the image as coded.
-    fn primary_size(&self, b: &[u8]) -> Result<(u32, u32), InspectError> {
-        let ispe = self
-            .associations
+    /// The primary item's property of this type.
+    fn primary_property(&self, kind: &[u8; 4]) -> Option<&Bx> {
+        self.associations
             .iter()
             .filter(|(id, _)| *id == self.primary)
             .flat_map(|(_, indexes)| indexes)
             .filter_map(|index| self.properties.get(usize::from(*index).checked_sub(1)?))
-            .find(|property| &property.kind == b"ispe")
+            .find(|property| &property.kind == kind)
+    }
+
+    /// The primary item's `ispe`: the size of the image as coded.
+    fn primary_size(&self, b: &[u8]) -> Result<(u32, u32), InspectError> {
+        let ispe = self
+            .primary_property(b"ispe")
             .ok_or_else(|| InspectError::Corrupt("the primary item has no ispe".into()))?;
         let (mut c, _, _) = Cursor::full(b, ispe)?;
         let (width, height) = (c.u32()?, c.u32()?);
@@ -275,6 +280,14 @@ impl Meta<'_> {
             )));
         }
         Ok((width, height))
+    }
+
+    /// Whether the primary item's `irot` turns it a quarter (90 or 270
+    /// degrees), which swaps its shown width and height.
+    fn primary_quarter_turn(&self, b: &[u8]) -> bool {
+        self.primary_property(b"irot")
+            .and_then(|irot| b.get(irot.body))
+            .is_some_and(|angle| angle & 1 == 1)
     }
 
     fn location(&self, id: u32) -> Option<&Location> {
@@ -484,6 +497,7 @@ pub(crate) fn inspect<'a>(b: &'a [u8], limits: &Limits) -> Result<Header<'a>, In
         height,
         frames: None,
         exif,
+        quarter_turn: Some(meta.primary_quarter_turn(b)),
     })
 }
 
@@ -576,6 +590,11 @@ mod tests {
     /// A HEIF with a primary item (id 1, 64x48) in mdat and an Exif item
     /// (id 2) in idat.
     fn heif(exif: &[u8]) -> Vec<u8> {
+        heif_turned(exif, None)
+    }
+
+    /// [`heif`], with an `irot` property of this angle on the primary item.
+    fn heif_turned(exif: &[u8], irot: Option<u8>) -> Vec<u8> {
         let build = |mdat_at: u32| {
             let mut infe1 = vec![0, 1, 0, 0];
             infe1.extend(b"hvc1\0");
@@ -586,8 +605,15 @@ mod tests {
             iinf.extend(full(b"infe", 2, 0, &infe2));
             let mut ispe = 64u32.to_be_bytes().to_vec();
             ispe.extend(48u32.to_be_bytes());
-            let mut iprp = bx(b"ipco", &full(b"ispe", 0, 0, &ispe));
-            iprp.extend(full(b"ipma", 0, 0, &[0, 0, 0, 1, 0, 1, 1, 0x81]));
+            let mut ipco = full(b"ispe", 0, 0, &ispe);
+            let mut ipma = vec![0, 0, 0, 1, 0, 1, 1, 0x81];
+            if let Some(angle) = irot {
+                ipco.extend(bx(b"irot", &[angle]));
+                ipma[6] = 2;
+                ipma.push(0x82);
+            }
+            let mut iprp = bx(b"ipco", &ipco);
+            iprp.extend(full(b"ipma", 0, 0, &ipma));
             // iloc v1, 4-byte offsets and lengths: item 1 in the file, item 2 in idat.
             let mut iloc = vec![0x44, 0x00, 0, 2];
             for (id, method, offset, length) in
@@ -635,6 +661,22 @@ mod tests {
         assert!(block.starts_with(exif::EMPTY_TIFF), "{block:?}");
         assert!(block[exif::EMPTY_TIFF.len()..].iter().all(|&x| x == 0));
         assert_eq!(crate::exif::parse(exif::EMPTY_TIFF.to_vec()), None);
+    }
+
+    #[test]
+    fn irot_says_whether_the_image_is_turned() {
+        for (irot, turned) in [
+            (None, false),
+            (Some(0), false),
+            (Some(1), true),
+            (Some(2), false),
+            (Some(3), true),
+        ] {
+            let file = heif_turned(&[0, 0, 0, 0], irot);
+            let header = inspect(&file, &LIMITS).expect("inspect");
+            assert_eq!((header.width, header.height), (64, 48), "irot {irot:?}");
+            assert_eq!(header.quarter_turn, Some(turned), "irot {irot:?}");
+        }
     }
 
     #[test]

@@ -129,6 +129,7 @@ pub(crate) fn inspect<'a>(b: &'a [u8], limits: &Limits) -> Result<Header<'a>, In
         height,
         frames: Some(frames),
         exif: None,
+        quarter_turn: None,
     })
 }
 

@@ -131,6 +131,7 @@ pub(crate) fn inspect<'a>(b: &'a [u8], limits: &Limits) -> Result<Header<'a>, In
         height,
         frames: None,
         exif: exif.map(Cow::Borrowed),
+        quarter_turn: None,
     })
 }
 

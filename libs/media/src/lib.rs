@@ -165,20 +165,32 @@ pub struct Inspected {
     /// The EXIF fields we use, `None` when there is no EXIF block, it is
     /// broken, or it holds none of them.
     pub exif: Option<ExifData>,
+    /// HEIC and AVIF: whether the primary item's `irot` property turns it a
+    /// quarter (90 or 270 degrees). `None` for the other formats, whose
+    /// EXIF orientation says how they are shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarter_turn: Option<bool>,
 }
 
 impl Inspected {
-    /// The size as shown: width and height swapped when the EXIF orientation
-    /// is 5 to 8 (a quarter turn).
+    /// The size as shown: width and height swapped when the image is turned
+    /// a quarter: by its EXIF orientation (5 to 8), or for HEIC and AVIF by
+    /// its `irot` property.
     ///
-    /// For HEIC and AVIF the rotation that decoders apply is in the `irot`
-    /// and `imir` properties, which phones keep in step with the EXIF
-    /// orientation; decoders return pixels already turned, so the EXIF
-    /// orientation must not be applied to them a second time.
+    /// HEIF decoders apply `irot` and `imir` and return pixels already
+    /// turned, so a HEIF's EXIF orientation (phones keep it in step) must
+    /// not be applied a second time.
     pub fn display_size(&self) -> (u32, u32) {
-        match self.exif.as_ref().and_then(|exif| exif.orientation) {
-            Some(5..=8) => (self.height, self.width),
-            _ => (self.width, self.height),
+        let turned = self.quarter_turn.unwrap_or_else(|| {
+            matches!(
+                self.exif.as_ref().and_then(|exif| exif.orientation),
+                Some(5..=8)
+            )
+        });
+        if turned {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
         }
     }
 }
@@ -240,6 +252,8 @@ struct Header<'a> {
     frames: Option<u32>,
     /// The raw EXIF (TIFF) block, from its byte-order mark on.
     exif: Option<Cow<'a, [u8]>>,
+    /// HEIF only: whether `irot` turns the image a quarter.
+    quarter_turn: Option<bool>,
 }
 
 /// Sniffs the format, walks the container structure (markers, chunks,
@@ -263,6 +277,7 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspected, InspectError>
         height: header.height,
         frames: header.frames,
         exif: header.exif.and_then(|tiff| exif::parse(tiff.into_owned())),
+        quarter_turn: header.quarter_turn,
     })
 }
 
@@ -367,6 +382,7 @@ mod tests {
             height: 3000,
             frames: None,
             exif: None,
+            quarter_turn: None,
         };
         assert_eq!(inspected.display_size(), (4000, 3000));
         for (orientation, size) in [
@@ -382,6 +398,13 @@ mod tests {
             });
             assert_eq!(inspected.display_size(), size, "orientation {orientation}");
         }
+        // A HEIF's irot decides, whatever its EXIF says.
+        inspected.format = Format::Heic;
+        inspected.quarter_turn = Some(false);
+        assert_eq!(inspected.display_size(), (4000, 3000));
+        inspected.quarter_turn = Some(true);
+        inspected.exif = None;
+        assert_eq!(inspected.display_size(), (3000, 4000));
     }
 
     #[test]

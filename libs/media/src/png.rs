@@ -101,6 +101,7 @@ pub(crate) fn inspect<'a>(b: &'a [u8], limits: &Limits) -> Result<Header<'a>, In
         height,
         frames: Some(frames.unwrap_or(1)),
         exif: exif.map(Cow::Borrowed),
+        quarter_turn: None,
     })
 }
 

@@ -113,6 +113,7 @@ pub(crate) fn inspect<'a>(b: &'a [u8], limits: &Limits) -> Result<Header<'a>, In
             height,
             frames: Some(1),
             exif: None,
+            quarter_turn: None,
         });
     }
     let animated = first.data[0] & FLAG_ANIMATION != 0;
@@ -140,6 +141,7 @@ pub(crate) fn inspect<'a>(b: &'a [u8], limits: &Limits) -> Result<Header<'a>, In
         height,
         frames: Some(if animated { frames } else { 1 }),
         exif: exif.map(Cow::Borrowed),
+        quarter_turn: None,
     })
 }
 

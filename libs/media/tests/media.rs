@@ -132,6 +132,7 @@ fn camera_jpegs_give_size_and_exif() -> Result<()> {
                 taken_at: Some("2008-01-22T03:28:22".into()),
                 gps: None,
             }),
+            quarter_turn: None,
         }
     );
     assert_eq!(blinds.display_size(), (1920, 1200));

@@ -95,46 +95,57 @@ async fn load(ctx: &AppContext, id: Uuid) -> Result<Option<Source>, ApiError> {
     }))
 }
 
-/// The output format: `f:` wins, then the extension; `auto` picks WebP for
-/// clients that accept it (the answer then varies by `Accept`).
+/// The output format: `f:` wins, then the extension; `auto` picks AVIF, then
+/// WebP, for clients that accept them, else JPEG (the answer then varies by
+/// `Accept`).
 fn output_format(
     opts: &Options,
     ext: &str,
     headers: &HeaderMap,
 ) -> Result<(OutputFormat, bool), ApiError> {
     let from_name = |name: &str| -> Result<OutputFormat, ApiError> {
-        match name {
-            "avif" => Err(status(
+        OutputFormat::parse(name).ok_or_else(|| {
+            status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ThumbnailsError::FormatUnsupported,
-                "AVIF output is not supported on this server: use webp, jpeg, png or gif",
-            )),
-            other => OutputFormat::parse(other).ok_or_else(|| {
-                status(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    ThumbnailsError::FormatUnsupported,
-                    format!("`{other}` is not an output format: use jpg, png, webp, gif or auto"),
-                )
-            }),
-        }
+                format!("`{name}` is not an output format: use jpg, png, webp, gif, avif or auto"),
+            )
+        })
     };
     if let Some(f) = opts.format {
         return Ok((from_name(f.as_str())?, false));
     }
     if ext == "auto" {
-        let accepts_webp = headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains("image/webp"));
-        let f = if accepts_webp {
-            OutputFormat::Webp
-        } else {
-            OutputFormat::Jpeg
+        let accepts = |mime: &str| {
+            headers
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|range| accepts_type(range, mime))
         };
+        let f = [OutputFormat::Avif, OutputFormat::Webp]
+            .into_iter()
+            .find(|f| accepts(f.mime()))
+            .unwrap_or(OutputFormat::Jpeg);
         return Ok((f, true));
     }
     Ok((from_name(ext)?, false))
+}
+
+/// Whether one `Accept` media range names `mime` and does not refuse it
+/// with `q=0`. Wildcards are not taken as asking for a newer format: a
+/// browser that sends `*/*` alone may not decode AVIF.
+fn accepts_type(range: &str, mime: &str) -> bool {
+    let mut parts = range.split(';').map(str::trim);
+    if !parts.next().is_some_and(|m| m.eq_ignore_ascii_case(mime)) {
+        return false;
+    }
+    !parts.any(|p| {
+        p.strip_prefix("q=")
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            .is_some_and(|q| q <= 0.0)
+    })
 }
 
 /// The signed part of the path: `/{options}/{file}` as the client sent it.
@@ -147,7 +158,7 @@ fn signed_path<'a>(uri: &'a str, signature: &str) -> Option<&'a str> {
     params(
         ("signature" = String, Path, description = "base64url HMAC-SHA256 of `/{options}/{file}` with a key and salt, or `_` for an allowed preset"),
         ("options" = String, Path, description = "comma-separated `name:arg` items, e.g. `rs:fill:300:200,g:face,q:80`, or `pr:NAME`; `_` for none"),
-        ("file" = String, Path, description = "`{image_id}.{ext}`: ext jpg, png, webp, gif, or auto (WebP when accepted)"),
+        ("file" = String, Path, description = "`{image_id}.{ext}`: ext jpg, png, webp, gif, avif, or auto (AVIF, then WebP, when accepted, else JPEG)"),
     ),
     responses(
         (status = 200, description = "The transformed image", content_type = "image/*"),
