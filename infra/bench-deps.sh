@@ -3,8 +3,10 @@
 # benchmark's PostgreSQL side (`cargo bench -p pinhole-tests --bench
 # search`), installing Debian's PostGIS for the running server's major
 # version (postgresql-15-postgis-3 on bookworm); wrk and nginx for the
-# detail page's benchmark (`cargo bench -p pinhole-tests --bench gateway`).
-# Each only when missing.
+# detail page's benchmark (`cargo bench -p pinhole-tests --bench gateway`);
+# vipsthumbnail, GraphicsMagick and heif-enc for the pixel pipeline's
+# (`cargo bench -p pinhole-imaging --bench thumbnails`). Each only when
+# missing.
 #
 #   infra/bench-deps.sh
 #
@@ -19,6 +21,10 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 tools=()
 command -v wrk >/dev/null || tools+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || tools+=(nginx)
+command -v vipsthumbnail >/dev/null || tools+=(libvips-tools)
+command -v gm >/dev/null || tools+=(graphicsmagick)
+command -v heif-enc >/dev/null || tools+=(libheif-examples)
+[ -x /usr/bin/time ] || tools+=(time)
 if [ ${#tools[@]} -gt 0 ]; then
   log "installing ${tools[*]}"
   as_root apt-get update -qq >&2

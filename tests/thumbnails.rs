@@ -323,6 +323,21 @@ async fn transforms_are_signed_and_cached(app: App) -> anyhow::Result<()> {
         ensure!(decode_avif(&body)?.width() == 120, "{options}.{ext}");
     }
 
+    // Identical requests at once: one makes the result, the others wait
+    // for it and serve it stored.
+    let same = signed(&app, "rs:fill:333:222,bl:2,q:71", id, "webp")?;
+    let answers = futures::future::join_all((0..8).map(|_| fetch(&app, &same, &[]))).await;
+    let mut made = 0;
+    let mut bodies = BTreeSet::new();
+    for answer in answers {
+        let (status, headers, body) = answer?;
+        ensure!(status == StatusCode::OK, "{status}");
+        made += usize::from(headers["pinhole-transform"] == "made");
+        bodies.insert(body);
+    }
+    ensure!(made == 1, "{made} of 8 identical requests made the result");
+    ensure!(bodies.len() == 1, "identical requests, different bytes");
+
     // Options and formats that cannot be served.
     for (options, ext, code) in [
         ("bl:abc", "jpg", "transform-invalid"),

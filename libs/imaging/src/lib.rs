@@ -233,8 +233,9 @@ fn decode_with_image(
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(inspected.width);
     image_limits.max_image_height = Some(inspected.height);
-    // Room for a 16-bit RGBA canvas and a frame of the allowed size.
-    image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(16).max(64 << 20));
+    // About 4 bytes a pixel of the pixel limit (an 8-bit RGBA canvas of the
+    // largest allowed image): a 16-bit source may use half the pixel limit.
+    image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(4).max(64 << 20));
     reader.limits(image_limits);
     let image = reader.decode().map_err(|e| match e {
         image::ImageError::Limits(_) => ImagingError::TooManyPixels {

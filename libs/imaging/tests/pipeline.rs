@@ -477,6 +477,36 @@ fn too_many_pixels_is_refused() {
 }
 
 #[test]
+fn decoding_memory_is_about_four_bytes_a_pixel_of_the_limit() {
+    // 4500x4500 under a 20.25 MP limit: 81 MB may be allocated. 8-bit RGBA
+    // needs 81 MB; 16-bit RGBA would need 162 MB and is refused.
+    let limits = Limits {
+        max_pixels: 4500 * 4500,
+    };
+    let png = |sixteen: bool| {
+        let img = if sixteen {
+            DynamicImage::ImageRgba16(image::ImageBuffer::from_pixel(
+                4500,
+                4500,
+                Rgba([1000u16, 2000, 3000, 65535]),
+            ))
+        } else {
+            DynamicImage::ImageRgba8(RgbaImage::from_pixel(4500, 4500, Rgba([1, 2, 3, 255])))
+        };
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    assert!(decode(&png(false), &limits, None).is_ok());
+    let refused = decode(&png(true), &limits, None);
+    assert!(
+        matches!(refused, Err(ImagingError::TooManyPixels { .. })),
+        "{:?}",
+        refused.err()
+    );
+}
+
+#[test]
 fn encodes_every_output_format() {
     let img = resize(&full(&storm()).image, 300, 200).unwrap();
     for format in OutputFormat::ALL {

@@ -11,7 +11,8 @@
 //! set when the images role releases the original) and their existence is
 //! cached, so a repeat is a lookup.
 
-use std::sync::{Arc, LazyLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -276,33 +277,21 @@ pub(crate) async fn transform(
     let media = pinhole_media::Format::parse(&src.format)
         .ok_or_else(|| ApiError::internal("unknown stored format"))?;
     let original_key = pinhole_events::images::original_key(&src.sha256, media.extension());
-    if known
-        || pinhole_blob::exists(ctx.backends.blobs.as_ref(), &key)
-            .await
-            .map_err(ApiError::unavailable)?
-    {
-        // A deleted image's stored results stop being served once the
-        // catalog hears of the deletion, and go with `content.released`.
-        match ctx.backends.blobs.get(&key, None).await {
-            Ok(body) => {
-                if !known {
-                    let _ = ctx
-                        .backends
-                        .cache
-                        .set(&known_key, Bytes::from_static(b"1"), KNOWN_TTL)
-                        .await;
-                }
-                out_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.meta.size));
-                out_headers.insert("pinhole-transform", HeaderValue::from_static("stored"));
-                return Ok((out_headers, Body::from_stream(body.stream)).into_response());
-            }
-            // Collected since: make it again.
-            Err(pinhole_blob::BlobError::NotFound(_)) => {
-                let _ = ctx.backends.cache.delete(&known_key).await;
-            }
-            Err(e) => return Err(ApiError::unavailable(e)),
-        }
+    if let Some(stored) = stored(&ctx, &key, &known_key, known, &out_headers).await? {
+        return Ok(stored);
     }
+    // One request makes a given result; identical ones wait for it, then
+    // serve it stored.
+    let _making = MAKING.lock(&key).await;
+    if let Some(stored) = stored(&ctx, &key, &known_key, false, &out_headers).await? {
+        return Ok(stored);
+    }
+    // The CPU permit before the original: it also bounds how many originals
+    // are held in memory at once.
+    let permit = Arc::clone(&WORKERS)
+        .acquire_owned()
+        .await
+        .map_err(ApiError::internal)?;
     let original = match ctx.backends.blobs.get(&original_key, None).await {
         Ok(original) => original,
         // The images role collected the content: the image was deleted and
@@ -316,10 +305,6 @@ pub(crate) async fn transform(
     .bytes()
     .await
     .map_err(ApiError::unavailable)?;
-    let permit = Arc::clone(&WORKERS)
-        .acquire_owned()
-        .await
-        .map_err(ApiError::internal)?;
     let max_pixels = ctx.settings.transform_max_source_pixels;
     let quality = opts.quality.unwrap_or(82);
     let made = tokio::task::spawn_blocking(move || {
@@ -352,4 +337,91 @@ pub(crate) async fn transform(
     out_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     out_headers.insert("pinhole-transform", HeaderValue::from_static("made"));
     Ok((out_headers, bytes).into_response())
+}
+
+/// The stored result at `key`, answered with `headers`; `None` when there
+/// is none (or it was collected since the cache said it was there).
+async fn stored(
+    ctx: &AppContext,
+    key: &str,
+    known_key: &str,
+    known: bool,
+    headers: &HeaderMap,
+) -> Result<Option<Response>, ApiError> {
+    if !known
+        && !pinhole_blob::exists(ctx.backends.blobs.as_ref(), key)
+            .await
+            .map_err(ApiError::unavailable)?
+    {
+        return Ok(None);
+    }
+    // A deleted image's stored results stop being served once the catalog
+    // hears of the deletion, and go with `content.released`.
+    match ctx.backends.blobs.get(key, None).await {
+        Ok(body) => {
+            if !known {
+                let _ = ctx
+                    .backends
+                    .cache
+                    .set(known_key, Bytes::from_static(b"1"), KNOWN_TTL)
+                    .await;
+            }
+            let mut headers = headers.clone();
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.meta.size));
+            headers.insert("pinhole-transform", HeaderValue::from_static("stored"));
+            Ok(Some(
+                (headers, Body::from_stream(body.stream)).into_response(),
+            ))
+        }
+        // Collected since: make it again.
+        Err(pinhole_blob::BlobError::NotFound(_)) => {
+            let _ = ctx.backends.cache.delete(known_key).await;
+            Ok(None)
+        }
+        Err(e) => Err(ApiError::unavailable(e)),
+    }
+}
+
+/// The results being made in this process, by storage key.
+static MAKING: LazyLock<KeyedLocks> = LazyLock::new(KeyedLocks::default);
+
+/// One async lock per key, kept only while someone holds or waits for it.
+#[derive(Default)]
+struct KeyedLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl KeyedLocks {
+    async fn lock(&self, key: &str) -> KeyGuard<'_> {
+        let lock = Arc::clone(
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(key.to_owned())
+                .or_default(),
+        );
+        KeyGuard {
+            locks: self,
+            key: key.to_owned(),
+            guard: Some(lock.lock_owned().await),
+        }
+    }
+}
+
+struct KeyGuard<'a> {
+    locks: &'a KeyedLocks,
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        let mut locks = self.locks.0.lock().unwrap_or_else(PoisonError::into_inner);
+        drop(self.guard.take());
+        // Only the map's own reference left: no one is waiting.
+        if locks
+            .get(&self.key)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            locks.remove(&self.key);
+        }
+    }
 }
