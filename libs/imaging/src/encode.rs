@@ -7,7 +7,7 @@ use image::codecs::gif::GifEncoder;
 use image::codecs::png::{CompressionType, PngEncoder};
 use image::{DynamicImage, ExtendedColorType, ImageEncoder, RgbImage, RgbaImage};
 
-use crate::{ImagingError, OutputFormat, jpeg};
+use crate::{ImagingError, OutputFormat, jpeg, rgb_or_rgba};
 
 /// libwebp's `method` (0 fastest .. 6 smallest). Measured on a 2048x1536
 /// photo at quality 80: method 0 takes 108 ms, 2 takes 168 ms and 4 (the
@@ -55,15 +55,6 @@ pub(crate) fn flatten_on_white(img: &DynamicImage) -> Cow<'_, RgbImage> {
             Cow::Owned(rgb)
         }
         other => Cow::Owned(other.to_rgb8()),
-    }
-}
-
-pub(crate) fn rgb_or_rgba(img: &DynamicImage) -> (Cow<'_, [u8]>, bool) {
-    match img {
-        DynamicImage::ImageRgb8(rgb) => (Cow::Borrowed(rgb.as_raw().as_slice()), false),
-        DynamicImage::ImageRgba8(rgba) => (Cow::Borrowed(rgba.as_raw().as_slice()), true),
-        other if other.color().has_alpha() => (Cow::Owned(other.to_rgba8().into_raw()), true),
-        other => (Cow::Owned(other.to_rgb8().into_raw()), false),
     }
 }
 

@@ -155,7 +155,7 @@ fn to_srgb(image: &mut DynamicImage, source: &ColorProfile) -> Result<(), Imagin
 
 /// Lossy AVIF (AV1, 4:2:0, 8 bits, sRGB), with alpha when the image has it.
 pub(crate) fn encode_avif(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, ImagingError> {
-    let (pixels, alpha) = crate::encode::rgb_or_rgba(img);
+    let (pixels, alpha) = crate::rgb_or_rgba(img);
     let (width, height) = (img.width(), img.height());
     let chroma = if alpha {
         RgbChroma::Rgba

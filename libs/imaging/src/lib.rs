@@ -25,6 +25,7 @@ mod heif;
 mod jpeg;
 mod resize;
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 pub use derivatives::{Derivatives, Made, StageTimes, make_derivatives, make_derivatives_timed};
@@ -220,6 +221,17 @@ pub(crate) fn decode_covering(
         full_height,
         format: inspected.format,
     })
+}
+
+/// The pixels as packed RGB or RGBA bytes (converting other layouts), and
+/// whether they have alpha.
+pub(crate) fn rgb_or_rgba(img: &DynamicImage) -> (Cow<'_, [u8]>, bool) {
+    match img {
+        DynamicImage::ImageRgb8(rgb) => (Cow::Borrowed(rgb.as_raw().as_slice()), false),
+        DynamicImage::ImageRgba8(rgba) => (Cow::Borrowed(rgba.as_raw().as_slice()), true),
+        other if other.color().has_alpha() => (Cow::Owned(other.to_rgba8().into_raw()), true),
+        other => (Cow::Owned(other.to_rgb8().into_raw()), false),
+    }
 }
 
 /// PNG, GIF and WebP through the `image` crate, as `Rgb8` or `Rgba8`.
