@@ -56,6 +56,11 @@ infra/stack.sh up
 venv=${PINHOLE_INFRA_STATE:-infra/.run}/venv
 "$venv/bin/python" -c 'import confluent_kafka, cloudevents' 2>/dev/null ||
   "$venv/bin/pip" install -q -r tests/cloudevents/requirements.txt >&2
+# Schemathesis, which checks the served OpenAPI document against the
+# server's answers (tests/startup/openapi.rs), at the pinned version.
+grep -qx "schemathesis==$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" \
+  tests/schemathesis/requirements.txt ||
+  "$venv/bin/pip" install -q -r tests/schemathesis/requirements.txt >&2
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

@@ -1,6 +1,10 @@
 //! Starting the whole server: on embedded defaults from an empty data
 //! directory, on every real backend, and with a subset of roles; what
-//! `/healthz`, `/readyz`, `/metrics` and `/api/openapi.json` answer.
+//! `/healthz`, `/readyz`, `/metrics` and `/api/openapi.json` answer, and
+//! that the last says exactly what the server does ([`openapi`]).
+
+#[path = "startup/openapi.rs"]
+mod openapi;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pinhole_blob::{BlobError, PresignError};
@@ -17,9 +17,10 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{ApiError, AppContext};
+use crate::{ApiError, ApiQuery, AppContext};
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SignedQuery {
     /// Unix time after which the link is refused.
     expires: i64,
@@ -77,11 +78,12 @@ fn lookup_error(e: BlobError) -> ApiError {
         (status = 304, description = "The `If-None-Match` ETag is the blob's"),
         (status = 403, description = "Expired or forged link", body = crate::ErrorBody),
         (status = 404, description = "No such blob", body = crate::ErrorBody),
+        (status = 422, description = "`expires` or `sig` is missing, or `expires` is not a number (`validation-failed`)", body = crate::ErrorBody),
     ))]
 async fn get_blob(
     State(ctx): State<AppContext>,
     Path(key): Path<String>,
-    Query(query): Query<SignedQuery>,
+    ApiQuery(query): ApiQuery<SignedQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let now = chrono::Utc::now().timestamp();

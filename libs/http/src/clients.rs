@@ -94,20 +94,39 @@ impl From<&Verified> for TokenVerification {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ViewsRequest {
     /// At most [`MAX_VIEWS`].
+    #[schema(max_items = 100)]
     pub ids: Vec<Uuid>,
     /// Whom the images are shown to; none for a signed-out visitor.
     #[serde(default)]
     pub viewer: Option<Uuid>,
 }
 
-/// `?after=…&limit=…` of the `/internal/v1/export/...` routes.
+/// `?after=…&limit=…` of the `/internal/v1/export/...` routes (documented
+/// as it is for records; [`EdgeExportParams`] for edges).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
-    /// The last key of the previous page (an id; `FROM,TO` for edges);
-    /// from the start when absent.
+    /// The id of the last record of the previous page; from the start when
+    /// absent.
+    #[param(value_type = Option<Uuid>)]
     pub after: Option<String>,
     /// 1 to 1000; 500 when absent.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+}
+
+/// How the export routes of edges (follows, blocks) take [`ExportQuery`].
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EdgeExportParams {
+    /// `FROM,TO`, the ids of the last edge of the previous page; from the
+    /// start when absent.
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12},[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
+    pub after: Option<String>,
+    /// 1 to 1000; 500 when absent.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 
@@ -306,7 +325,8 @@ pub const MAX_RELATED: u32 = 100;
 pub struct ViewerQuery {
     /// Whom the list is shown to; none for a signed-out visitor.
     pub viewer: Option<Uuid>,
-    /// How many at most.
+    /// How many at most (taken as 1 to 100).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295.0)]
     pub limit: Option<u32>,
 }
 

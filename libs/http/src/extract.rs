@@ -77,16 +77,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .map(Self)
             .map_err(|e| {
                 let text = e.to_string();
-                // serde_urlencoded names the field only in some messages.
-                let field = text
-                    .split('`')
-                    .nth(1)
-                    .filter(|f| !f.contains(' '))
-                    .unwrap_or("query")
-                    .to_owned();
-                ApiError::invalid(BTreeMap::from([(field, text)]))
+                ApiError::invalid(BTreeMap::from([(query_field(&text).to_owned(), text)]))
             })
     }
+}
+
+/// The parameter a serde_urlencoded error names (``missing field `limit` ``,
+/// ``duplicate field `viewer` ``), or `query` when it names none: other
+/// messages quote the bad value, not the parameter.
+fn query_field(message: &str) -> &str {
+    message
+        .split_once("field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map_or("query", |(name, _)| name)
 }
 
 fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
@@ -281,6 +284,16 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter_only_when_the_message_does() {
+        assert_eq!(super::query_field("missing field `expires`"), "expires");
+        assert_eq!(super::query_field("duplicate field `viewer`"), "viewer");
+        assert_eq!(
+            super::query_field("UUID parsing failed: invalid character: found `n` at 0"),
+            "query"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod client_error;
 pub mod clients;
 mod codes;
 mod context;
+pub mod docs;
 mod error;
 mod extract;
 pub mod forward;

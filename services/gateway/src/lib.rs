@@ -216,7 +216,7 @@ struct Shown {
 /// Everything the image detail page shows, in one request: the image, its
 /// author, comments and related images (with why), and which optional
 /// parts could not be had in time.
-#[utoipa::path(get, path = "/api/v1/images/{id}/detail", tag = "gateway",
+#[utoipa::path(get, path = "/api/v1/images/{id}/detail", tag = "gateway", security((), ("bearer" = [])),
     params(("id" = String, Path, description = "image id")),
     responses(
         (status = 200, body = DetailAnswer, description = "With `ETag`; 304 on a matching `If-None-Match`"),

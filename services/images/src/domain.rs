@@ -155,13 +155,79 @@ pub fn all_tags(explicit: &[String], description: Option<&str>) -> Vec<String> {
 /// A place on Earth, with an optional name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PlaceInput)]
 pub struct Location {
     /// Degrees north, -90 to 90.
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub lat: f64,
     /// Degrees east, -180 to 180.
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub lon: f64,
+    /// Your name for the place, at most 200 characters; blank is none.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub place_name: Option<String>,
+}
+
+/// The schema of a location as an edit gives it: a place, `exif` for the
+/// photo's own GPS position, or `null` to clear.
+pub fn location_edit_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(<Location as utoipa::PartialSchema>::schema())
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["exif"])),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "A place `{lat, lon, place_name}`, `exif` for the photo's own GPS \
+             position, or `null` to clear",
+        ))
+        .into()
+}
+
+/// The multipart form of `POST /api/v1/images`, as the API document shows
+/// it (the handler reads the parts one by one, into [`UploadFields`]).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadForm {
+    /// The image: JPEG, PNG, GIF, WebP, HEIC or AVIF, told from its bytes.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    /// At most 200 characters; blank is none.
+    #[schema(nullable = false, max_length = 200)]
+    pub title: Option<String>,
+    /// At most 5000 characters; its `#hashtags` become tags.
+    #[schema(nullable = false, max_length = 5000)]
+    pub description: Option<String>,
+    /// Tags separated by commas or spaces, or a JSON array of them: at
+    /// most 30, each of at most 64 letters, digits and `_` (a leading `#`
+    /// is dropped).
+    #[schema(nullable = false)]
+    pub tags: Option<String>,
+    /// At most 1500 characters; blank is none.
+    #[schema(nullable = false, max_length = 1500)]
+    pub alt_text: Option<String>,
+    /// `public` when absent.
+    #[schema(nullable = false)]
+    pub visibility: Option<Visibility>,
+    /// `LAT,LON`, a JSON object `{"lat", "lon", "place_name"}`, or `exif`
+    /// for the photo's own GPS position; blank is none.
+    #[schema(nullable = false)]
+    pub location: Option<String>,
+    /// An http or https URL told (signed POST) when processing ends;
+    /// blank is none.
+    #[schema(nullable = false, pattern = r"^\s*([hH][tT][tT][pP][sS]?://\S+)?\s*$")]
+    pub callback_url: Option<String>,
+    /// An id grouping uploads for `GET /api/v1/tasks?batch_id=…`; blank is
+    /// none.
+    #[schema(
+        nullable = false,
+        pattern = r"^\s*([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?\s*$"
+    )]
+    pub batch_id: Option<String>,
 }
 
 impl Location {

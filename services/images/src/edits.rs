@@ -6,13 +6,13 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use pinhole_events::OutgoingEvent;
 use pinhole_events::images::{self as kinds, EditJob, Source};
-use pinhole_http::{ApiError, ApiJson, AppContext, Auth};
+use pinhole_http::{ApiError, ApiJson, ApiQuery, AppContext, Auth};
 use pinhole_media::Format;
 use pinhole_transform::EditOp;
 use sea_orm::ActiveValue::Set;
@@ -38,9 +38,10 @@ pub struct EditRequest {
     /// `{"op":"adjust","brightness","contrast","saturation","gamma","hue"}`,
     /// `{"op":"filter","name":"mono"}`, `{"op":"red_eye"}`,
     /// `{"op":"watermark","image_id","gravity","opacity","scale"}`.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Object>, min_items = 1, max_items = 20)]
     pub operations: Vec<serde_json::Value>,
     /// Told (signed POST) when the task ends, as for uploads.
+    #[schema(pattern = r"^\s*([hH][tT][tT][pP][sS]?://\S+)?\s*$")]
     pub callback_url: Option<String>,
 }
 
@@ -81,7 +82,7 @@ fn parse_operations(raw: &[serde_json::Value]) -> Result<Vec<EditOp>, ApiError> 
 /// current version by the thumbnails role, which stores the result as a new
 /// version (with all derivatives) and makes it current. Answers 202 with the
 /// task; `?wait=true` waits for it as uploads do.
-#[utoipa::path(post, path = "/api/v1/images/{id}/edits", tag = "images",
+#[utoipa::path(post, path = "/api/v1/images/{id}/edits", tag = "images", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id"), WaitQuery),
     request_body = EditRequest,
     responses(
@@ -90,13 +91,13 @@ fn parse_operations(raw: &[serde_json::Value]) -> Result<Vec<EditOp>, ApiError> 
         (status = 403, body = pinhole_http::ErrorBody),
         (status = 404, body = pinhole_http::ErrorBody),
         (status = 409, description = "The image is still being processed", body = pinhole_http::ErrorBody),
-        (status = 422, body = pinhole_http::ErrorBody),
+        (status = 422, description = "An operation is wrong, named in `fields` (`validation-failed`)", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn create_edit(
     State(ctx): State<AppContext>,
     Auth(me): Auth,
     Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
     ApiJson(req): ApiJson<EditRequest>,
 ) -> Result<Response, ApiError> {
     let wait = q.limit()?;
@@ -244,7 +245,7 @@ async fn versions_of(ctx: &AppContext, img: &image::Model) -> Result<Vec<Version
 }
 
 /// The versions of an image of yours, oldest first (the last is current).
-#[utoipa::path(get, path = "/api/v1/images/{id}/versions", tag = "images",
+#[utoipa::path(get, path = "/api/v1/images/{id}/versions", tag = "images", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id")),
     responses(
         (status = 200, body = VersionList),
@@ -277,7 +278,7 @@ fn parse_version(raw: &str) -> Result<i32, ApiError> {
 }
 
 /// The exact original bytes of one version of an image of yours.
-#[utoipa::path(get, path = "/api/v1/images/{id}/versions/{version}/original", tag = "images",
+#[utoipa::path(get, path = "/api/v1/images/{id}/versions/{version}/original", tag = "images", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id"), ("version" = i32, Path, description = "version number")),
     responses(
         (status = 200, description = "The image bytes", content_type = "image/*"),
@@ -321,7 +322,7 @@ pub(crate) async fn version_original(
 
 /// Delete a replaced version of an image of yours (the current one goes
 /// only with the image).
-#[utoipa::path(delete, path = "/api/v1/images/{id}/versions/{version}", tag = "images",
+#[utoipa::path(delete, path = "/api/v1/images/{id}/versions/{version}", tag = "images", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id"), ("version" = i32, Path, description = "version number")),
     responses(
         (status = 204, description = "Deleted"),

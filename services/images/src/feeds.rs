@@ -44,7 +44,7 @@ async fn page<C: ConnectionTrait>(
 
 /// Your home timeline: images of the people you follow that you may see,
 /// and your own, newest first.
-#[utoipa::path(get, path = "/api/v1/feed", tag = "images",
+#[utoipa::path(get, path = "/api/v1/feed", tag = "images", security(("bearer" = [])),
     params(PageQuery),
     responses((status = 200, body = views::ImagePage), (status = 401, body = pinhole_http::ErrorBody)))]
 pub(crate) async fn home(
@@ -69,7 +69,7 @@ pub(crate) async fn home(
 
 /// A user's images, newest first: all of them for the owner; for others,
 /// what they may see (a private account's only to its approved followers).
-#[utoipa::path(get, path = "/api/v1/users/{username}/images", tag = "images",
+#[utoipa::path(get, path = "/api/v1/users/{username}/images", tag = "images", security((), ("bearer" = [])),
     params(("username" = String, Path, description = "username"), PageQuery),
     responses(
         (status = 200, body = views::ImagePage),
@@ -126,8 +126,12 @@ const EXPLORE_DAYS: i64 = 7;
 
 /// Explore: public images of public accounts from the last week, most
 /// liked and commented first.
-#[utoipa::path(get, path = "/api/v1/explore", tag = "images",
-    params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/explore", tag = "images", security((), ("bearer" = [])),
+    params(
+        ("cursor" = Option<String>, Query, description = "From the previous page's `next_cursor` (`o` and an offset up to 10000)",
+            pattern = "^o([0-9]{1,4}|10000)$"),
+        ("limit" = Option<i32>, Query, description = "1 to 100; 20 when absent", minimum = 1, maximum = 100),
+    ),
     responses((status = 200, body = views::ImagePage)))]
 pub(crate) async fn explore(
     State(ctx): State<AppContext>,

@@ -23,12 +23,16 @@ use crate::{present, views};
 
 pub const MAX_COMMENT: usize = 2200;
 
-/// `?cursor=…&limit=…`.
+/// `?cursor=…&limit=…`, documented as the lists ordered by id take it
+/// (likes and explore document theirs in their own annotations).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
-    /// From the previous page's `next_cursor`.
+    /// From the previous page's `next_cursor` (an id).
+    #[param(value_type = Option<Uuid>)]
     pub cursor: Option<String>,
     /// 1 to 100; 20 when absent.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
@@ -65,12 +69,13 @@ async fn authors<C: ConnectionTrait>(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewComment {
-    /// 1 to 2200 characters.
+    /// 1 to 2200 characters, not all blank.
+    #[schema(max_length = 2200, pattern = r"\S")]
     body: String,
 }
 
 /// Comment on an image you may see.
-#[utoipa::path(post, path = "/api/v1/images/{id}/comments", tag = "images",
+#[utoipa::path(post, path = "/api/v1/images/{id}/comments", tag = "images", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id")),
     request_body = NewComment,
     responses(
@@ -136,7 +141,7 @@ pub(crate) async fn add_comment(
 
 /// An image's comments, oldest first, without those of people who block
 /// you or whom you block.
-#[utoipa::path(get, path = "/api/v1/images/{id}/comments", tag = "images",
+#[utoipa::path(get, path = "/api/v1/images/{id}/comments", tag = "images", security((), ("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id"), PageQuery),
     responses((status = 200, body = views::CommentPage), (status = 404, body = pinhole_http::ErrorBody)))]
 pub(crate) async fn list_comments(
@@ -200,7 +205,7 @@ pub(crate) async fn comment_page(
 }
 
 /// Delete a comment: yours, or any on your image.
-#[utoipa::path(delete, path = "/api/v1/images/{id}/comments/{comment_id}", tag = "images",
+#[utoipa::path(delete, path = "/api/v1/images/{id}/comments/{comment_id}", tag = "images", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id"), ("comment_id" = Uuid, Path, description = "comment id")),
     responses(
         (status = 204, description = "Deleted"),
@@ -252,7 +257,7 @@ async fn like_count<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<u64, ApiEr
 }
 
 /// Like an image you may see (liking twice changes nothing).
-#[utoipa::path(post, path = "/api/v1/images/{id}/like", tag = "images",
+#[utoipa::path(post, path = "/api/v1/images/{id}/like", tag = "images", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id")),
     responses((status = 200, body = views::LikeState), (status = 404, body = pinhole_http::ErrorBody)))]
 pub(crate) async fn like_image(
@@ -264,7 +269,7 @@ pub(crate) async fn like_image(
 }
 
 /// Take your like back.
-#[utoipa::path(delete, path = "/api/v1/images/{id}/like", tag = "images",
+#[utoipa::path(delete, path = "/api/v1/images/{id}/like", tag = "images", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id")),
     responses((status = 200, body = views::LikeState), (status = 404, body = pinhole_http::ErrorBody)))]
 pub(crate) async fn unlike_image(
@@ -340,8 +345,13 @@ async fn set_like(
 }
 
 /// Who liked an image, newest first.
-#[utoipa::path(get, path = "/api/v1/images/{id}/likes", tag = "images",
-    params(("id" = Uuid, Path, description = "image id"), PageQuery),
+#[utoipa::path(get, path = "/api/v1/images/{id}/likes", tag = "images", security((), ("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "image id"),
+        ("cursor" = Option<String>, Query, description = "From the previous page's `next_cursor` (`MICROS:USER_ID`)",
+            pattern = "^-?[0-9]{1,16}:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+        ("limit" = Option<i32>, Query, description = "1 to 100; 20 when absent", minimum = 1, maximum = 100),
+    ),
     responses((status = 200, body = views::LikerPage), (status = 404, body = pinhole_http::ErrorBody)))]
 pub(crate) async fn list_likes(
     State(ctx): State<AppContext>,

@@ -91,7 +91,7 @@ async fn own_task<C: ConnectionTrait>(
 
 /// A processing task of yours: queued, processing, done (with the
 /// derivatives' links) or failed (with the reason).
-#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "images",
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "images", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "task id")),
     responses(
         (status = 200, body = views::Task),
@@ -108,12 +108,17 @@ pub(crate) async fn get_task(
     Ok(Json(present::task(&ctx, &ctx.backends.db, t).await?))
 }
 
-/// `?ids=…` or `?batch_id=…`.
+/// `?ids=…` or `?batch_id=…`: one of them.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TaskQuery {
-    /// Comma-separated task ids (at most 500).
+    /// Comma-separated task ids (1 to 500); not with `batch_id`.
+    #[param(
+        pattern = "^ *[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12} *(, *[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12} *)*,? *$"
+    )]
     ids: Option<String>,
-    /// A batch id given with the uploads.
+    /// A batch id given with the uploads; not with `ids`.
+    #[param(value_type = Option<Uuid>)]
     batch_id: Option<String>,
 }
 
@@ -121,12 +126,12 @@ const MAX_IDS: usize = 500;
 
 /// Several of your tasks at once: by id, or every task of a batch, with how
 /// many are in each state.
-#[utoipa::path(get, path = "/api/v1/tasks", tag = "images",
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "images", security(("bearer" = [])),
     params(TaskQuery),
     responses(
         (status = 200, body = views::TaskList),
         (status = 401, body = pinhole_http::ErrorBody),
-        (status = 422, body = pinhole_http::ErrorBody),
+        (status = 422, description = "Neither or both of `ids` and `batch_id`, more than 500 ids, or one that is not an id (`validation-failed`)", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn list_tasks(
     State(ctx): State<AppContext>,

@@ -101,13 +101,9 @@ struct ApiDoc;
 #[utoipa::path(get, path = "/api/openapi.json", tag = "ops",
     responses((status = 200, description = "OpenAPI 3 document", body = Object)))]
 async fn openapi_json(
-    State(doc): State<Arc<OnceLock<utoipa::openapi::OpenApi>>>,
+    State(doc): State<Arc<OnceLock<serde_json::Value>>>,
 ) -> Json<serde_json::Value> {
-    Json(
-        doc.get()
-            .and_then(|d| serde_json::to_value(d).ok())
-            .unwrap_or_default(),
-    )
+    Json(doc.get().cloned().unwrap_or_default())
 }
 
 /// The AsyncAPI 3.0 document of every event the roles send each other
@@ -180,7 +176,7 @@ pub fn app(
         api = api.merge(router);
     }
     let (router, openapi) = api.split_for_parts();
-    let _ = doc.set(openapi);
+    let _ = doc.set(pinhole_http::docs::complete(openapi));
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

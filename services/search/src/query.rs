@@ -69,38 +69,90 @@ pub struct ImageSearch {
     pub facets: bool,
 }
 
-/// The raw query string of `GET /api/v1/search/images`.
+/// The raw query string of `GET /api/v1/search/images`. Every parameter
+/// may be given empty, as an HTML form sends it: that is the same as
+/// leaving it out (`EmptyMeansAbsent` in the document).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ImageSearchParams {
-    /// Words, `"phrases"`; Chinese and Japanese are segmented.
+    /// Words, `"phrases"`; Chinese and Japanese are segmented. At most 500
+    /// characters.
+    #[param(max_length = 500)]
     pub q: Option<String>,
-    /// Comma-separated tags; all must match.
+    /// Comma-separated tags, at most 20; all must match.
     pub tags: Option<String>,
     /// Username of the author.
     pub author: Option<String>,
     /// Camera, as the facet names it (case-insensitive).
     pub camera: Option<String>,
-    /// RFC 3339 date or date-time.
+    /// Taken at or after: an RFC 3339 date-time or date (its first
+    /// moment).
+    #[param(schema_with = date_or_time)]
     pub taken_from: Option<String>,
+    /// Taken at or before: an RFC 3339 date-time or date (its last
+    /// moment); not before `taken_from`.
+    #[param(schema_with = date_or_time)]
     pub taken_to: Option<String>,
+    /// Uploaded at or after, as `taken_from`.
+    #[param(schema_with = date_or_time)]
     pub uploaded_from: Option<String>,
+    /// Uploaded at or before, as `taken_to`.
+    #[param(schema_with = date_or_time)]
     pub uploaded_to: Option<String>,
-    /// `true` or `false`.
+    /// Only images with (`true`) or without (`false`) a location.
+    #[param(value_type = Option<bool>)]
     pub has_location: Option<String>,
-    /// `LAT,LON`.
+    /// `LAT,LON`: distances are from there (and `radius_km` around it).
+    #[param(
+        pattern = r"^ *-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?) *, *-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?) *$"
+    )]
     pub near: Option<String>,
-    /// With `near`: only images within this distance.
+    /// With `near`: only images within this distance, above 0 and at most
+    /// 20040.
+    #[param(value_type = Option<f64>, exclusive_minimum = 0.0, maximum = 20040.0)]
     pub radius_km: Option<String>,
-    /// `MIN_LAT,MIN_LON,MAX_LAT,MAX_LON`; MIN_LON > MAX_LON crosses the
-    /// antimeridian.
+    /// `MIN_LAT,MIN_LON,MAX_LAT,MAX_LON` (MIN_LAT not above MAX_LAT);
+    /// MIN_LON > MAX_LON crosses the antimeridian. Not with both `near`
+    /// and `radius_km`.
+    #[param(
+        pattern = r"^ *-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?) *, *-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?) *, *-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?) *, *-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?) *$"
+    )]
     pub bbox: Option<String>,
     /// `relevance` (default), `recent`, `popular`, `distance` (needs `near`).
+    #[param(pattern = "^ *(relevance|recent|popular|distance) *$")]
     pub sort: Option<String>,
     /// 1 to 100, default 20.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// From the previous page's `next_cursor`.
     pub cursor: Option<String>,
+}
+
+/// An RFC 3339 date-time or date, as the date parameters take them.
+fn date_or_time() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    let string = |format| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    OneOfBuilder::new()
+        .item(string(KnownFormat::DateTime))
+        .item(string(KnownFormat::Date))
+        .into()
+}
+
+/// How `GET /api/v1/search/users` takes its parameters.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PeopleParams {
+    /// The start of a username or display name (one typo allowed): 1 to
+    /// 100 characters, not all blank.
+    #[param(max_length = 100, pattern = r"\S")]
+    pub q: String,
+    /// 1 to 100, default 10.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
 }
 
 /// A parameter that is not right: its name and what is wrong.

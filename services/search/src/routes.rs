@@ -9,6 +9,7 @@ use axum::extract::{FromRef, Path, RawQuery, State};
 use pinhole_http::clients::{
     ClientError, MAX_RELATED, RelatedRef, RelatedRefs, SearchIds, Searched, ViewerQuery,
 };
+use pinhole_http::docs::EmptyMeansAbsent;
 use pinhole_http::{ApiError, ApiQuery, AppContext, Common, MaybeAuth, SearchClient};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{DocSetCollector, TopDocs};
@@ -142,8 +143,8 @@ fn facet_values(v: Vec<(String, u64)>) -> Vec<FacetValue> {
 /// English stemmed, one typo allowed in words of five letters or more),
 /// tags, author, camera, dates, places (radius, box, distance), with
 /// facets and highlights. Only what the caller may see.
-#[utoipa::path(get, path = "/api/v1/search/images", tag = "search",
-    params(ImageSearchParams),
+#[utoipa::path(get, path = "/api/v1/search/images", tag = "search", security((), ("bearer" = [])),
+    params(EmptyMeansAbsent<ImageSearchParams>),
     responses(
         (status = 200, body = ImageResults),
         (status = 401, description = "Bad token (`invalid-token`)", body = pinhole_http::ErrorBody),
@@ -304,7 +305,7 @@ fn params_of(pairs: Vec<(String, String)>) -> Result<(ImageSearchParams, Option<
 /// Searches images as `GET /api/v1/search/images` does, for a `viewer`
 /// given in the query; the ids in order, not the records (for the gateway).
 #[utoipa::path(get, path = "/internal/v1/search/images", tag = "internal",
-    params(ImageSearchParams, ("viewer" = Option<String>, Query, description = "whom the results are for")),
+    params(EmptyMeansAbsent<ImageSearchParams>, ("viewer" = Option<Uuid>, Query, description = "whom the results are for")),
     responses(
         (status = 200, body = SearchIds),
         (status = 422, description = "A bad parameter, named (`validation-failed`)", body = pinhole_http::ErrorBody),
@@ -329,12 +330,16 @@ fn first_text(doc: &TantivyDocument, field: tantivy::schema::Field) -> Option<St
     doc.get_first(field)?.as_str().map(str::to_owned)
 }
 
+/// The parameters of suggestions and of people search (which documents
+/// its own: `query::PeopleParams`); an empty `limit` is the default.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PrefixParams {
-    /// What the person typed so far.
+    /// What the person typed so far, at most 100 characters.
+    #[param(max_length = 100)]
     pub q: Option<String>,
     /// 1 to 100, default 10.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
@@ -345,7 +350,7 @@ pub struct Suggestions {
 
 /// Completions of what was typed: tags, usernames and frequent title words.
 #[utoipa::path(get, path = "/api/v1/search/suggest", tag = "search",
-    params(PrefixParams),
+    params(EmptyMeansAbsent<PrefixParams>),
     responses(
         (status = 200, body = Suggestions),
         (status = 422, description = "A bad parameter (`validation-failed`)", body = pinhole_http::ErrorBody),
@@ -382,8 +387,8 @@ pub struct People {
 
 /// People by username or display name, by prefix and with a typo allowed;
 /// accounts on either side of a block with the caller are left out.
-#[utoipa::path(get, path = "/api/v1/search/users", tag = "search",
-    params(PrefixParams),
+#[utoipa::path(get, path = "/api/v1/search/users", tag = "search", security((), ("bearer" = [])),
+    params(EmptyMeansAbsent<query::PeopleParams>),
     responses(
         (status = 200, body = People),
         (status = 401, description = "Bad token (`invalid-token`)", body = pinhole_http::ErrorBody),
@@ -432,6 +437,7 @@ pub(crate) async fn search_users(
 #[into_params(parameter_in = Query)]
 pub struct RelatedParams {
     /// 1 to 100, default 12.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
@@ -457,8 +463,8 @@ const PLACE_KM: f64 = 5.0;
 
 /// Images like this one: near-identical pictures, similar words and tags,
 /// taken nearby. Never the image itself, and only what the caller may see.
-#[utoipa::path(get, path = "/api/v1/images/{id}/related", tag = "search",
-    params(("id" = String, Path, description = "image id"), RelatedParams),
+#[utoipa::path(get, path = "/api/v1/images/{id}/related", tag = "search", security((), ("bearer" = [])),
+    params(("id" = String, Path, description = "image id"), EmptyMeansAbsent<RelatedParams>),
     responses(
         (status = 200, body = Related),
         (status = 404, description = "No such image, or not one the caller may see (`image-not-found`)", body = pinhole_http::ErrorBody),

@@ -22,10 +22,19 @@ use pinhole_events::users::{UserDeleted, UserRegistered, UserUpdated};
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct SignUp {
     /// 3-30 of `[a-z0-9_]`, case-insensitive.
+    #[schema(pattern = "^[A-Za-z0-9_]{3,30}$")]
     username: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
-    /// At least 8 characters.
+    /// 8 to 256 characters.
+    #[schema(min_length = 8, max_length = 256)]
     password: String,
+    /// At most 64 characters, no control characters but line breaks; blank
+    /// is none.
+    #[schema(
+        max_length = 64,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     display_name: Option<String>,
 }
 
@@ -100,7 +109,7 @@ async fn throttle_sign_up(ctx: &AppContext, ip: std::net::IpAddr) -> Result<(), 
     responses(
         (status = 201, description = "Created", body = Account),
         (status = 409, description = "Username or email taken", body = pinhole_http::ErrorBody),
-        (status = 422, description = "Invalid fields", body = pinhole_http::ErrorBody),
+        (status = 422, description = "Invalid fields, named in `fields` (`validation-failed`)", body = pinhole_http::ErrorBody),
         (status = 429, description = "Too many sign-ups from this address (`too-many-sign-ups`)", body = pinhole_http::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until this address may sign up again"))),
     ))]
@@ -186,7 +195,7 @@ pub(crate) async fn sign_up(
 }
 
 /// Your account.
-#[utoipa::path(get, path = "/api/v1/me", tag = "accounts",
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])),
     responses(
         (status = 200, body = Account),
         (status = 401, body = pinhole_http::ErrorBody),
@@ -203,11 +212,25 @@ pub(crate) async fn me(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateMe {
+    /// At most 64 characters, no control characters but line breaks; blank
+    /// is none.
     #[serde(default, deserialize_with = "pinhole_http::nullable")]
+    #[schema(
+        max_length = 64,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     display_name: Option<Option<String>>,
+    /// At most 500 characters, no control characters but line breaks;
+    /// blank is none.
     #[serde(default, deserialize_with = "pinhole_http::nullable")]
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     bio: Option<Option<String>>,
+    /// An http or https URL of at most 200 characters; blank is none.
     #[serde(default, deserialize_with = "pinhole_http::nullable")]
+    #[schema(pattern = r"^\s*([hH][tT][tT][pP][sS]?://\S+)?\s*$", max_length = 200)]
     website: Option<Option<String>>,
     /// An image of yours to show as avatar.
     #[serde(default, deserialize_with = "pinhole_http::nullable")]
@@ -218,11 +241,11 @@ pub(crate) struct UpdateMe {
 
 /// Change your profile. Fields left out stay as they are; `null` clears.
 /// Making a private account public approves its pending follow requests.
-#[utoipa::path(patch, path = "/api/v1/me", tag = "accounts", request_body = UpdateMe,
+#[utoipa::path(patch, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])), request_body = UpdateMe,
     responses(
         (status = 200, body = Account),
         (status = 401, body = pinhole_http::ErrorBody),
-        (status = 422, body = pinhole_http::ErrorBody),
+        (status = 422, description = "Invalid fields, named in `fields`, or an avatar that is not an image of yours (`validation-failed`)", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn update_me(
     State(ctx): State<AppContext>,
@@ -325,7 +348,7 @@ pub(crate) async fn update_me(
 
 /// Delete your account. Your sessions end at once; follows and blocks go
 /// with it, and `user.deleted` tells the other roles to remove your content.
-#[utoipa::path(delete, path = "/api/v1/me", tag = "accounts",
+#[utoipa::path(delete, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, body = pinhole_http::ErrorBody),

@@ -34,6 +34,8 @@ const MAX_LOOKUP: usize = 500;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct Lookup {
+    /// At most 500.
+    #[schema(max_items = 500)]
     ids: Vec<Uuid>,
 }
 

@@ -203,10 +203,13 @@ async fn account<C: ConnectionTrait>(conn: &C, u: user::Model) -> Result<Account
 
 /// `?cursor=…&limit=…`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
-    /// From the previous page's `next_cursor`.
+    /// From the previous page's `next_cursor` (a number).
+    #[param(pattern = "^[+-]?[0-9]{1,18}$")]
     cursor: Option<String>,
     /// 1 to 100; 20 when absent.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 

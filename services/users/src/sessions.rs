@@ -43,8 +43,10 @@ const WINDOW: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct LogIn {
-    /// Username or email.
+    /// Username or email (the field may also be named `username` or
+    /// `email`), at most 254 characters.
     #[serde(alias = "username", alias = "email")]
+    #[schema(max_length = 254, pattern = r"\S")]
     login: String,
     password: String,
 }
@@ -185,7 +187,8 @@ fn bad_credentials() -> ApiError {
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = LogIn,
     responses(
         (status = 201, description = "Logged in", body = Session),
-        (status = 401, description = "Wrong credentials", body = pinhole_http::ErrorBody),
+        (status = 401, description = "Wrong credentials (`invalid-credentials`)", body = pinhole_http::ErrorBody),
+        (status = 422, description = "`login` is blank or too long, or a field is missing (`validation-failed`)", body = pinhole_http::ErrorBody),
         (status = 429, description = "Too many failed log-ins of this account from this address, or from this address in all (`too-many-attempts`); failures from other addresses only slow log-ins down, never refuse them", body = pinhole_http::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until this address may try again"))),
     ))]
@@ -195,7 +198,7 @@ pub(crate) async fn log_in(
     ApiJson(body): ApiJson<LogIn>,
 ) -> Result<Response, ApiError> {
     let login = body.login.trim().to_lowercase();
-    if login.is_empty() || login.len() > 254 {
+    if login.is_empty() || login.chars().count() > 254 {
         return Err(ApiError::field("login", "give your username or email"));
     }
     let db = &ctx.backends.db;
@@ -262,7 +265,7 @@ pub(crate) async fn refresh(
 }
 
 /// Log out: the access token and its refresh token stop working.
-#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "sessions",
+#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "sessions", security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
         (status = 401, body = pinhole_http::ErrorBody),

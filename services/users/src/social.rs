@@ -50,7 +50,7 @@ fn follow_removed(f: &follow::Model) -> OutgoingEvent {
 }
 
 /// A user's public profile; with a token, where you stand with them.
-#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users", security((), ("bearer" = [])),
     params(("username" = String, Path)),
     responses(
         (status = 200, body = Profile),
@@ -96,7 +96,7 @@ pub(crate) async fn profile(
 }
 
 /// Follow a user; a private account gets a request to approve.
-#[utoipa::path(post, path = "/api/v1/users/{username}/follow", tag = "users",
+#[utoipa::path(post, path = "/api/v1/users/{username}/follow", tag = "users", security(("bearer" = [])),
     params(("username" = String, Path)),
     responses(
         (status = 201, description = "Now following, or requested", body = FollowState),
@@ -192,7 +192,7 @@ async fn end_follow<C: ConnectionTrait>(
 }
 
 /// Unfollow a user, or withdraw a follow request.
-#[utoipa::path(delete, path = "/api/v1/users/{username}/follow", tag = "users",
+#[utoipa::path(delete, path = "/api/v1/users/{username}/follow", tag = "users", security(("bearer" = [])),
     params(("username" = String, Path)),
     responses(
         (status = 204, description = "Not following"),
@@ -258,7 +258,7 @@ async fn list(
 }
 
 /// Who follows a user, newest first.
-#[utoipa::path(get, path = "/api/v1/users/{username}/followers", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/{username}/followers", tag = "users", security((), ("bearer" = [])),
     params(("username" = String, Path), PageQuery),
     responses(
         (status = 200, body = UserPage),
@@ -276,7 +276,7 @@ pub(crate) async fn followers(
 }
 
 /// Whom a user follows, newest first.
-#[utoipa::path(get, path = "/api/v1/users/{username}/following", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/{username}/following", tag = "users", security((), ("bearer" = [])),
     params(("username" = String, Path), PageQuery),
     responses(
         (status = 200, body = UserPage),
@@ -294,7 +294,7 @@ pub(crate) async fn following(
 }
 
 /// Who asked to follow you, newest first.
-#[utoipa::path(get, path = "/api/v1/me/follow-requests", tag = "users",
+#[utoipa::path(get, path = "/api/v1/me/follow-requests", tag = "users", security(("bearer" = [])),
     params(PageQuery),
     responses(
         (status = 200, body = UserPage),
@@ -358,7 +358,7 @@ pub(crate) async fn approve<C: ConnectionTrait>(
 }
 
 /// Let a user who asked follow you.
-#[utoipa::path(post, path = "/api/v1/me/follow-requests/{username}/approve", tag = "users",
+#[utoipa::path(post, path = "/api/v1/me/follow-requests/{username}/approve", tag = "users", security(("bearer" = [])),
     params(("username" = String, Path)),
     responses(
         (status = 204, description = "They follow you now"),
@@ -388,7 +388,7 @@ pub(crate) async fn approve_request(
 }
 
 /// Turn down a follow request.
-#[utoipa::path(post, path = "/api/v1/me/follow-requests/{username}/deny", tag = "users",
+#[utoipa::path(post, path = "/api/v1/me/follow-requests/{username}/deny", tag = "users", security(("bearer" = [])),
     params(("username" = String, Path)),
     responses(
         (status = 204, description = "Request removed"),
@@ -419,7 +419,7 @@ pub(crate) async fn deny_request(
 
 /// Block a user: they cannot see you or follow you, and follows between
 /// you end.
-#[utoipa::path(post, path = "/api/v1/users/{username}/block", tag = "users",
+#[utoipa::path(post, path = "/api/v1/users/{username}/block", tag = "users", security(("bearer" = [])),
     params(("username" = String, Path)),
     responses(
         (status = 204, description = "Blocked"),
@@ -466,7 +466,7 @@ pub(crate) async fn block(
 }
 
 /// Unblock a user.
-#[utoipa::path(delete, path = "/api/v1/users/{username}/block", tag = "users",
+#[utoipa::path(delete, path = "/api/v1/users/{username}/block", tag = "users", security(("bearer" = [])),
     params(("username" = String, Path)),
     responses(
         (status = 204, description = "Not blocked"),

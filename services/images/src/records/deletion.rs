@@ -76,7 +76,7 @@ pub async fn remove(ctx: &AppContext, id: Uuid) -> Result<(), ApiError> {
 
 /// Delete an image of yours: it disappears everywhere; the stored original
 /// goes when no other image uses the same bytes.
-#[utoipa::path(delete, path = "/api/v1/images/{id}", tag = "images",
+#[utoipa::path(delete, path = "/api/v1/images/{id}", tag = "images", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id")),
     responses(
         (status = 204, description = "Deleted"),

@@ -21,24 +21,32 @@ use crate::{outgoing, present, views};
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImagePatch {
+    /// At most 200 characters; blank is none.
     #[serde(default, deserialize_with = "pinhole_http::nullable")]
+    #[schema(max_length = 200)]
     title: Option<Option<String>>,
+    /// At most 5000 characters; its `#hashtags` become tags.
     #[serde(default, deserialize_with = "pinhole_http::nullable")]
+    #[schema(max_length = 5000)]
     description: Option<Option<String>>,
+    /// At most 1500 characters; blank is none.
     #[serde(default, deserialize_with = "pinhole_http::nullable")]
+    #[schema(max_length = 1500)]
     alt_text: Option<Option<String>>,
+    /// At most 30 tags, each of at most 64 letters, digits and `_` (a
+    /// leading `#` is dropped; an item may hold several, separated by
+    /// commas or spaces).
     tags: Option<Vec<String>>,
+    #[schema(value_type = Option<Visibility>)]
     visibility: Option<String>,
-    /// An object `{lat, lon, place_name}`, the string `exif` (the photo's
-    /// GPS position), or `null` to clear.
     #[serde(default, deserialize_with = "pinhole_http::nullable")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = domain::location_edit_schema)]
     location: Option<Option<serde_json::Value>>,
 }
 
 /// Edit an image's title, description (#hashtags become tags), tags, alt
 /// text, visibility or location. Yours only.
-#[utoipa::path(patch, path = "/api/v1/images/{id}", tag = "images",
+#[utoipa::path(patch, path = "/api/v1/images/{id}", tag = "images", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id")),
     request_body = ImagePatch,
     responses(

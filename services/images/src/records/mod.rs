@@ -23,7 +23,7 @@ pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
 
 /// An image: metadata, tags, location, EXIF (GPS for the owner only),
 /// derivatives, counts. Hidden images answer 404.
-#[utoipa::path(get, path = "/api/v1/images/{id}", tag = "images",
+#[utoipa::path(get, path = "/api/v1/images/{id}", tag = "images", security((), ("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id")),
     responses((status = 200, body = views::Image), (status = 404, body = pinhole_http::ErrorBody)))]
 pub(crate) async fn get_image(

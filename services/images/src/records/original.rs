@@ -14,7 +14,7 @@ use crate::store;
 /// The original: its owner gets the exact bytes uploaded; everyone else
 /// allowed to see the image gets the same image with its metadata (EXIF,
 /// XMP, comments) removed, losslessly.
-#[utoipa::path(get, path = "/api/v1/images/{id}/original", tag = "images",
+#[utoipa::path(get, path = "/api/v1/images/{id}/original", tag = "images", security((), ("bearer" = [])),
     params(("id" = Uuid, Path, description = "image id")),
     responses(
         (status = 200, description = "The image bytes", content_type = "image/*"),

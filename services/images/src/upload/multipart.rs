@@ -34,10 +34,13 @@ const MAX_FIELDS_TOTAL: usize = 256 * 1024;
 
 /// `?wait=true&timeout=SECONDS`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct WaitQuery {
     /// `true`: answer when processing has ended (or `timeout` has passed).
+    #[param(value_type = Option<bool>)]
     wait: Option<String>,
     /// Seconds to wait at most, 1 to 120; 30 when absent.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 120)]
     timeout: Option<String>,
 }
 
@@ -104,16 +107,17 @@ pub async fn respond(
 /// and `batch_id`. Answers 202 with the image and task ids at once;
 /// processing follows. The same bytes again from you answer 200 with the
 /// existing image.
-#[utoipa::path(post, path = "/api/v1/images", tag = "images",
+#[utoipa::path(post, path = "/api/v1/images", tag = "images", security(("bearer" = [])),
     params(WaitQuery),
-    request_body(content_type = "multipart/form-data", content = Object),
+    request_body(content_type = "multipart/form-data", content = crate::domain::UploadForm),
     responses(
         (status = 202, description = "Stored; processing", body = views::Accepted),
         (status = 200, description = "Already uploaded, or finished with ?wait=true", body = views::Accepted),
+        (status = 400, description = "The multipart body cannot be read (`invalid-multipart`)", body = pinhole_http::ErrorBody),
         (status = 401, body = pinhole_http::ErrorBody),
-        (status = 413, body = pinhole_http::ErrorBody),
-        (status = 415, body = pinhole_http::ErrorBody),
-        (status = 422, body = pinhole_http::ErrorBody),
+        (status = 413, description = "The file is over `PINHOLE_MAX_UPLOAD_BYTES` (`upload-too-large`)", body = pinhole_http::ErrorBody),
+        (status = 415, description = "Not multipart/form-data (`expected-multipart`), or not an image of a format we take (`unsupported-image-format`)", body = pinhole_http::ErrorBody),
+        (status = 422, description = "A field is wrong or unknown, the `file` part is missing, or the image is truncated, corrupt or has too many pixels (named in `fields`, or `image-truncated`, `image-corrupt`, `image-too-many-pixels`)", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn upload(
     State(ctx): State<AppContext>,

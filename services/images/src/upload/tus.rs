@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream};
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -55,16 +56,32 @@ const IMAGE_ID: HeaderName = HeaderName::from_static("pinhole-image-id");
 const TASK_ID: HeaderName = HeaderName::from_static("pinhole-task-id");
 const OFFSET_STREAM: &str = "application/offset+octet-stream";
 
-/// Adds `Tus-Resumable` to every answer and refuses other protocol
-/// versions (412), except on OPTIONS.
+/// Adds `Tus-Resumable` to every answer.
 pub async fn protocol(request: Request, next: Next) -> Response {
-    if request.method() != axum::http::Method::OPTIONS
-        && request
-            .headers()
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert(TUS_RESUMABLE, HeaderValue::from_static(VERSION));
+    response
+}
+
+/// `Tus-Resumable: 1.0.0`, which every request but OPTIONS carries (412
+/// with `Tus-Version` otherwise). The handlers take it after [`Auth`]: a
+/// request without a valid token is refused for that first.
+pub(crate) struct Resumable;
+
+impl<S: Send + Sync> FromRequestParts<S> for Resumable {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        if parts
+            .headers
             .get(&TUS_RESUMABLE)
             .and_then(|v| v.to_str().ok())
-            != Some(VERSION)
-    {
+            == Some(VERSION)
+        {
+            return Ok(Self);
+        }
         let mut r = ApiError::new(
             StatusCode::PRECONDITION_FAILED,
             ImagesError::TusVersionUnsupported,
@@ -73,15 +90,8 @@ pub async fn protocol(request: Request, next: Next) -> Response {
         .into_response();
         r.headers_mut()
             .insert("tus-version", HeaderValue::from_static(VERSION));
-        r.headers_mut()
-            .insert(TUS_RESUMABLE, HeaderValue::from_static(VERSION));
-        return r;
+        Err(r)
     }
-    let mut response = next.run(request).await;
-    response
-        .headers_mut()
-        .insert(TUS_RESUMABLE, HeaderValue::from_static(VERSION));
-    response
 }
 
 fn http_date(t: DateTime<Utc>) -> String {
@@ -172,7 +182,13 @@ fn with_headers(status: StatusCode, headers: Vec<(HeaderName, String)>) -> Respo
 
 /// What the server supports.
 #[utoipa::path(options, path = "/api/v1/uploads", tag = "uploads",
-    responses((status = 204, description = "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm")))]
+    responses((status = 204, description = "What the server supports",
+        headers(
+            ("Tus-Version" = String, description = "`1.0.0`"),
+            ("Tus-Extension" = String, description = "`creation,creation-with-upload,termination,checksum,expiration`"),
+            ("Tus-Max-Size" = i64, description = "`PINHOLE_MAX_UPLOAD_BYTES`"),
+            ("Tus-Checksum-Algorithm" = String, description = "`sha1,sha256`"),
+        ))))]
 pub(crate) async fn options(State(ctx): State<AppContext>) -> Response {
     with_headers(
         StatusCode::NO_CONTENT,
@@ -198,18 +214,31 @@ pub(crate) async fn options(State(ctx): State<AppContext>) -> Response {
 /// `Upload-Metadata` may carry the same fields as a multipart upload
 /// (title, description, tags, alt_text, visibility, location, callback_url,
 /// batch_id); `filename` and `filetype` are accepted and ignored.
-#[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads",
+#[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads", security(("bearer" = [])),
+    params(
+        ("Tus-Resumable" = String, Header, description = "The tus version: `1.0.0` (412 `tus-version-unsupported` without it)", pattern = r"^1\.0\.0$"),
+        ("Upload-Length" = Option<i64>, Header, description = "The file's size in bytes, at most `PINHOLE_MAX_UPLOAD_BYTES`; without it, `Upload-Defer-Length: 1`", minimum = 1),
+        ("Upload-Defer-Length" = Option<i32>, Header, description = "`1`: the size is told by a later PATCH", minimum = 1, maximum = 1),
+        ("Upload-Metadata" = Option<String>, Header, description = "`key base64value,…`: the fields of a multipart upload; `filename` and `filetype` are taken and ignored"),
+        ("Upload-Checksum" = Option<String>, Header, description = "`sha1 BASE64` or `sha256 BASE64` of the first bytes sent along"),
+    ),
+    request_body(content = Option<pinhole_http::docs::Bytes>, content_type = "application/offset+octet-stream",
+        description = "The first bytes, if any (creation-with-upload)"),
     responses(
-        (status = 201, description = "Created; Location names the upload"),
-        (status = 400, body = pinhole_http::ErrorBody),
-        (status = 401, body = pinhole_http::ErrorBody),
-        (status = 412, body = pinhole_http::ErrorBody),
-        (status = 413, body = pinhole_http::ErrorBody),
-        (status = 422, body = pinhole_http::ErrorBody),
+        (status = 201, description = "Created; `Location` names the upload",
+            headers(("Location" = String, description = "`/api/v1/uploads/{id}`"), ("Upload-Offset" = i64, description = "Bytes stored so far"), ("Upload-Expires" = String, description = "When the upload is dropped unless continued (HTTP date)"), ("Tus-Resumable" = String, description = "`1.0.0`"))),
+        (status = 400, description = "Neither `Upload-Length` nor `Upload-Defer-Length: 1` (`upload-length-required`), a header that does not read (`invalid-header`, `invalid-upload-metadata`, `checksum-algorithm-unsupported`, `invalid-checksum`), or a body cut short (`upload-interrupted`)", body = pinhole_http::ErrorBody),
+        (status = 412, description = "No `Tus-Resumable: 1.0.0` (`tus-version-unsupported`)", body = pinhole_http::ErrorBody,
+            headers(("Tus-Version" = String, description = "`1.0.0`"))),
+        (status = 413, description = "Over `PINHOLE_MAX_UPLOAD_BYTES` (`upload-too-large`), or a body past `Upload-Length` (`upload-exceeds-length`)", body = pinhole_http::ErrorBody),
+        (status = 415, description = "The bytes sent along, making the whole file, are not an image of a format we take (`unsupported-image-format`)", body = pinhole_http::ErrorBody),
+        (status = 422, description = "A metadata field is wrong, an empty file, or the whole file sent along is not an acceptable image (named in `fields`, or `image-truncated`, `image-corrupt`, `image-too-many-pixels`)", body = pinhole_http::ErrorBody),
+        (status = 460, description = "The bytes sent along do not match `Upload-Checksum` (`checksum-mismatch`)", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn create(
     State(ctx): State<AppContext>,
     Auth(me): Auth,
+    _: Resumable,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -298,12 +327,22 @@ async fn own_upload(ctx: &AppContext, user: Uuid, id: &str) -> Result<upload::Mo
 
 /// Where an upload stands: `Upload-Offset`, `Upload-Length` and, once
 /// finished, `Pinhole-Image-Id` and `Pinhole-Task-Id`.
-#[utoipa::path(head, path = "/api/v1/uploads/{id}", tag = "uploads",
-    params(("id" = Uuid, Path, description = "upload id")),
-    responses((status = 200, description = "Upload-Offset and Upload-Length"), (status = 404, description = "No such upload")))]
+#[utoipa::path(head, path = "/api/v1/uploads/{id}", tag = "uploads", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "upload id"), ("Tus-Resumable" = String, Header, description = "The tus version: `1.0.0` (412 `tus-version-unsupported` without it)", pattern = r"^1\.0\.0$")),
+    responses(
+        (status = 200, description = "Where the upload stands (no body)",
+            headers(("Upload-Offset" = i64, description = "Bytes stored so far"), ("Upload-Expires" = String, description = "When the upload is dropped unless continued (HTTP date)"), ("Tus-Resumable" = String, description = "`1.0.0`"),
+                ("Upload-Length" = i64, description = "The file's size, when known (else `Upload-Defer-Length: 1`)"),
+                ("Pinhole-Image-Id" = String, description = "Once finished: the image"),
+                ("Pinhole-Task-Id" = String, description = "Once finished: its processing task"))),
+        (status = 404, description = "No such upload of yours, or expired (`upload-not-found`; no body, as for any HEAD)"),
+        (status = 412, description = "No `Tus-Resumable: 1.0.0` (`tus-version-unsupported`)", body = pinhole_http::ErrorBody,
+            headers(("Tus-Version" = String, description = "`1.0.0`"))),
+    ))]
 pub(crate) async fn head(
     State(ctx): State<AppContext>,
     Auth(me): Auth,
+    _: Resumable,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let mut up = own_upload(&ctx, me.user_id, &id).await?;
@@ -327,17 +366,34 @@ pub(crate) async fn head(
 /// `Upload-Offset` equal to the server's, optional `Upload-Checksum`). The
 /// last PATCH makes the image and answers its ids in `Pinhole-Image-Id` and
 /// `Pinhole-Task-Id`, or the reason it is not an acceptable image.
-#[utoipa::path(patch, path = "/api/v1/uploads/{id}", tag = "uploads",
-    params(("id" = Uuid, Path, description = "upload id")),
+#[utoipa::path(patch, path = "/api/v1/uploads/{id}", tag = "uploads", security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "upload id"),
+        ("Tus-Resumable" = String, Header, description = "The tus version: `1.0.0` (412 `tus-version-unsupported` without it)", pattern = r"^1\.0\.0$"),
+        ("Upload-Offset" = i64, Header, description = "Where these bytes start: the upload's offset", minimum = 0),
+        ("Upload-Length" = Option<i64>, Header, description = "The file's size, for an upload that deferred it", minimum = 1),
+        ("Upload-Checksum" = Option<String>, Header, description = "`sha1 BASE64` or `sha256 BASE64` of this body"),
+    ),
+    request_body(content = pinhole_http::docs::Bytes, content_type = "application/offset+octet-stream"),
     responses(
-        (status = 204, description = "Stored; Upload-Offset is the new offset"),
-        (status = 409, body = pinhole_http::ErrorBody),
-        (status = 415, body = pinhole_http::ErrorBody),
-        (status = 460, description = "Checksum mismatch", body = pinhole_http::ErrorBody),
+        (status = 204, description = "Stored; `Upload-Offset` is the new offset, and once the file is whole `Pinhole-Image-Id` and `Pinhole-Task-Id` name the image and its task",
+            headers(("Upload-Offset" = i64, description = "Bytes stored so far"), ("Upload-Expires" = String, description = "When the upload is dropped unless continued (HTTP date)"), ("Tus-Resumable" = String, description = "`1.0.0`"),
+                ("Pinhole-Image-Id" = String, description = "Once finished: the image"),
+                ("Pinhole-Task-Id" = String, description = "Once finished: its processing task"))),
+        (status = 400, description = "A header that does not read (`invalid-header`, `checksum-algorithm-unsupported`, `invalid-checksum`), or a body cut short (`upload-interrupted`, with `Upload-Offset`)", body = pinhole_http::ErrorBody),
+        (status = 404, description = "No such upload of yours, or expired (`upload-not-found`)", body = pinhole_http::ErrorBody),
+        (status = 409, description = "`Upload-Offset` is not the upload's (`upload-offset-mismatch`, with the right `Upload-Offset`), or the upload is complete (`upload-finished`)", body = pinhole_http::ErrorBody),
+        (status = 412, description = "No `Tus-Resumable: 1.0.0` (`tus-version-unsupported`)", body = pinhole_http::ErrorBody,
+            headers(("Tus-Version" = String, description = "`1.0.0`"))),
+        (status = 413, description = "Past `Upload-Length` (`upload-exceeds-length`) or `PINHOLE_MAX_UPLOAD_BYTES` (`upload-too-large`)", body = pinhole_http::ErrorBody),
+        (status = 415, description = "Not `application/offset+octet-stream` (`expected-offset-octet-stream`), or the whole file is not an image of a format we take (`unsupported-image-format`)", body = pinhole_http::ErrorBody),
+        (status = 422, description = "The whole file is not an acceptable image, or `Upload-Length` is below the offset (named in `fields`, or `image-truncated`, `image-corrupt`, `image-too-many-pixels`)", body = pinhole_http::ErrorBody),
+        (status = 460, description = "The body does not match `Upload-Checksum` (`checksum-mismatch`)", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn patch(
     State(ctx): State<AppContext>,
     Auth(me): Auth,
+    _: Resumable,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -652,12 +708,18 @@ pub async fn discard(ctx: &AppContext, id: Uuid) -> Result<(), ApiError> {
 }
 
 /// Stop an upload and throw away what was sent (tus termination).
-#[utoipa::path(delete, path = "/api/v1/uploads/{id}", tag = "uploads",
-    params(("id" = Uuid, Path, description = "upload id")),
-    responses((status = 204, description = "Gone"), (status = 404, description = "No such upload")))]
+#[utoipa::path(delete, path = "/api/v1/uploads/{id}", tag = "uploads", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "upload id"), ("Tus-Resumable" = String, Header, description = "The tus version: `1.0.0` (412 `tus-version-unsupported` without it)", pattern = r"^1\.0\.0$")),
+    responses(
+        (status = 204, description = "Gone"),
+        (status = 404, description = "No such upload of yours, or expired (`upload-not-found`)", body = pinhole_http::ErrorBody),
+        (status = 412, description = "No `Tus-Resumable: 1.0.0` (`tus-version-unsupported`)", body = pinhole_http::ErrorBody,
+            headers(("Tus-Version" = String, description = "`1.0.0`"))),
+    ))]
 pub(crate) async fn terminate(
     State(ctx): State<AppContext>,
     Auth(me): Auth,
+    _: Resumable,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let up = own_upload(&ctx, me.user_id, &id).await?;

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use pinhole_http::clients::{Edge, EdgeKind, ExportQuery, ExportedEdges};
+use pinhole_http::clients::{Edge, EdgeExportParams, EdgeKind, ExportQuery, ExportedEdges};
 use pinhole_http::{ApiError, ApiQuery, AppContext};
 use sea_orm::entity::prelude::*;
 use sea_orm::{Condition, DatabaseConnection, QueryOrder, QuerySelect};
@@ -35,7 +35,7 @@ pub(crate) async fn export_accounts(
 /// A page of every follow by (`from`, `to`): active ones approved, requests
 /// to private accounts not yet.
 #[utoipa::path(get, path = "/internal/v1/export/follows", tag = "internal",
-    params(ExportQuery),
+    params(EdgeExportParams),
     responses(
         (status = 200, body = ExportedEdges),
         (status = 422, description = "`after` is not `FROM,TO`, or `limit` not 1 to 1000", body = pinhole_http::ErrorBody),
@@ -50,7 +50,7 @@ pub(crate) async fn export_follows(
 
 /// A page of every block by (`from`, `to`): `from` blocks `to`.
 #[utoipa::path(get, path = "/internal/v1/export/blocks", tag = "internal",
-    params(ExportQuery),
+    params(EdgeExportParams),
     responses(
         (status = 200, body = ExportedEdges),
         (status = 422, description = "`after` is not `FROM,TO`, or `limit` not 1 to 1000", body = pinhole_http::ErrorBody),
