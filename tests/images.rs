@@ -928,6 +928,25 @@ async fn batches_are_accepted_and_processed(app: App) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Uploads `file` with `hook` as its callback URL: the accepted answer, and
+/// the signature and body of the callback that follows.
+async fn called_back(
+    app: &App,
+    token: &str,
+    file: Vec<u8>,
+    hook: &str,
+    calls: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+) -> anyhow::Result<(Value, String, Vec<u8>)> {
+    let (status, accepted) = app
+        .upload(token, file, &[("callback_url", hook)], "")
+        .await?;
+    ensure!(status == StatusCode::ACCEPTED, "{status} {accepted}");
+    let (sig, body) = tokio::time::timeout(DEADLINE, calls.recv())
+        .await?
+        .context("no callback")?;
+    Ok((accepted, sig, body))
+}
+
 /// A signed POST to the callback URL when the task ends; failures are
 /// reported with their reason.
 async fn callbacks_are_signed(app: App) -> anyhow::Result<()> {
@@ -954,13 +973,7 @@ async fn callbacks_are_signed(app: App) -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(listener, receiver).await });
 
     let lee = app.user("lee").await?;
-    let (status, accepted) = app
-        .upload(&lee, photo("Aqua.jpg")?, &[("callback_url", &hook)], "")
-        .await?;
-    ensure!(status == StatusCode::ACCEPTED, "{status} {accepted}");
-    let (sig, body) = tokio::time::timeout(DEADLINE, rx.recv())
-        .await?
-        .context("no callback")?;
+    let (accepted, sig, body) = called_back(&app, &lee, photo("Aqua.jpg")?, &hook, &mut rx).await?;
     let sent: Value = serde_json::from_slice(&body)?;
     ensure!(
         sent["type"] == "task.done" && sent["task"]["id"] == accepted["task_id"],
@@ -998,13 +1011,7 @@ async fn callbacks_are_signed(app: App) -> anyhow::Result<()> {
 
     // A HEIC photo (as iPhones write) is processed like a JPEG.
     let heic = heic_photo(app.dir.path(), "GreenMeadow.jpg")?;
-    let (status, accepted) = app
-        .upload(&lee, heic.clone(), &[("callback_url", &hook)], "")
-        .await?;
-    ensure!(status == StatusCode::ACCEPTED, "{status} {accepted}");
-    let (_, body) = tokio::time::timeout(DEADLINE, rx.recv())
-        .await?
-        .context("no callback")?;
+    let (accepted, _, body) = called_back(&app, &lee, heic.clone(), &hook, &mut rx).await?;
     let sent: Value = serde_json::from_slice(&body)?;
     ensure!(
         sent["type"] == "task.done" && sent["task"]["id"] == accepted["task_id"],
@@ -1042,13 +1049,7 @@ async fn callbacks_are_signed(app: App) -> anyhow::Result<()> {
         .context("mdat")?
         + 4;
     damaged[data..data + 2000].fill(0);
-    let (status, accepted) = app
-        .upload(&lee, damaged, &[("callback_url", &hook)], "")
-        .await?;
-    ensure!(status == StatusCode::ACCEPTED, "{status} {accepted}");
-    let (_, body) = tokio::time::timeout(DEADLINE, rx.recv())
-        .await?
-        .context("no callback")?;
+    let (accepted, _, body) = called_back(&app, &lee, damaged, &hook, &mut rx).await?;
     let sent: Value = serde_json::from_slice(&body)?;
     ensure!(
         sent["type"] == "task.failed"

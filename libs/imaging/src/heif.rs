@@ -20,7 +20,7 @@ use moxcms::{
     TransferCharacteristics, TransformOptions,
 };
 
-use crate::{ImagingError, Limits};
+use crate::ImagingError;
 
 /// libaom's speed (`cpu-used`, 0 slowest .. 9 fastest). Measured with the
 /// thumbnails bench on a 1080 px photo at quality 60: speed 9 takes about a
@@ -42,18 +42,11 @@ fn encode_error(error: HeifError) -> ImagingError {
 
 /// The primary image, as `Rgb8` or `Rgba8` in sRGB, turned as the file says.
 /// Other images in the file (a burst's other frames, depth maps,
-/// thumbnails) are ignored.
-pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, ImagingError> {
+/// thumbnails) are ignored. The caller has checked the primary item's size
+/// (`ispe`) against the pixel limit.
+pub(crate) fn decode(bytes: &[u8]) -> Result<DynamicImage, ImagingError> {
     let context = HeifContext::read_from_bytes(bytes).map_err(decode_error)?;
     let handle = context.primary_image_handle().map_err(decode_error)?;
-    let (width, height) = (handle.width(), handle.height());
-    if u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(ImagingError::TooManyPixels {
-            width,
-            height,
-            limit: limits.max_pixels,
-        });
-    }
     let alpha = handle.has_alpha_channel();
     let chroma = if alpha {
         RgbChroma::Rgba

@@ -203,16 +203,18 @@ pub(crate) fn decode_covering(
         Format::Png => decode_with_image(bytes, image::ImageFormat::Png, &inspected, limits)?,
         Format::Gif => decode_with_image(bytes, image::ImageFormat::Gif, &inspected, limits)?,
         Format::Webp => decode_with_image(bytes, image::ImageFormat::WebP, &inspected, limits)?,
-        // Turned by libheif (irot, imir): the EXIF orientation is not applied.
-        Format::Heic | Format::Avif => heif::decode(bytes, limits)?,
+        Format::Heic | Format::Avif => heif::decode(bytes)?,
     };
-    if let (Some(orientation), false) = (orientation, inspected.quarter_turn.is_some()) {
-        image.apply_orientation(orientation);
-    }
-    let (full_width, full_height) = if inspected.quarter_turn.is_some() {
-        // Always decoded at full size; `clap` may have cropped it.
+    // libheif has turned a HEIF already (irot, imir), so its EXIF
+    // orientation is not applied; it is always decoded at full size, which
+    // `clap` may have cropped.
+    let heif = matches!(inspected.format, Format::Heic | Format::Avif);
+    let (full_width, full_height) = if heif {
         (image.width(), image.height())
     } else {
+        if let Some(orientation) = orientation {
+            image.apply_orientation(orientation);
+        }
         inspected.display_size()
     };
     Ok(Decoded {

@@ -132,6 +132,17 @@ fn jpeg_decodes_at_the_smallest_covering_eighth() {
     assert_eq!(decoded.image.dimensions_wh(), (101, 76));
 }
 
+/// The `thumb_256` JPEG of the derivative set, decoded.
+fn jpeg_thumbnail(bytes: &[u8]) -> image::RgbImage {
+    let set = make_derivatives(bytes, &LIMITS).unwrap();
+    let thumb = set
+        .made
+        .iter()
+        .find(|m| m.name == "thumb_256" && m.format == OutputFormat::Jpeg)
+        .unwrap();
+    full(&thumb.bytes).image.to_rgb8()
+}
+
 #[test]
 fn a_panoramas_square_thumbnail_is_decoded_from_enough_rows() {
     // 3840x240: its longest edge alone would allow 1/8 (480x30), which
@@ -140,13 +151,7 @@ fn a_panoramas_square_thumbnail_is_decoded_from_enough_rows() {
     let wide = resize(&wide, 3840, 480).unwrap();
     let source = FloatImage::from_rgb(&wide.to_rgb8());
     let bytes = encode(&wide, OutputFormat::Jpeg, 95).unwrap();
-    let set = make_derivatives(&bytes, &LIMITS).unwrap();
-    let thumb = set
-        .made
-        .iter()
-        .find(|m| m.name == "thumb_256" && m.format == OutputFormat::Jpeg)
-        .unwrap();
-    let got = full(&thumb.bytes).image.to_rgb8();
+    let got = jpeg_thumbnail(&bytes);
     let reference = lanczos_region(&source, (1680.0, 0.0, 480.0, 480.0), 256, 256);
     let db = psnr(&reference, &got);
     assert!(db > 30.0, "panorama thumbnail PSNR {db:.2} dB");
@@ -240,13 +245,7 @@ fn derivative_set_has_every_size_and_format() {
 fn thumbnail_is_close_to_a_float_lanczos_reference() {
     let bytes = storm();
     let source = FloatImage::from_rgb(&full(&bytes).image.to_rgb8());
-    let set = make_derivatives(&bytes, &LIMITS).unwrap();
-    let thumb = set
-        .made
-        .iter()
-        .find(|m| m.name == "thumb_256" && m.format == OutputFormat::Jpeg)
-        .unwrap();
-    let got = full(&thumb.bytes).image.to_rgb8();
+    let got = jpeg_thumbnail(&bytes);
     // The centre 1280x1280 square of the 1920x1280 photo.
     let reference = lanczos_region(&source, (320.0, 0.0, 1280.0, 1280.0), 256, 256);
     let db = psnr(&reference, &got);
