@@ -7,6 +7,14 @@
 /// Derivative links: stable, cacheable, and the S3 link modes.
 #[path = "images/links.rs"]
 mod links;
+/// Slow bodies: the minimum rate, permits for complete bodies only, and
+/// uploads per account.
+#[path = "images/pacing.rs"]
+mod pacing;
+/// Per-account quotas: images, bytes stored, unfinished tus uploads, edits
+/// per hour.
+#[path = "images/quotas.rs"]
+mod quotas;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -94,10 +94,18 @@ const KNOWN_KEYS: &[&str] = &[
     "processing_time_limit",
     "event_max_attempts",
     "signup_limit",
+    "quota_images",
+    "quota_bytes",
+    "quota_tus_uploads",
+    "quota_edits_per_hour",
     "blob_orphan_grace",
     "blob_sweep_interval",
     "search_dir",
     "search_group",
+    "upload_min_rate",
+    "upload_deadline",
+    "uploads_per_account",
+    "memory_budget",
 ];
 
 /// Settings as written by a person: every field optional or defaulted.
@@ -132,8 +140,16 @@ struct RawSettings {
     blob_orphan_grace: u64,
     blob_sweep_interval: u64,
     signup_limit: u64,
+    quota_images: u64,
+    quota_bytes: u64,
+    quota_tus_uploads: u64,
+    quota_edits_per_hour: u64,
     search_dir: Option<PathBuf>,
     search_group: Option<String>,
+    upload_min_rate: u64,
+    upload_deadline: u64,
+    uploads_per_account: u32,
+    memory_budget: u64,
 }
 
 impl Default for RawSettings {
@@ -167,8 +183,16 @@ impl Default for RawSettings {
             blob_orphan_grace: 3600,
             blob_sweep_interval: 3600,
             signup_limit: 10,
+            quota_images: DEFAULT_QUOTA_IMAGES,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
+            quota_tus_uploads: DEFAULT_QUOTA_TUS_UPLOADS,
+            quota_edits_per_hour: DEFAULT_QUOTA_EDITS_PER_HOUR,
             search_dir: None,
             search_group: None,
+            upload_min_rate: 4096,
+            upload_deadline: 900,
+            uploads_per_account: 16,
+            memory_budget: 512 * 1024 * 1024,
         }
     }
 }
@@ -177,6 +201,14 @@ impl Default for RawSettings {
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
 /// 150 megapixels: the largest medium-format cameras, not a decompression bomb.
 pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 150_000_000;
+/// Images one account may have.
+pub const DEFAULT_QUOTA_IMAGES: u64 = 10_000;
+/// 50 GiB of originals per account.
+pub const DEFAULT_QUOTA_BYTES: u64 = 50 * 1024 * 1024 * 1024;
+/// Unfinished resumable uploads one account may have open.
+pub const DEFAULT_QUOTA_TUS_UPLOADS: u64 = 20;
+/// Edits one account may ask for in an hour.
+pub const DEFAULT_QUOTA_EDITS_PER_HOUR: u64 = 120;
 
 /// `search-` and this host's name: one consumer group, so one full index,
 /// per host.
@@ -305,6 +337,17 @@ pub struct Settings {
     pub blob_sweep_interval: std::time::Duration,
     /// Sign-ups allowed per client address per hour (0: no limit).
     pub signup_limit: u64,
+    /// Images one account may have (0: no limit); more: 429.
+    pub quota_images: u64,
+    /// Bytes of originals one account may store, the sum of its images'
+    /// sizes (0: no limit); a file that would pass it: 413.
+    pub quota_bytes: u64,
+    /// Unfinished resumable (tus) uploads one account may have open (0: no
+    /// limit); more: 429.
+    pub quota_tus_uploads: u64,
+    /// Edits one account may ask for in an hour (0: no limit); more: 429
+    /// with `Retry-After`.
+    pub quota_edits_per_hour: u64,
     /// Where the search role keeps its index (`PINHOLE_SEARCH_DIR`;
     /// default: `search` in the data directory). Local to each instance.
     pub search_dir: PathBuf,
@@ -312,6 +355,17 @@ pub struct Settings {
     /// full index from a group of its own (default: `search-` and the host
     /// name).
     pub search_group: String,
+    /// The slowest an upload body may arrive, in bytes a second on average
+    /// (after a few seconds' grace); slower ones are answered 408.
+    pub upload_min_rate: u64,
+    /// The longest one upload request may take to send its body.
+    pub upload_deadline: std::time::Duration,
+    /// Uploads one account may send at once; more wait for one to end
+    /// (429 after a while).
+    pub uploads_per_account: u32,
+    /// Bytes of whole bodies (uploads, originals read for transforms and
+    /// copies, tus assembly) held in memory at once, across requests.
+    pub memory_budget: u64,
 }
 
 impl Settings {
@@ -586,6 +640,68 @@ impl RawSettings {
                 "a number of sign-ups per address per hour from 0 (no limit) to 1000000",
             ));
         }
+        for (name, value, max, expected) in [
+            (
+                "quota_images",
+                self.quota_images,
+                1_000_000_000,
+                "a number of images per account from 0 (no limit) to 1000000000",
+            ),
+            (
+                "quota_bytes",
+                self.quota_bytes,
+                1u64 << 50,
+                "a number of bytes per account from 0 (no limit) to 1125899906842624",
+            ),
+            (
+                "quota_tus_uploads",
+                self.quota_tus_uploads,
+                100_000,
+                "a number of unfinished uploads per account from 0 (no limit) to 100000",
+            ),
+            (
+                "quota_edits_per_hour",
+                self.quota_edits_per_hour,
+                1_000_000,
+                "a number of edits per account per hour from 0 (no limit) to 1000000",
+            ),
+        ] {
+            if value > max {
+                return Err(ConfigError::invalid(
+                    name,
+                    format!("{value} is out of range"),
+                    expected,
+                ));
+            }
+        }
+        if !(1..=1 << 30).contains(&self.upload_min_rate) {
+            return Err(ConfigError::invalid(
+                "upload_min_rate",
+                format!("{} is out of range", self.upload_min_rate),
+                "a number of bytes a second from 1 to 1073741824",
+            ));
+        }
+        if !(10..=86400).contains(&self.upload_deadline) {
+            return Err(ConfigError::invalid(
+                "upload_deadline",
+                format!("{} is out of range", self.upload_deadline),
+                "a number of seconds from 10 to 86400",
+            ));
+        }
+        if !(1..=10_000).contains(&self.uploads_per_account) {
+            return Err(ConfigError::invalid(
+                "uploads_per_account",
+                format!("{} is out of range", self.uploads_per_account),
+                "a number of uploads from 1 to 10000",
+            ));
+        }
+        if !((16 << 20)..=(1u64 << 40)).contains(&self.memory_budget) {
+            return Err(ConfigError::invalid(
+                "memory_budget",
+                format!("{} is out of range", self.memory_budget),
+                "a number of bytes from 16777216 (16 MiB) to 1099511627776",
+            ));
+        }
         let search_group = match self.search_group {
             Some(g) => {
                 if g.is_empty()
@@ -605,9 +721,17 @@ impl RawSettings {
             None => default_search_group(),
         };
         Ok(Settings {
+            upload_min_rate: self.upload_min_rate,
+            upload_deadline: std::time::Duration::from_secs(self.upload_deadline),
+            uploads_per_account: self.uploads_per_account,
+            memory_budget: self.memory_budget,
             search_dir: self.search_dir.unwrap_or_else(|| data_dir.join("search")),
             search_group,
             signup_limit: self.signup_limit,
+            quota_images: self.quota_images,
+            quota_bytes: self.quota_bytes,
+            quota_tus_uploads: self.quota_tus_uploads,
+            quota_edits_per_hour: self.quota_edits_per_hour,
             event_max_attempts: self.event_max_attempts,
             blob_orphan_grace: std::time::Duration::from_secs(self.blob_orphan_grace),
             blob_sweep_interval: std::time::Duration::from_secs(self.blob_sweep_interval),
@@ -796,6 +920,39 @@ mod tests {
         let msg = raw.validate().expect_err("no S3").to_string();
         assert!(
             msg.contains("PINHOLE_BLOB_LINKS") && msg.contains("S3"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn quotas_have_defaults_and_zero_means_no_limit() {
+        let s = Settings::embedded("/tmp/x");
+        assert_eq!(
+            (
+                s.quota_images,
+                s.quota_bytes,
+                s.quota_tus_uploads,
+                s.quota_edits_per_hour
+            ),
+            (10_000, 53_687_091_200, 20, 120)
+        );
+        let raw = RawSettings {
+            quota_images: 0,
+            quota_bytes: 0,
+            quota_tus_uploads: 0,
+            quota_edits_per_hour: 0,
+            ..RawSettings::default()
+        };
+        let s = raw.validate().expect("0 is no limit");
+        assert_eq!((s.quota_images, s.quota_bytes), (0, 0));
+
+        let raw = RawSettings {
+            quota_bytes: 1 << 51,
+            ..RawSettings::default()
+        };
+        let msg = raw.validate().expect_err("out of range").to_string();
+        assert!(
+            msg.contains("PINHOLE_QUOTA_BYTES") && msg.contains("no limit"),
             "{msg}"
         );
     }

@@ -74,6 +74,9 @@ error_codes! {
         Unavailable => "unavailable",
         /// Another role this request needs is not answering.
         RoleUnavailable => "role-unavailable",
+        /// 503 with `Retry-After`: at capacity now (memory, workers), not
+        /// broken.
+        ServerBusy => "server-busy",
         RequestTimeout => "request-timeout",
         InvalidToken => "invalid-token",
         InternalTokenRequired => "internal-token-required",

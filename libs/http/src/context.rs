@@ -114,4 +114,7 @@ pub struct Context {
     pub tokens: pinhole_auth::Tokens,
     /// What this role asks the other roles, in process or over HTTP.
     pub clients: crate::Clients,
+    /// Bytes of whole bodies this process may hold in memory at once
+    /// (`PINHOLE_MEMORY_BUDGET`), shared by every role in it.
+    pub memory: crate::MemoryBudget,
 }

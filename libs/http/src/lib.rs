@@ -3,6 +3,7 @@
 //! signed blob links, and the layers around every request.
 
 mod blobs;
+mod budget;
 mod client_error;
 pub mod clients;
 mod codes;
@@ -16,6 +17,7 @@ mod input;
 mod layers;
 
 pub use blobs::blob_router;
+pub use budget::{BUDGET_WAIT, KeyGuard, KeyedLocks, MemoryBudget, Reserved, busy};
 pub use clients::{ClientError, Clients, ImagesClient, SearchClient, UsersClient};
 pub use codes::{Common, ErrorCode};
 pub use context::{AppContext, BackendStatus, Backends, Context};

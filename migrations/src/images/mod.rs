@@ -11,6 +11,7 @@ mod m20261201_000001_baseline;
 mod m20261201_000002_detach_from_users;
 mod m20261201_000003_comments_by_author;
 mod m20261202_000004_view_counts;
+mod m20261203_000005_quota_indexes;
 
 /// The role's name, as `pinhole serve --roles` spells it.
 pub const ROLE: &str = "images";
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_detach_from_users::Migration),
             Box::new(m20261201_000003_comments_by_author::Migration),
             Box::new(m20261202_000004_view_counts::Migration),
+            Box::new(m20261203_000005_quota_indexes::Migration),
         ]
     }
 

@@ -92,6 +92,8 @@ fn parse_operations(raw: &[serde_json::Value]) -> Result<Vec<EditOp>, ApiError> 
         (status = 404, body = pinhole_http::ErrorBody),
         (status = 409, description = "The image is still being processed", body = pinhole_http::ErrorBody),
         (status = 422, description = "An operation is wrong, named in `fields` (`validation-failed`)", body = pinhole_http::ErrorBody),
+        (status = 429, description = "Your account asked for `PINHOLE_QUOTA_EDITS_PER_HOUR` edits in the last hour (`edit-rate-exceeded`)", body = pinhole_http::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until one of those edits is an hour old"))),
     ))]
 pub(crate) async fn create_edit(
     State(ctx): State<AppContext>,
@@ -151,6 +153,9 @@ pub(crate) async fn create_edit(
         watermark,
     };
     let txn = pinhole_db::begin_write(db).await?;
+    // The account's edits are counted and added in turns.
+    store::lock_account(&txn, me.user_id).await?;
+    crate::quota::check_edit_rate(&txn, &ctx, me.user_id).await?;
     let t = t.insert(&txn).await?;
     ctx.outbox.enqueue(&txn, &[OutgoingEvent::of(&job)]).await?;
     txn.commit().await?;

@@ -20,6 +20,11 @@ pinhole_http::error_codes! {
         ImageTruncated => "image-truncated",
         ImageCorrupt => "image-corrupt",
         ImageTooManyPixels => "image-too-many-pixels",
+        /// 408: the body came slower than `PINHOLE_UPLOAD_MIN_RATE`, or
+        /// past `PINHOLE_UPLOAD_DEADLINE`.
+        UploadTooSlow => "upload-too-slow",
+        /// 429: the account already sends `PINHOLE_UPLOADS_PER_ACCOUNT`.
+        TooManyUploads => "too-many-uploads",
         // Multipart uploads.
         InvalidMultipart => "invalid-multipart",
         ExpectedMultipart => "expected-multipart",
@@ -37,5 +42,17 @@ pinhole_http::error_codes! {
         ChecksumMismatch => "checksum-mismatch",
         UploadExceedsLength => "upload-exceeds-length",
         UploadInterrupted => "upload-interrupted",
+        // Per-account quotas (`PINHOLE_QUOTA_*`).
+        /// 429: the account has `PINHOLE_QUOTA_IMAGES` images.
+        ImageQuotaExceeded => "image-quota-exceeded",
+        /// 413: the file (or a tus `Upload-Length`) would take the account
+        /// past `PINHOLE_QUOTA_BYTES`.
+        StorageQuotaExceeded => "storage-quota-exceeded",
+        /// 429: the account has `PINHOLE_QUOTA_TUS_UPLOADS` unfinished
+        /// resumable uploads.
+        UploadQuotaExceeded => "upload-quota-exceeded",
+        /// 429 with `Retry-After`: `PINHOLE_QUOTA_EDITS_PER_HOUR` edits asked
+        /// in the last hour.
+        EditRateExceeded => "edit-rate-exceeded",
     }
 }

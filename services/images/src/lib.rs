@@ -19,6 +19,7 @@ mod internal;
 mod outgoing;
 mod present;
 mod purge;
+mod quota;
 mod read_model;
 mod records;
 mod social;
@@ -106,6 +107,11 @@ pub fn background(ctx: &AppContext) -> Vec<JoinHandle<()>> {
     // Image records name the place of their position: read the places now
     // (a fraction of a second) rather than in the first request showing one.
     drop(tokio::task::spawn_blocking(pinhole_geo::preload_places));
+    // Bodies a crash left in the spool.
+    let settings = std::sync::Arc::clone(&ctx.settings);
+    drop(tokio::task::spawn_blocking(move || {
+        upload::body::clear_stale(&settings)
+    }));
     let purges = purge::Purges::default();
     let consumer = {
         let ctx = ctx.clone();

@@ -311,6 +311,7 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
     let tokens = pinhole_auth::Tokens::new(backends.db.clone(), Arc::clone(&backends.cache));
     let clients = role_clients(&settings, roles, &backends, &tokens, search.as_ref())?;
     let ctx = AppContext::new(pinhole_http::Context {
+        memory: pinhole_http::MemoryBudget::new(settings.memory_budget),
         settings: Arc::new(settings),
         backends,
         outbox: outbox.clone(),

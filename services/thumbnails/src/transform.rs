@@ -11,8 +11,7 @@
 //! set when the images role releases the original) and their existence is
 //! cached, so a repeat is a lookup.
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -20,7 +19,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use pinhole_http::{ApiError, AppContext};
+use pinhole_http::{ApiError, AppContext, KeyedLocks};
 use pinhole_imaging::{Limits, OutputFormat};
 use pinhole_transform::{Caps, Options, Presets, Signer};
 use sea_orm::EntityTrait;
@@ -301,14 +300,17 @@ pub(crate) async fn transform(
             return Err(not_found());
         }
         Err(e) => return Err(ApiError::unavailable(e)),
-    }
-    .bytes()
-    .await
-    .map_err(ApiError::unavailable)?;
+    };
+    // The original's share of the memory budget, held until it is decoded.
+    let memory = ctx
+        .memory
+        .reserve(original.meta.size, pinhole_http::BUDGET_WAIT)
+        .await?;
+    let original = original.bytes().await.map_err(ApiError::unavailable)?;
     let max_pixels = ctx.settings.transform_max_source_pixels;
     let quality = opts.quality.unwrap_or(82);
     let made = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+        let (_permit, _memory) = (permit, memory);
         let min_edge = opts.min_source_edge(sw, sh);
         let decoded = pinhole_imaging::decode(&original, &Limits { max_pixels }, min_edge)
             .map_err(|e| e.to_string())?;
@@ -384,44 +386,3 @@ async fn stored(
 
 /// The results being made in this process, by storage key.
 static MAKING: LazyLock<KeyedLocks> = LazyLock::new(KeyedLocks::default);
-
-/// One async lock per key, kept only while someone holds or waits for it.
-#[derive(Default)]
-struct KeyedLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
-
-impl KeyedLocks {
-    async fn lock(&self, key: &str) -> KeyGuard<'_> {
-        let lock = Arc::clone(
-            self.0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(key.to_owned())
-                .or_default(),
-        );
-        KeyGuard {
-            locks: self,
-            key: key.to_owned(),
-            guard: Some(lock.lock_owned().await),
-        }
-    }
-}
-
-struct KeyGuard<'a> {
-    locks: &'a KeyedLocks,
-    key: String,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl Drop for KeyGuard<'_> {
-    fn drop(&mut self) {
-        let mut locks = self.locks.0.lock().unwrap_or_else(PoisonError::into_inner);
-        drop(self.guard.take());
-        // Only the map's own reference left: no one is waiting.
-        if locks
-            .get(&self.key)
-            .is_some_and(|lock| Arc::strong_count(lock) == 1)
-        {
-            locks.remove(&self.key);
-        }
-    }
-}

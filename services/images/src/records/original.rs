@@ -72,14 +72,25 @@ pub(crate) async fn original(
         .into_response())
 }
 
+/// Metadata-free copies being made in this process, by key.
+static MAKING: std::sync::LazyLock<pinhole_http::KeyedLocks> =
+    std::sync::LazyLock::new(pinhole_http::KeyedLocks::default);
+
 /// The metadata-free copy, made on first request and kept beside the
 /// original (collected with it).
 async fn public_copy(ctx: &AppContext, sha256: &str, format: Format) -> Result<String, ApiError> {
     let key = store::public_key(sha256, format);
-    if pinhole_blob::exists(ctx.backends.blobs.as_ref(), &key)
-        .await
-        .map_err(ApiError::unavailable)?
-    {
+    let exists = || async {
+        pinhole_blob::exists(ctx.backends.blobs.as_ref(), &key)
+            .await
+            .map_err(ApiError::unavailable)
+    };
+    if exists().await? {
+        return Ok(key);
+    }
+    // One request makes the copy; the others wait for it, then serve it.
+    let _making = MAKING.lock(&key).await;
+    if exists().await? {
         return Ok(key);
     }
     let original = ctx
@@ -87,10 +98,16 @@ async fn public_copy(ctx: &AppContext, sha256: &str, format: Format) -> Result<S
         .blobs
         .get(&store::original_key(sha256, format), None)
         .await
-        .map_err(ApiError::unavailable)?
-        .bytes()
-        .await
         .map_err(ApiError::unavailable)?;
+    // The original and its copy, both in memory for a moment.
+    let _memory = ctx
+        .memory
+        .reserve(
+            original.meta.size.saturating_mul(2),
+            pinhole_http::BUDGET_WAIT,
+        )
+        .await?;
+    let original = original.bytes().await.map_err(ApiError::unavailable)?;
     let stripped =
         tokio::task::spawn_blocking(move || pinhole_media::strip_metadata(&original, format))
             .await

@@ -86,6 +86,14 @@ pub async fn lock_image<C: ConnectionTrait>(txn: &C, image_id: Uuid) -> Result<(
     advisory_lock(txn, format!("image:{image_id}")).await
 }
 
+/// Holds the account's lock until the transaction ends: what counts
+/// against its quotas (a new image, an unfinished upload, an edit) is
+/// counted and added in turns (see `quota`). Take it before any image or
+/// content lock.
+pub async fn lock_account<C: ConnectionTrait>(txn: &C, account: Uuid) -> Result<(), DbErr> {
+    advisory_lock(txn, format!("account:{account}")).await
+}
+
 /// The content is being collected right now: try again shortly.
 #[derive(Debug)]
 pub struct Busy;

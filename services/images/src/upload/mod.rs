@@ -4,6 +4,7 @@
 //! events are written in one transaction. Processing happens later (the
 //! thumbnails role), so an upload is answered as soon as it is stored.
 
+pub mod body;
 pub mod multipart;
 pub mod tus;
 
@@ -17,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::ImagesError;
 use crate::domain::{LocationInput, UploadFields, Visibility, all_tags};
 use crate::entity::{image, image_tag, task};
-use crate::{outgoing, store, views};
+use crate::{outgoing, quota, store, views};
 
 /// Bytes that passed the checks, ready to become an image.
 pub struct Staged {
@@ -146,8 +147,22 @@ pub fn accepted(t: &task::Model, duplicate: bool) -> views::Accepted {
     }
 }
 
+/// What the write transaction of [`ingest`] ended with.
+enum Committed {
+    New(task::Model, store::Retained),
+    /// Another request of this owner with the same bytes won.
+    Duplicate(views::Accepted),
+    /// Over a quota; `collect` when the original stored ahead is now
+    /// counted at zero references, to be collected.
+    Refused {
+        error: ApiError,
+        collect: bool,
+    },
+}
+
 /// Makes `staged` an image of `owner`: answers the existing image when the
-/// owner already uploaded these bytes.
+/// owner already uploaded these bytes, and refuses a new one over the
+/// owner's quotas ([`quota::check_new_image`]).
 pub async fn ingest(
     ctx: &AppContext,
     owner: Uuid,
@@ -157,6 +172,10 @@ pub async fn ingest(
     if let Some(dup) = existing(&ctx.backends.db, owner, &staged.sha256).await? {
         return Ok(dup);
     }
+    let size = staged.bytes.len() as u64;
+    // An account over its quotas already is refused before anything is
+    // stored; the transaction checks again, exactly.
+    quota::check_new_image(&ctx.backends.db, ctx, owner, size).await??;
     let now = chrono::Utc::now();
     let exif = staged.inspected.exif.clone();
     let location = match &fields.location {
@@ -212,15 +231,25 @@ pub async fn ingest(
     task_row.id = Set(task_id);
     task_row.batch_id = Set(fields.batch_id);
     store::prepare(ctx, &staged.sha256, staged.format(), &staged.bytes).await?;
-    let size = staged.bytes.len() as u64;
     let (staged_ref, row, tags_ref, task_row) = (&staged, &row, &tags, &task_row);
     let committed = store::with_retry(|| async move {
         let (staged, tags) = (staged_ref, tags_ref);
         let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
+        // This owner's uploads are counted and added in turns.
+        store::lock_account(&txn, owner).await?;
         store::lock(&txn, &staged.sha256).await?;
         // Another request of this owner with the same bytes may have won.
         if let Some(dup) = existing(&txn, owner, &staged.sha256).await? {
-            return Ok(Ok(Err(dup)));
+            return Ok(Ok(Committed::Duplicate(dup)));
+        }
+        if let Err(error) = quota::check_new_image(&txn, ctx, owner, size).await? {
+            // Another upload of this owner's got the last place since the
+            // check above: the original stored ahead for this one is counted
+            // at zero references (unless an image uses the same bytes), to
+            // be collected once this commits.
+            let collect = store::abandon(&txn, &staged.sha256, staged.format(), size).await?;
+            txn.commit().await?;
+            return Ok(Ok(Committed::Refused { error, collect }));
         }
         let retained = match store::retain(&txn, &staged.sha256, staged.format(), size).await? {
             Ok(r) => r,
@@ -245,12 +274,18 @@ pub async fn ingest(
             .enqueue(&txn, &outgoing::uploaded(&img, tags, &t))
             .await?;
         txn.commit().await?;
-        Ok(Ok(Ok((t, retained))))
+        Ok(Ok(Committed::New(t, retained)))
     })
     .await?;
     let (t, retained) = match committed {
-        Ok(done) => done,
-        Err(dup) => return Ok(dup),
+        Committed::New(t, retained) => (t, retained),
+        Committed::Duplicate(dup) => return Ok(dup),
+        Committed::Refused { error, collect } => {
+            if collect {
+                store::collect_released(ctx, std::slice::from_ref(&staged.sha256)).await;
+            }
+            return Err(error);
+        }
     };
     if retained == store::Retained::Fresh {
         store::ensure_stored(ctx, &staged.sha256, staged.format(), &staged.bytes).await?;

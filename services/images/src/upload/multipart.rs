@@ -3,29 +3,22 @@
 //! `batch_id` make a batch.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use pinhole_http::{ApiError, ApiQuery, AppContext, Auth};
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 use utoipa::IntoParams;
 
-use super::{ingest, stage, too_large};
+use super::{body, ingest, stage, too_large};
 use crate::ImagesError;
 use crate::domain::UploadFields;
 use crate::{present, tasks, views};
 
-/// Uploads read and stored at once; more wait their turn.
-pub(crate) static PERMITS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(32));
-
-/// How long a client may send nothing in the middle of a body.
-pub const IDLE: Duration = Duration::from_secs(30);
 const MAX_FIELD: usize = 64 * 1024;
 /// How much of an oversized body is read and dropped before answering 413.
 const DRAIN: usize = 64 * 1024 * 1024;
@@ -115,9 +108,11 @@ pub async fn respond(
         (status = 200, description = "Already uploaded, or finished with ?wait=true", body = views::Accepted),
         (status = 400, description = "The multipart body cannot be read (`invalid-multipart`)", body = pinhole_http::ErrorBody),
         (status = 401, body = pinhole_http::ErrorBody),
-        (status = 413, description = "The file is over `PINHOLE_MAX_UPLOAD_BYTES` (`upload-too-large`)", body = pinhole_http::ErrorBody),
+        (status = 408, description = "The body came more slowly than `PINHOLE_UPLOAD_MIN_RATE` bytes a second on average (after 10 s), or took longer than `PINHOLE_UPLOAD_DEADLINE` (`upload-too-slow`)", body = pinhole_http::ErrorBody),
+        (status = 413, description = "The file is over `PINHOLE_MAX_UPLOAD_BYTES` (`upload-too-large`), or would take your account past `PINHOLE_QUOTA_BYTES` (`storage-quota-exceeded`)", body = pinhole_http::ErrorBody),
         (status = 415, description = "Not multipart/form-data (`expected-multipart`), or not an image of a format we take (`unsupported-image-format`)", body = pinhole_http::ErrorBody),
         (status = 422, description = "A field is wrong or unknown, the `file` part is missing, or the image is truncated, corrupt or has too many pixels (named in `fields`, or `image-truncated`, `image-corrupt`, `image-too-many-pixels`)", body = pinhole_http::ErrorBody),
+        (status = 429, description = "Your account has `PINHOLE_QUOTA_IMAGES` images (`image-quota-exceeded`); the same bytes as one of them still answer 200", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn upload(
     State(ctx): State<AppContext>,
@@ -136,18 +131,18 @@ pub(crate) async fn upload(
             ),
         )
     })?;
-    let permit = PERMITS.acquire().await.map_err(ApiError::internal)?;
+    let _slot = body::slot(&ctx.settings, me.user_id, body::SLOT_WAIT).await?;
     let max = ctx.settings.max_upload_bytes;
-    let mut file: Option<BytesMut> = None;
+    let mut pace = body::Pace::new(&ctx.settings);
+    let stopped = |stop: body::Stop| stop.into_error(&ctx.settings, |s| bad_multipart(s.why()));
+    let mut file: Option<body::Spool> = None;
     let mut pairs: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut text_bytes = 0usize;
-    loop {
-        let next = tokio::time::timeout(IDLE, multipart.next_field())
-            .await
-            .map_err(|_| bad_multipart("the client stopped sending"))?;
-        let Some(mut field) = next.map_err(bad_multipart)? else {
-            break;
-        };
+    while let Some(mut field) = pace
+        .next(multipart.next_field(), |_| 0)
+        .await
+        .map_err(stopped)?
+    {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             if file.is_some() {
@@ -156,35 +151,34 @@ pub(crate) async fn upload(
                     "send one file per request; give several requests the same batch_id",
                 ));
             }
-            let mut buf = BytesMut::new();
-            loop {
-                let chunk = tokio::time::timeout(IDLE, field.chunk())
-                    .await
-                    .map_err(|_| bad_multipart("the client stopped sending"))?
-                    .map_err(bad_multipart)?;
-                let Some(chunk) = chunk else { break };
-                if (buf.len() + chunk.len()) as u64 > max {
+            let mut spool = body::Spool::new(&ctx.settings, None).await?;
+            while let Some(chunk) = pace
+                .next(field.chunk(), Bytes::len)
+                .await
+                .map_err(stopped)?
+            {
+                if spool.len() + chunk.len() as u64 > max {
                     // Read (and drop) a bounded rest, so that the client,
                     // still sending, gets to read the answer instead of a
                     // reset connection.
-                    drop(buf);
+                    drop(spool);
                     let mut drained = 0usize;
                     while drained < DRAIN
-                        && let Ok(Ok(Some(c))) = tokio::time::timeout(IDLE, field.chunk()).await
+                        && let Ok(Some(c)) = pace.next(field.chunk(), Bytes::len).await
                     {
                         drained += c.len();
                     }
                     return Err(too_large(max));
                 }
-                buf.extend_from_slice(&chunk);
+                spool.push(&chunk).await?;
             }
-            file = Some(buf);
+            file = Some(spool);
         } else {
             let mut buf = BytesMut::new();
-            while let Some(chunk) = tokio::time::timeout(IDLE, field.chunk())
+            while let Some(chunk) = pace
+                .next(field.chunk(), Bytes::len)
                 .await
-                .map_err(|_| bad_multipart("the client stopped sending"))?
-                .map_err(bad_multipart)?
+                .map_err(stopped)?
             {
                 if buf.len() + chunk.len() > MAX_FIELD {
                     return Err(ApiError::field(&name, "is longer than 64 KiB"));
@@ -206,9 +200,16 @@ pub(crate) async fn upload(
     let fields = UploadFields::parse(&pairs, ctx.settings.callback_allow_private)?;
     let file = file
         .filter(|f| !f.is_empty())
-        .ok_or_else(|| ApiError::field("file", "a non-empty `file` part is required"))?;
-    let staged = stage(&ctx, file.freeze()).await?;
+        .ok_or_else(|| ApiError::field("file", "a non-empty `file` part is required"))?
+        .finish()
+        .await?;
+    // The body is complete: only now does it take a processing permit and
+    // its share of memory.
+    let turn = body::turn(&ctx, file.len).await?;
+    let bytes = file.read().await?;
+    drop(file);
+    let staged = stage(&ctx, bytes).await?;
     let accepted = ingest(&ctx, me.user_id, staged, fields).await?;
-    drop(permit);
+    drop(turn);
     respond(&ctx, accepted, wait).await
 }

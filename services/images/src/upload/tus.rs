@@ -18,12 +18,11 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use pinhole_http::{ApiError, AppContext, Auth};
 use sea_orm::ActiveValue::Set;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
-use sha2::Digest;
 
 use super::{ingest, stage, too_large};
 use crate::ImagesError;
@@ -228,11 +227,13 @@ pub(crate) async fn options(State(ctx): State<AppContext>) -> Response {
         (status = 201, description = "Created; `Location` names the upload",
             headers(("Location" = String, description = "`/api/v1/uploads/{id}`"), ("Upload-Offset" = i64, description = "Bytes stored so far"), ("Upload-Expires" = String, description = "When the upload is dropped unless continued (HTTP date)"), ("Tus-Resumable" = String, description = "`1.0.0`"))),
         (status = 400, description = "Neither `Upload-Length` nor `Upload-Defer-Length: 1` (`upload-length-required`), a header that does not read (`invalid-header`, `invalid-upload-metadata`, `checksum-algorithm-unsupported`, `invalid-checksum`), or a body cut short (`upload-interrupted`)", body = pinhole_http::ErrorBody),
+        (status = 408, description = "The body came more slowly than `PINHOLE_UPLOAD_MIN_RATE` on average, or past `PINHOLE_UPLOAD_DEADLINE` (`upload-too-slow`, with `Upload-Offset`: what arrived is kept; resume from there)", body = pinhole_http::ErrorBody),
         (status = 412, description = "No `Tus-Resumable: 1.0.0` (`tus-version-unsupported`)", body = pinhole_http::ErrorBody,
             headers(("Tus-Version" = String, description = "`1.0.0`"))),
-        (status = 413, description = "Over `PINHOLE_MAX_UPLOAD_BYTES` (`upload-too-large`), or a body past `Upload-Length` (`upload-exceeds-length`)", body = pinhole_http::ErrorBody),
+        (status = 413, description = "Over `PINHOLE_MAX_UPLOAD_BYTES` (`upload-too-large`), a body past `Upload-Length` (`upload-exceeds-length`), or an `Upload-Length` (or the whole file sent along) that would take your account past `PINHOLE_QUOTA_BYTES` (`storage-quota-exceeded`)", body = pinhole_http::ErrorBody),
         (status = 415, description = "The bytes sent along, making the whole file, are not an image of a format we take (`unsupported-image-format`)", body = pinhole_http::ErrorBody),
         (status = 422, description = "A metadata field is wrong, an empty file, or the whole file sent along is not an acceptable image (named in `fields`, or `image-truncated`, `image-corrupt`, `image-too-many-pixels`)", body = pinhole_http::ErrorBody),
+        (status = 429, description = "You have `PINHOLE_QUOTA_TUS_UPLOADS` unfinished uploads (`upload-quota-exceeded`: finish or terminate one first), or the whole file sent along would be an image past `PINHOLE_QUOTA_IMAGES` (`image-quota-exceeded`)", body = pinhole_http::ErrorBody),
         (status = 460, description = "The bytes sent along do not match `Upload-Checksum` (`checksum-mismatch`)", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn create(
@@ -283,6 +284,11 @@ async fn start(
     };
     // Refuse bad fields now rather than after the whole file came.
     UploadFields::parse(&image_fields(&meta), ctx.settings.callback_allow_private)?;
+    // And a file that cannot fit in the account's storage (checked again
+    // when it becomes an image).
+    if let Some(l) = length {
+        crate::quota::check_declared_size(&ctx.backends.db, ctx, owner, l).await?;
+    }
     let now = Utc::now();
     let up = upload::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -295,9 +301,13 @@ async fn start(
         created_at: Set(now),
         image_id: Set(None),
         task_id: Set(None),
-    }
-    .insert(&ctx.backends.db)
-    .await?;
+    };
+    // The account's unfinished uploads are counted and added in turns.
+    let txn = pinhole_db::begin_write(&ctx.backends.db).await?;
+    crate::store::lock_account(&txn, owner).await?;
+    crate::quota::check_new_upload(&txn, ctx, owner).await?;
+    let up = up.insert(&txn).await?;
+    txn.commit().await?;
     let location = format!("/api/v1/uploads/{}", up.id);
     let with_body = headers
         .get(header::CONTENT_TYPE)
@@ -383,11 +393,13 @@ pub(crate) async fn head(
         (status = 400, description = "A header that does not read (`invalid-header`, `checksum-algorithm-unsupported`, `invalid-checksum`), or a body cut short (`upload-interrupted`, with `Upload-Offset`)", body = pinhole_http::ErrorBody),
         (status = 404, description = "No such upload of yours, or expired (`upload-not-found`)", body = pinhole_http::ErrorBody),
         (status = 409, description = "`Upload-Offset` is not the upload's (`upload-offset-mismatch`, with the right `Upload-Offset`), or the upload is complete (`upload-finished`)", body = pinhole_http::ErrorBody),
+        (status = 408, description = "The body came more slowly than `PINHOLE_UPLOAD_MIN_RATE` on average, or past `PINHOLE_UPLOAD_DEADLINE` (`upload-too-slow`, with `Upload-Offset`: what arrived is kept; resume from there)", body = pinhole_http::ErrorBody),
         (status = 412, description = "No `Tus-Resumable: 1.0.0` (`tus-version-unsupported`)", body = pinhole_http::ErrorBody,
             headers(("Tus-Version" = String, description = "`1.0.0`"))),
-        (status = 413, description = "Past `Upload-Length` (`upload-exceeds-length`) or `PINHOLE_MAX_UPLOAD_BYTES` (`upload-too-large`)", body = pinhole_http::ErrorBody),
+        (status = 413, description = "Past `Upload-Length` (`upload-exceeds-length`) or `PINHOLE_MAX_UPLOAD_BYTES` (`upload-too-large`), or the whole file would take your account past `PINHOLE_QUOTA_BYTES` (`storage-quota-exceeded`; the upload ends)", body = pinhole_http::ErrorBody),
         (status = 415, description = "Not `application/offset+octet-stream` (`expected-offset-octet-stream`), or the whole file is not an image of a format we take (`unsupported-image-format`)", body = pinhole_http::ErrorBody),
         (status = 422, description = "The whole file is not an acceptable image, or `Upload-Length` is below the offset (named in `fields`, or `image-truncated`, `image-corrupt`, `image-too-many-pixels`)", body = pinhole_http::ErrorBody),
+        (status = 429, description = "The whole file would be an image past `PINHOLE_QUOTA_IMAGES` (`image-quota-exceeded`; the upload ends)", body = pinhole_http::ErrorBody),
         (status = 460, description = "The body does not match `Upload-Checksum` (`checksum-mismatch`)", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn patch(
@@ -490,27 +502,27 @@ async fn receive(
         }
     };
     let room = length.unwrap_or(max).saturating_sub(offset);
-    let _permit = super::multipart::PERMITS
-        .acquire()
-        .await
-        .map_err(ApiError::internal)?;
-    // Read the body; a broken connection keeps what arrived (unless a
-    // checksum covers the whole body).
-    let mut buf = BytesMut::new();
-    let mut broken = None;
-    loop {
-        match tokio::time::timeout(super::multipart::IDLE, stream.next()).await {
-            Err(_) => {
-                broken = Some("the client stopped sending");
-                break;
-            }
-            Ok(None) => break,
-            Ok(Some(Err(_))) => {
-                broken = Some("the connection broke");
-                break;
-            }
-            Ok(Some(Ok(chunk))) => {
-                if (buf.len() + chunk.len()) as u64 > room {
+    let _slot = super::body::slot(&ctx.settings, up.owner_id, super::body::SLOT_WAIT).await?;
+    // Read the body into the spool; a broken connection keeps what arrived
+    // (unless a checksum covers the whole body), and so does a body too
+    // slow to keep (408, resumable).
+    let mut spool = super::body::Spool::new(
+        &ctx.settings,
+        checksum
+            .as_ref()
+            .map(|(algo, _)| super::body::Checksum::of(algo)),
+    )
+    .await?;
+    let mut pace = super::body::Pace::new(&ctx.settings);
+    let broken = loop {
+        match pace
+            .next(stream.next().map(Option::transpose), Bytes::len)
+            .await
+        {
+            Err(stop) => break Some(stop),
+            Ok(None) => break None,
+            Ok(Some(chunk)) => {
+                if spool.len() + chunk.len() as u64 > room {
                     return Err(if length.is_some() {
                         ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
@@ -521,11 +533,12 @@ async fn receive(
                         too_large(max)
                     });
                 }
-                buf.extend_from_slice(&chunk);
+                spool.push(&chunk).await?;
             }
         }
-    }
-    if let Some((algo, expected)) = &checksum {
+    };
+    let part = spool.finish().await?;
+    if let Some((_, expected)) = &checksum {
         if broken.is_some() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -533,11 +546,7 @@ async fn receive(
                 "the body was cut short",
             ));
         }
-        let actual = match algo.as_str() {
-            "sha1" => sha1::Sha1::digest(&buf).to_vec(),
-            _ => sha2::Sha256::digest(&buf).to_vec(),
-        };
-        if actual != *expected {
+        if part.checksum.as_ref() != Some(expected) {
             return Err(ApiError::new(
                 StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
                 ImagesError::ChecksumMismatch,
@@ -546,16 +555,19 @@ async fn receive(
         }
     }
     let mut up = up;
-    if !buf.is_empty() || length != up.length.map(|l| u64::try_from(l).unwrap_or(0)) {
-        up = append(ctx, up, buf.freeze(), length).await?;
+    if part.len > 0 || length != up.length.map(|l| u64::try_from(l).unwrap_or(0)) {
+        up = append(ctx, up, part, length).await?;
     }
-    if let Some(why) = broken {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ImagesError::UploadInterrupted,
-            format!("{why}; resume from Upload-Offset"),
-        )
-        .with_header(UPLOAD_OFFSET, up.offset.to_string()));
+    if let Some(stop) = broken {
+        return Err(stop
+            .into_error(&ctx.settings, |s| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ImagesError::UploadInterrupted,
+                    format!("{}; resume from Upload-Offset", s.why()),
+                )
+            })
+            .with_header(UPLOAD_OFFSET, up.offset.to_string()));
     }
     if up.length.is_some_and(|l| l == up.offset) {
         let response = finish(ctx, up.clone()).await?;
@@ -568,7 +580,7 @@ async fn receive(
 async fn append(
     ctx: &AppContext,
     up: upload::Model,
-    part: Bytes,
+    part: super::body::Spooled,
     length: Option<u64>,
 ) -> Result<upload::Model, ApiError> {
     let up_offset = up.offset;
@@ -579,9 +591,11 @@ async fn append(
         up.offset,
         Uuid::new_v4().simple()
     );
-    let n = i64::try_from(part.len()).unwrap_or(i64::MAX);
+    let n = i64::try_from(part.len).unwrap_or(i64::MAX);
     if n > 0 {
-        pinhole_blob::put_bytes(ctx.backends.blobs.as_ref(), &key, part)
+        ctx.backends
+            .blobs
+            .put(&key, part.stream().await?)
             .await
             .map_err(ApiError::unavailable)?;
         chunks.push(key.clone());
@@ -619,9 +633,14 @@ async fn append(
 /// error answer: a client still sending then reads the answer instead of
 /// finding the connection reset.
 async fn drain(stream: &mut BodyDataStream, limit: u64, e: ApiError) -> ApiError {
+    // A body refused for its slowness is not waited for again.
+    if e.status == StatusCode::REQUEST_TIMEOUT {
+        return e;
+    }
     let mut left = limit;
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
     while left > 0 {
-        match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+        match tokio::time::timeout_at(until, stream.next()).await {
             Ok(Some(Ok(chunk))) => left = left.saturating_sub(chunk.len() as u64),
             _ => break,
         }
@@ -632,6 +651,7 @@ async fn drain(stream: &mut BodyDataStream, limit: u64, e: ApiError) -> ApiError
 /// Joins the parts and makes the image; a refused file ends the upload.
 async fn finish(ctx: &AppContext, up: upload::Model) -> Result<Response, ApiError> {
     let chunks: Vec<String> = serde_json::from_str(&up.chunks).unwrap_or_default();
+    let _turn = super::body::turn(ctx, u64::try_from(up.offset).unwrap_or(0)).await?;
     let mut whole = BytesMut::with_capacity(usize::try_from(up.offset).unwrap_or(0));
     for key in &chunks {
         let part = ctx

@@ -92,6 +92,7 @@ impl App {
             api: pinhole_http::forward::PublicApi::new(&[pinhole_users::ROLE], BTreeMap::new())?,
         };
         let ctx = AppContext::new(pinhole_http::Context {
+            memory: pinhole_http::MemoryBudget::new(settings.memory_budget),
             settings: Arc::new(settings),
             backends: Backends {
                 db,
