@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, ensure};
 use pinhole_testkit::wait_for;
-use pinhole_tests::app::{App, DEADLINE, photo, variant, with_exif};
+use pinhole_tests::app::{App, DEADLINE, photo, small_photo, variant, with_exif};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
@@ -805,6 +805,91 @@ pinhole_tests::backends!(
     edits_make_versions,
     backfill_reprocesses,
 );
+
+/// Two copies of one photo (other bytes, same pixels), edited the same way:
+/// the second result would be exactly the first image, which one owner
+/// cannot have twice, so that edit fails with the reason, and events keep
+/// flowing (before, the result was retried until parked as a dead letter,
+/// holding up the images after it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_edit_of_two_copies_fails_cleanly() -> anyhow::Result<()> {
+    let app = App::embedded().await?;
+    let hal = app.user("hal").await?;
+    let storm = small_photo("Storm.jpg", 1)?;
+    let first = app.posted(&hal, variant(&storm, 1), &[]).await?;
+    let second = app.posted(&hal, variant(&storm, 2), &[]).await?;
+    let ops = json!([{"op": "filter", "name": "mono"}]);
+    let (status, body) = edit(&app, &hal, first["id"].as_str().context("id")?, ops.clone()).await?;
+    ensure!(
+        status == StatusCode::OK && body["status"] == "done",
+        "{status} {body}"
+    );
+    let id = second["id"].as_str().context("id")?;
+    let (status, body) = edit(&app, &hal, id, ops).await?;
+    ensure!(
+        status == StatusCode::OK
+            && body["task"]["status"] == "failed"
+            && body["task"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("exactly your image")),
+        "{status} {body}"
+    );
+    let (_, after) = app.get(&format!("/images/{id}"), Some(&hal)).await?;
+    ensure!(after["version"] == 1, "the copy is unchanged: {after}");
+    // Later uploads are processed as usual.
+    app.posted(&hal, small_photo("Wood.jpg", 1)?, &[]).await?;
+    Ok(())
+}
+
+/// Edits wait in a queue of their own and share what leaves a core to fresh
+/// uploads: an account's backlog of heavy edits over several images (so
+/// over every partition) does not hold up another user's new photo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_do_not_hold_up_fresh_uploads() -> anyhow::Result<()> {
+    let app = App::embedded().await?;
+    let hal = app.user("hal").await?;
+    // Four different photos: an edit's result is its image's content, and
+    // two images of one owner never have the same.
+    let mut images = Vec::new();
+    for name in ["Storm.jpg", "Blinds.jpg", "Dune.jpg", "Garden.jpg"] {
+        let image = app.posted(&hal, photo(name)?, &[]).await?;
+        images.push(image["id"].as_str().context("id")?.to_owned());
+    }
+    const EDITS: usize = 16;
+    let mut tasks = Vec::new();
+    for i in 0..EDITS {
+        let (status, body) = app
+            .call(
+                Method::POST,
+                &format!("/images/{}/edits", images[i % images.len()]),
+                Some(&hal),
+                Some(json!({"operations": [
+                    {"op": "rotate", "degrees": 90},
+                    {"op": "filter", "name": "mono"}
+                ]})),
+            )
+            .await?;
+        ensure!(status == StatusCode::ACCEPTED, "edit {i}: {status} {body}");
+        tasks.push(body["task_id"].as_str().context("task id")?.to_owned());
+    }
+
+    let ivy = app.user("ivy").await?;
+    app.posted(&ivy, small_photo("Wood.jpg", 1)?, &[]).await?;
+    let (status, list) = app
+        .get(&format!("/tasks?ids={}", tasks.join(",")), Some(&hal))
+        .await?;
+    ensure!(status == StatusCode::OK, "{status} {list}");
+    let finished = list["counts"]["done"].as_u64().context("done")?
+        + list["counts"]["failed"].as_u64().context("failed")?;
+    // Edits take at most one of the two cores: while ivy's photo was
+    // processed, a few edits at most could end.
+    ensure!(
+        finished <= 4,
+        "ivy's photo waited for {finished} of {EDITS} edits: {}",
+        list["counts"]
+    );
+    Ok(())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_worker_loses_nothing_embedded() -> anyhow::Result<()> {

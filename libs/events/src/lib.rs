@@ -26,7 +26,10 @@ pub mod topics {
     pub const IMAGES: &str = "pinhole.images";
     /// Derivative jobs for fresh uploads.
     pub const THUMBNAILS_URGENT: &str = "pinhole.thumbnails.urgent";
-    /// Re-processing and edit jobs that may wait.
+    /// Edit jobs: a queue of their own, so that edits never wait in front
+    /// of fresh uploads, worked on with at most cores − 1 at a time.
+    pub const THUMBNAILS_EDITS: &str = "pinhole.thumbnails.edits";
+    /// Re-processing jobs that may wait.
     pub const THUMBNAILS_BACKGROUND: &str = "pinhole.thumbnails.background";
     /// Page views, for the warehouse.
     pub const PAGE_VIEWS: &str = "pinhole.pageviews";
@@ -38,6 +41,7 @@ pub mod topics {
         USERS,
         IMAGES,
         THUMBNAILS_URGENT,
+        THUMBNAILS_EDITS,
         THUMBNAILS_BACKGROUND,
         PAGE_VIEWS,
         SNS_PUBLISH,
@@ -708,7 +712,7 @@ contract::contract! {
         key: image_id, subject: "image", summary: "a like was taken back" },
     images::ProcessJob { topic: topics::THUMBNAILS_URGENT, type: images::UPLOADED, version: 1, source: images::SOURCE,
         key: image_id, subject: "image", summary: "make the derivatives of a fresh upload" },
-    images::EditJob { topic: topics::THUMBNAILS_URGENT, type: images::EDIT_REQUESTED, version: 1, source: images::SOURCE,
+    images::EditJob { topic: topics::THUMBNAILS_EDITS, type: images::EDIT_REQUESTED, version: 1, source: images::SOURCE,
         key: image_id, subject: "image", summary: "make a new version of an image by edit operations" },
     images::ReprocessJob { topic: topics::THUMBNAILS_BACKGROUND, type: images::REPROCESS, version: 1, source: images::THUMBNAILS_SOURCE,
         key: job.image_id, subject: "image", summary: "make the derivatives of a stored image again" },

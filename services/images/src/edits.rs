@@ -391,6 +391,21 @@ pub async fn apply_edited(
         ));
     }
     store::lock(txn, &edited.original.sha256).await?;
+    // An image is one per owner and content: an edit that makes exactly
+    // another of the owner's images (the same edit of two copies) fails
+    // instead of taking that image's content.
+    if let Some(twin) = image::Entity::find()
+        .filter(image::Column::OwnerId.eq(img.owner_id))
+        .filter(image::Column::Sha256.eq(&edited.original.sha256))
+        .filter(image::Column::Id.ne(img.id))
+        .one(txn)
+        .await?
+    {
+        return Ok(Err(format!(
+            "the result is exactly your image {}; nothing was changed",
+            twin.id
+        )));
+    }
     let retained = store::retain(txn, &edited.original.sha256, format, edited.size).await??;
     let now = Utc::now();
     // The replaced version (first edit: the upload) keeps its row.

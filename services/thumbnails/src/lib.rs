@@ -37,8 +37,11 @@ pub use worker::{Lane, Manifest};
 /// The role's name in `pinhole serve --roles`.
 pub const ROLE: &str = "thumbnails";
 
-/// Consumer group of the urgent workers (uploads, edits).
+/// Consumer group of the urgent workers (fresh uploads).
 pub const GROUP: &str = "thumbnails";
+
+/// Consumer group of the edit workers.
+pub const EDITS_GROUP: &str = "thumbnails-edits";
 
 /// Consumer group of the background workers (re-processing, backfills).
 pub const BACKGROUND_GROUP: &str = "thumbnails-background";
@@ -86,7 +89,7 @@ pub fn router(ctx: &AppContext, transforms: Transforms) -> OpenApiRouter {
 }
 
 /// Starts the role's workers: one urgent group member per core, and
-/// cores − 1 (at least one) background members.
+/// cores − 1 (at least one) edit members and as many background members.
 pub fn background(ctx: &AppContext) -> Vec<JoinHandle<()>> {
     let cores = std::thread::available_parallelism()
         .map(usize::from)
@@ -94,10 +97,12 @@ pub fn background(ctx: &AppContext) -> Vec<JoinHandle<()>> {
     let mut workers: Vec<JoinHandle<()>> = (0..cores)
         .map(|_| tokio::spawn(worker::run(ctx.clone(), Lane::Urgent)))
         .collect();
-    workers.extend(
-        (0..cores.saturating_sub(1).max(1))
-            .map(|_| tokio::spawn(worker::run(ctx.clone(), Lane::Background))),
-    );
+    for lane in [Lane::Edits, Lane::Background] {
+        workers.extend(
+            (0..cores.saturating_sub(1).max(1))
+                .map(|_| tokio::spawn(worker::run(ctx.clone(), lane))),
+        );
+    }
     workers.push(tokio::spawn(catalog::run(ctx.clone())));
     workers.push(tokio::spawn(store::sweep(ctx.clone())));
     workers

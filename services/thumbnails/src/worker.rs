@@ -41,9 +41,10 @@ fn cores() -> usize {
         .unwrap_or(2)
 }
 
-/// Fresh uploads and edits: one image per core at a time.
+/// Fresh uploads: one image per core at a time.
 static URGENT: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(cores())));
-/// Background work leaves a core to the urgent workers.
+/// Edits and background work share what leaves a core to fresh uploads,
+/// so that no number of edits holds up the thumbnails of new photos.
 static BACKGROUND: LazyLock<Arc<Semaphore>> =
     LazyLock::new(|| Arc::new(Semaphore::new(cores().saturating_sub(1).max(1))));
 
@@ -51,6 +52,7 @@ static BACKGROUND: LazyLock<Arc<Semaphore>> =
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lane {
     Urgent,
+    Edits,
     Background,
 }
 
@@ -58,7 +60,7 @@ impl Lane {
     fn pool(self) -> Arc<Semaphore> {
         match self {
             Lane::Urgent => Arc::clone(&URGENT),
-            Lane::Background => Arc::clone(&BACKGROUND),
+            Lane::Edits | Lane::Background => Arc::clone(&BACKGROUND),
         }
     }
 }
@@ -266,7 +268,7 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
     };
     let max_pixels = ctx.settings.max_image_pixels;
     let made = run_limited(
-        Lane::Urgent.pool(),
+        Lane::Edits.pool(),
         ctx.settings.processing_time_limit,
         move || pipeline::edit(&base, &ops, watermark.as_deref(), max_pixels),
     )
@@ -291,7 +293,7 @@ async fn edit(ctx: &AppContext, job: EditJob) -> Result<(), HandleError> {
     let bytes = Bytes::from(edited.bytes);
     let m = match derive(
         ctx,
-        Lane::Urgent,
+        Lane::Edits,
         &original.sha256,
         Some(bytes.clone()),
         &staged_key,
@@ -349,6 +351,7 @@ async fn handle(ctx: &AppContext, lane: Lane, record: Record) -> Result<(), Hand
 pub async fn run(ctx: AppContext, lane: Lane) {
     let (group, topic) = match lane {
         Lane::Urgent => (crate::GROUP, topics::THUMBNAILS_URGENT),
+        Lane::Edits => (crate::EDITS_GROUP, topics::THUMBNAILS_EDITS),
         Lane::Background => (crate::BACKGROUND_GROUP, topics::THUMBNAILS_BACKGROUND),
     };
     let handler_ctx = ctx.clone();
