@@ -5,9 +5,10 @@
 //!   mozjpeg fork, built from source with `nasm`): [`decode`] asks the
 //!   decoder for the smallest `n/8` scale that still covers the wanted size,
 //!   which skips most of the inverse DCT and colour conversion work.
-//! - PNG, GIF (first frame) and WebP (first frame) are decoded by the `image`
-//!   crate; HEIC and AVIF (the primary image, turned and made sRGB) by
-//!   libheif.
+//! - PNG is decoded by the `png` crate (16-bit samples narrowed to 8 bits
+//!   as the rows are decoded), GIF (first frame) and WebP (first frame) by
+//!   the `image` crate, HEIC and AVIF (the primary image, turned and made
+//!   sRGB) by libheif.
 //! - [`resize`] is a separable Lanczos3 convolution (`fast_image_resize`,
 //!   SIMD), with alpha premultiplied while filtering.
 //! - [`encode`] writes baseline JPEG (libjpeg-turbo, Huffman tables
@@ -200,7 +201,7 @@ pub(crate) fn decode_covering(
         .and_then(image::metadata::Orientation::from_exif);
     let mut image = match inspected.format {
         Format::Jpeg => jpeg::decode(bytes, limits, min)?,
-        Format::Png => decode_with_image(bytes, image::ImageFormat::Png, &inspected, limits)?,
+        Format::Png => decode_png(bytes, &inspected, limits)?,
         Format::Gif => decode_with_image(bytes, image::ImageFormat::Gif, &inspected, limits)?,
         Format::Webp => decode_with_image(bytes, image::ImageFormat::WebP, &inspected, limits)?,
         Format::Heic | Format::Avif => heif::decode(bytes)?,
@@ -236,7 +237,72 @@ pub(crate) fn rgb_or_rgba(img: &DynamicImage) -> (Cow<'_, [u8]>, bool) {
     }
 }
 
-/// PNG, GIF and WebP through the `image` crate, as `Rgb8` or `Rgba8`.
+/// What a decoder may allocate: about 4 bytes a pixel of the pixel limit
+/// (an 8-bit RGBA canvas of the largest allowed image).
+fn max_alloc(limits: &Limits) -> u64 {
+    limits.max_pixels.saturating_mul(4).max(64 << 20)
+}
+
+/// PNG through the `png` crate, 16-bit samples narrowed to 8 bits as the
+/// rows are decoded (the `image` crate keeps 16 bits, which takes twice the
+/// memory and then a copy to narrow them, and would refuse a 16-bit image
+/// within the pixel limit), as `Rgb8` or `Rgba8`. Palettes and low bit
+/// depths are expanded; the first frame of an APNG is taken.
+fn decode_png(
+    bytes: &[u8],
+    inspected: &pinhole_media::Inspected,
+    limits: &Limits,
+) -> Result<DynamicImage, ImagingError> {
+    let too_many = || ImagingError::TooManyPixels {
+        width: inspected.width,
+        height: inspected.height,
+        limit: limits.max_pixels,
+    };
+    let failed = |e: png::DecodingError| match e {
+        png::DecodingError::LimitsExceeded => too_many(),
+        other => ImagingError::Decode(other.to_string()),
+    };
+    let max_alloc = max_alloc(limits);
+    let mut decoder = png::Decoder::new_with_limits(
+        Cursor::new(bytes),
+        png::Limits {
+            bytes: usize::try_from(max_alloc).unwrap_or(usize::MAX),
+        },
+    );
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(failed)?;
+    let size = reader.output_buffer_size().ok_or_else(too_many)?;
+    if size as u64 > max_alloc {
+        return Err(too_many());
+    }
+    let mut buf = vec![0; size];
+    let frame = reader.next_frame(&mut buf).map_err(failed)?;
+    buf.truncate(frame.buffer_size());
+    let (width, height) = (frame.width, frame.height);
+    let image = match frame.color_type {
+        png::ColorType::Rgb => {
+            image::RgbImage::from_raw(width, height, buf).map(DynamicImage::from)
+        }
+        png::ColorType::Rgba => {
+            image::RgbaImage::from_raw(width, height, buf).map(DynamicImage::from)
+        }
+        png::ColorType::Grayscale => image::GrayImage::from_raw(width, height, buf)
+            .map(|gray| DynamicImage::from(DynamicImage::from(gray).to_rgb8())),
+        png::ColorType::GrayscaleAlpha => image::GrayAlphaImage::from_raw(width, height, buf)
+            .map(|gray| DynamicImage::from(DynamicImage::from(gray).to_rgba8())),
+        // Expanded to RGB or RGBA by the transformations.
+        png::ColorType::Indexed => None,
+    };
+    image.ok_or_else(|| {
+        ImagingError::Decode(format!(
+            "the decoder gave {:?} pixels at {width}x{height} in {} bytes",
+            frame.color_type,
+            frame.buffer_size()
+        ))
+    })
+}
+
+/// GIF and WebP through the `image` crate, as `Rgb8` or `Rgba8`.
 fn decode_with_image(
     bytes: &[u8],
     format: image::ImageFormat,
@@ -247,9 +313,7 @@ fn decode_with_image(
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(inspected.width);
     image_limits.max_image_height = Some(inspected.height);
-    // About 4 bytes a pixel of the pixel limit (an 8-bit RGBA canvas of the
-    // largest allowed image): a 16-bit source may use half the pixel limit.
-    image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(4).max(64 << 20));
+    image_limits.max_alloc = Some(max_alloc(limits));
     reader.limits(image_limits);
     let image = reader.decode().map_err(|e| match e {
         image::ImageError::Limits(_) => ImagingError::TooManyPixels {

@@ -477,32 +477,136 @@ fn too_many_pixels_is_refused() {
 
 #[test]
 fn decoding_memory_is_about_four_bytes_a_pixel_of_the_limit() {
-    // 4500x4500 under a 20.25 MP limit: 81 MB may be allocated. 8-bit RGBA
-    // needs 81 MB; 16-bit RGBA would need 162 MB and is refused.
-    let limits = Limits {
-        max_pixels: 4500 * 4500,
-    };
-    let png = |sixteen: bool| {
+    // 4500x4500 under a 20.25 MP limit: 81 MB may be allocated, what 8-bit
+    // RGBA needs. 16-bit RGBA (162 MB as 16 bits) is narrowed to 8 bits as
+    // it is decoded, so it fits too; one pixel more is refused.
+    let png = |side: u32, sixteen: bool| {
         let img = if sixteen {
             DynamicImage::ImageRgba16(image::ImageBuffer::from_pixel(
-                4500,
-                4500,
+                side,
+                side,
                 Rgba([1000u16, 2000, 3000, 65535]),
             ))
         } else {
-            DynamicImage::ImageRgba8(RgbaImage::from_pixel(4500, 4500, Rgba([1, 2, 3, 255])))
+            DynamicImage::ImageRgba8(RgbaImage::from_pixel(side, side, Rgba([1, 2, 3, 255])))
         };
         let mut out = std::io::Cursor::new(Vec::new());
         img.write_to(&mut out, image::ImageFormat::Png).unwrap();
         out.into_inner()
     };
-    assert!(decode(&png(false), &limits, None).is_ok());
-    let refused = decode(&png(true), &limits, None);
+    let limits = Limits {
+        max_pixels: 4500 * 4500,
+    };
+    assert!(decode(&png(4500, false), &limits, None).is_ok());
+    let deep = decode(&png(4500, true), &limits, None).unwrap().image;
+    let DynamicImage::ImageRgba8(deep) = deep else {
+        panic!("{:?}", deep.color());
+    };
+    assert_eq!(deep.dimensions(), (4500, 4500));
+    assert_eq!(deep.get_pixel(4499, 4499), &Rgba([3, 7, 11, 255]));
+    let over = Limits {
+        max_pixels: 4500 * 4500 - 1,
+    };
+    let refused = decode(&png(4500, true), &over, None);
     assert!(
         matches!(refused, Err(ImagingError::TooManyPixels { .. })),
         "{:?}",
         refused.err()
     );
+}
+
+#[test]
+fn pngs_of_every_colour_type_decode_to_8_bit_rgb_or_rgba() {
+    // One 2x1 image of each kind, written by the `png` crate: samples, the
+    // palette and its alpha, and the two pixels expected.
+    type Case<'a> = (
+        png::ColorType,
+        png::BitDepth,
+        &'a [u8],
+        Option<(&'a [u8], &'a [u8])>,
+    );
+    let png = |(color, depth, data, palette): Case<'_>| {
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, 2, 1);
+        encoder.set_color(color);
+        encoder.set_depth(depth);
+        if let Some((plte, trns)) = palette {
+            encoder.set_palette(plte);
+            if !trns.is_empty() {
+                encoder.set_trns(trns);
+            }
+        }
+        encoder
+            .write_header()
+            .unwrap()
+            .write_image_data(data)
+            .unwrap();
+        out
+    };
+    use png::{BitDepth as D, ColorType as C};
+    let rgb = |a: [u8; 3], b: [u8; 3]| {
+        DynamicImage::ImageRgb8(image::RgbImage::from_fn(2, 1, |x, _| {
+            Rgb(if x == 0 { a } else { b })
+        }))
+    };
+    let rgba = |a: [u8; 4], b: [u8; 4]| {
+        DynamicImage::ImageRgba8(RgbaImage::from_fn(2, 1, |x, _| {
+            Rgba(if x == 0 { a } else { b })
+        }))
+    };
+    let cases: [(Case<'_>, DynamicImage); 7] = [
+        (
+            (C::Grayscale, D::Eight, &[7, 200], None),
+            rgb([7; 3], [200; 3]),
+        ),
+        (
+            (C::Grayscale, D::One, &[0b0100_0000], None),
+            rgb([0; 3], [255; 3]),
+        ),
+        (
+            (C::Grayscale, D::Sixteen, &[0x12, 0x34, 0xfe, 0xdc], None),
+            rgb([0x12; 3], [0xfe; 3]),
+        ),
+        (
+            (C::GrayscaleAlpha, D::Eight, &[7, 255, 200, 50], None),
+            rgba([7, 7, 7, 255], [200, 200, 200, 50]),
+        ),
+        (
+            (
+                C::Indexed,
+                D::Eight,
+                &[1, 0],
+                Some((&[1, 2, 3, 4, 5, 6], &[])),
+            ),
+            rgb([4, 5, 6], [1, 2, 3]),
+        ),
+        (
+            (
+                C::Indexed,
+                D::Two,
+                &[0b0001_0000],
+                Some((&[1, 2, 3, 4, 5, 6], &[9])),
+            ),
+            rgba([1, 2, 3, 9], [4, 5, 6, 255]),
+        ),
+        (
+            (
+                C::Rgba,
+                D::Sixteen,
+                &[
+                    1, 0, 2, 0, 3, 0, 255, 255, 0xab, 0, 0xcd, 0, 0xef, 0, 0x80, 0,
+                ],
+                None,
+            ),
+            rgba([1, 2, 3, 255], [0xab, 0xcd, 0xef, 0x80]),
+        ),
+    ];
+    for (case, expected) in cases {
+        let what = format!("{:?} {:?}", case.0, case.1);
+        let decoded = full(&png(case)).image;
+        assert_eq!(decoded.color(), expected.color(), "{what}");
+        assert_eq!(decoded.as_bytes(), expected.as_bytes(), "{what}");
+    }
 }
 
 #[test]

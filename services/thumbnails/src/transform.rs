@@ -287,10 +287,15 @@ pub(crate) async fn transform(
     }
     // The CPU permit before the original: it also bounds how many originals
     // are held in memory at once.
-    let permit = Arc::clone(&WORKERS)
-        .acquire_owned()
-        .await
-        .map_err(ApiError::internal)?;
+    let permit = match tokio::time::timeout(
+        pinhole_http::BUDGET_WAIT,
+        Arc::clone(&WORKERS).acquire_owned(),
+    )
+    .await
+    {
+        Ok(permit) => permit.map_err(ApiError::internal)?,
+        Err(_) => return Err(pinhole_http::busy("every transform worker is busy")),
+    };
     let original = match ctx.backends.blobs.get(&original_key, None).await {
         Ok(original) => original,
         // The images role collected the content: the image was deleted and
@@ -301,10 +306,12 @@ pub(crate) async fn transform(
         }
         Err(e) => return Err(ApiError::unavailable(e)),
     };
-    // The original's share of the memory budget, held until it is decoded.
+    // The original's share of the memory budget and its decoded pixels'
+    // (at most 4 bytes each), held until the result is made.
+    let pixels = u64::from(sw) * u64::from(sh) * 4;
     let memory = ctx
         .memory
-        .reserve(original.meta.size, pinhole_http::BUDGET_WAIT)
+        .reserve(original.meta.size + pixels, pinhole_http::BUDGET_WAIT)
         .await?;
     let original = original.bytes().await.map_err(ApiError::unavailable)?;
     let max_pixels = ctx.settings.transform_max_source_pixels;

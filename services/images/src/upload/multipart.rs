@@ -112,7 +112,7 @@ pub async fn respond(
         (status = 413, description = "The file is over `PINHOLE_MAX_UPLOAD_BYTES` (`upload-too-large`), or would take your account past `PINHOLE_QUOTA_BYTES` (`storage-quota-exceeded`)", body = pinhole_http::ErrorBody),
         (status = 415, description = "Not multipart/form-data (`expected-multipart`), or not an image of a format we take (`unsupported-image-format`)", body = pinhole_http::ErrorBody),
         (status = 422, description = "A field is wrong or unknown, the `file` part is missing, or the image is truncated, corrupt or has too many pixels (named in `fields`, or `image-truncated`, `image-corrupt`, `image-too-many-pixels`)", body = pinhole_http::ErrorBody),
-        (status = 429, description = "Your account has `PINHOLE_QUOTA_IMAGES` images (`image-quota-exceeded`); the same bytes as one of them still answer 200", body = pinhole_http::ErrorBody),
+        (status = 429, description = "Your account has `PINHOLE_QUOTA_IMAGES` images (`image-quota-exceeded`); the same bytes as one of them still answer 200, or your account is already sending `PINHOLE_UPLOADS_PER_ACCOUNT` uploads and none ended within 20 s (`too-many-uploads`, with `Retry-After`)", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn upload(
     State(ctx): State<AppContext>,

@@ -233,7 +233,7 @@ pub(crate) async fn options(State(ctx): State<AppContext>) -> Response {
         (status = 413, description = "Over `PINHOLE_MAX_UPLOAD_BYTES` (`upload-too-large`), a body past `Upload-Length` (`upload-exceeds-length`), or an `Upload-Length` (or the whole file sent along) that would take your account past `PINHOLE_QUOTA_BYTES` (`storage-quota-exceeded`)", body = pinhole_http::ErrorBody),
         (status = 415, description = "The bytes sent along, making the whole file, are not an image of a format we take (`unsupported-image-format`)", body = pinhole_http::ErrorBody),
         (status = 422, description = "A metadata field is wrong, an empty file, or the whole file sent along is not an acceptable image (named in `fields`, or `image-truncated`, `image-corrupt`, `image-too-many-pixels`)", body = pinhole_http::ErrorBody),
-        (status = 429, description = "You have `PINHOLE_QUOTA_TUS_UPLOADS` unfinished uploads (`upload-quota-exceeded`: finish or terminate one first), or the whole file sent along would be an image past `PINHOLE_QUOTA_IMAGES` (`image-quota-exceeded`)", body = pinhole_http::ErrorBody),
+        (status = 429, description = "You have `PINHOLE_QUOTA_TUS_UPLOADS` unfinished uploads (`upload-quota-exceeded`: finish or terminate one first), or the whole file sent along would be an image past `PINHOLE_QUOTA_IMAGES` (`image-quota-exceeded`), or your account is already sending `PINHOLE_UPLOADS_PER_ACCOUNT` uploads and none ended within 20 s (`too-many-uploads`, with `Retry-After`)", body = pinhole_http::ErrorBody),
         (status = 460, description = "The bytes sent along do not match `Upload-Checksum` (`checksum-mismatch`)", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn create(
@@ -399,7 +399,7 @@ pub(crate) async fn head(
         (status = 413, description = "Past `Upload-Length` (`upload-exceeds-length`) or `PINHOLE_MAX_UPLOAD_BYTES` (`upload-too-large`), or the whole file would take your account past `PINHOLE_QUOTA_BYTES` (`storage-quota-exceeded`; the upload ends)", body = pinhole_http::ErrorBody),
         (status = 415, description = "Not `application/offset+octet-stream` (`expected-offset-octet-stream`), or the whole file is not an image of a format we take (`unsupported-image-format`)", body = pinhole_http::ErrorBody),
         (status = 422, description = "The whole file is not an acceptable image, or `Upload-Length` is below the offset (named in `fields`, or `image-truncated`, `image-corrupt`, `image-too-many-pixels`)", body = pinhole_http::ErrorBody),
-        (status = 429, description = "The whole file would be an image past `PINHOLE_QUOTA_IMAGES` (`image-quota-exceeded`; the upload ends)", body = pinhole_http::ErrorBody),
+        (status = 429, description = "The whole file would be an image past `PINHOLE_QUOTA_IMAGES` (`image-quota-exceeded`; the upload ends), or your account is already sending `PINHOLE_UPLOADS_PER_ACCOUNT` uploads and none ended within 20 s (`too-many-uploads`, with `Retry-After`)", body = pinhole_http::ErrorBody),
         (status = 460, description = "The body does not match `Upload-Checksum` (`checksum-mismatch`)", body = pinhole_http::ErrorBody),
     ))]
 pub(crate) async fn patch(
