@@ -856,6 +856,9 @@ async fn edits_do_not_hold_up_fresh_uploads() -> anyhow::Result<()> {
         images.push(image["id"].as_str().context("id")?.to_owned());
     }
     const EDITS: usize = 16;
+    // Each image is edited four times from the same version, each time
+    // with another look, so every edit is work of its own.
+    let looks = ["mono", "sepia", "vivid", "warm"];
     let mut tasks = Vec::new();
     for i in 0..EDITS {
         let (status, body) = app
@@ -865,7 +868,7 @@ async fn edits_do_not_hold_up_fresh_uploads() -> anyhow::Result<()> {
                 Some(&hal),
                 Some(json!({"operations": [
                     {"op": "rotate", "degrees": 90},
-                    {"op": "filter", "name": "mono"}
+                    {"op": "filter", "name": looks[i / images.len()]}
                 ]})),
             )
             .await?;
