@@ -312,6 +312,109 @@ async fn edits_racing_deletes_leave_nothing(app: App) -> anyhow::Result<()> {
     intact(&app, &bob, &bobs, &bytes).await
 }
 
+/// Logs `name` in: a session for another server on the same backends.
+async fn log_in(app: &App, name: &str) -> anyhow::Result<String> {
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/sessions",
+            None,
+            Some(json!({"login": name, "password": pinhole_tests::app::PASSWORD})),
+        )
+        .await?;
+    ensure!(status == StatusCode::CREATED, "log-in {status} {body}");
+    Ok(body["access_token"].as_str().context("token")?.to_owned())
+}
+
+/// An edit whose result comes back only after its image was deleted: no
+/// thumbnails role runs while the edit is asked for and the image deleted,
+/// and one starts only then. The task went with the image and stays gone;
+/// the result is nobody's, counted nowhere and collected once; its staged
+/// copy and what was derived from it go; the original alice shared with
+/// bob stays his.
+async fn edit_finishing_after_its_image_is_deleted(app: App) -> anyhow::Result<()> {
+    let bob = app.user("bob").await?;
+    let alice = app.user("alice").await?;
+    let bytes = small_photo(2)?;
+    let sha = sha256(&bytes);
+    let bobs = id(&app.posted(&bob, bytes.clone(), &[]).await?)?;
+    let alices = id(&app.posted(&alice, bytes.clone(), &[]).await?)?;
+
+    // The same backends without the thumbnails role: the edit waits in its
+    // queue.
+    let App {
+        server,
+        mut settings,
+        http,
+        dir,
+        ..
+    } = app;
+    server.stop().await?;
+    settings.listen = "127.0.0.1:0".parse()?;
+    let roles: &'static [&'static str] = &["users", "images"];
+    let app = App {
+        server: pinhole::start(settings.clone(), roles).await?,
+        roles,
+        settings,
+        http,
+        dir,
+    };
+    let (bob, alice) = (log_in(&app, "bob").await?, log_in(&app, "alice").await?);
+    let (status, body) = edit(
+        &app,
+        &alice,
+        &alices,
+        json!([{"op": "rotate", "degrees": 90}]),
+        "",
+    )
+    .await?;
+    ensure!(status == StatusCode::ACCEPTED, "{status} {body}");
+    let task = format!("/tasks/{}", body["task_id"].as_str().context("task id")?);
+    let (status, queued) = app.get(&task, Some(&alice)).await?;
+    ensure!(
+        status == StatusCode::OK && queued["status"] == "queued",
+        "{status} {queued}"
+    );
+    ensure!(delete(&app, &alice, &format!("/images/{alices}")).await? == StatusCode::NO_CONTENT);
+    let (status, gone) = app.get(&task, Some(&alice)).await?;
+    ensure!(
+        status == StatusCode::NOT_FOUND,
+        "the task goes with its image: {status} {gone}"
+    );
+    ensure!(ref_count(&app, &sha).await? == Some(1), "bob's reference");
+    let before = collected(&app).await?;
+
+    // Only now is the edit made, and its result reported.
+    let thumbnails = pinhole::start(app.settings.clone(), &[pinhole_thumbnails::ROLE]).await?;
+    let settled = async {
+        wait_for(
+            DEADLINE * 2,
+            "the edit's result to be collected",
+            || async { (collected(&app).await.ok()? > before).then_some(()) },
+        )
+        .await?;
+        let (status, gone) = app.get(&task, Some(&alice)).await?;
+        ensure!(
+            status == StatusCode::NOT_FOUND,
+            "the result brought the task back: {status} {gone}"
+        );
+        // Nothing but the shared bytes is counted: the result was not
+        // taken for anyone's.
+        let rows = blob::Entity::find()
+            .all(&app.server.ctx.backends.db)
+            .await?;
+        ensure!(
+            rows.len() == 1 && rows[0].sha256 == sha && rows[0].ref_count == 1,
+            "{rows:?}"
+        );
+        intact(&app, &bob, &bobs, &bytes).await?;
+        assert_clean(&app).await
+    }
+    .await;
+    thumbnails.stop().await?;
+    settled
+}
+
 /// What no request cleans up (an original stored before a transaction that
 /// failed, derivatives and transforms written after their content was
 /// released, a tus part nobody records) is found and removed by the sweep
@@ -520,6 +623,18 @@ async fn account_purge_does_not_hold_up_others(app: App) -> anyhow::Result<()> {
         .task_done(&dana, accepted["task_id"].as_str().context("task id")?)
         .await?;
     ensure!(task["status"] == "done", "{task}");
+    // Her task ended while carl's images were still being removed: it did
+    // not wait for the purge either.
+    let left = images_of(&app, owner).await?;
+    ensure!(
+        left > 0,
+        "dana's task ended only after the whole purge ({:?})",
+        started.elapsed()
+    );
+    eprintln!(
+        "dana's task ended in {:?} with {left} of carl's images left",
+        started.elapsed()
+    );
     // Each removal also collects its content (S3 calls on the real
     // backends): minutes on a loaded machine.
     wait_for(DEADLINE * 4, "the purge to end", || async {
@@ -536,6 +651,7 @@ async fn account_purge_does_not_hold_up_others(app: App) -> anyhow::Result<()> {
 pinhole_tests::backends!(
     shared_original_survives_racing_deletes,
     edits_racing_deletes_leave_nothing,
+    edit_finishing_after_its_image_is_deleted,
     sweep_removes_orphans,
     account_purge_does_not_hold_up_others,
 );

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use pinhole::Server;
 use pinhole_config::{CacheUrl, DatabaseUrl, Settings};
+use pinhole_events::images::{ImageStatus, Visibility};
 use pinhole_http::clients::{CALL_TIMEOUT, INTERNAL_TOKEN_HEADER};
 use pinhole_tests::app::{DEADLINE, PASSWORD, photo, read};
 use reqwest::{Method, StatusCode};
@@ -685,7 +686,7 @@ async fn search_scenario(apart: &Apart) -> anyhow::Result<()> {
     ensure!(
         canon.image.camera.as_deref() == Some("Canon EOS 400D DIGITAL")
             && canon.image.taken_at == Some("2008-04-20T19:12:06Z".parse()?)
-            && canon.image.status == "ready"
+            && canon.image.status == ImageStatus::Ready
             && canon.image.location.is_none(),
         "{:?}",
         canon.image
@@ -711,7 +712,7 @@ async fn search_scenario(apart: &Apart) -> anyhow::Result<()> {
     ensure!(
         copy.image.camera.as_deref() == Some("FUJIFILM X-T3")
             && copy.image.taken_at == Some("2008-04-20T17:12:06Z".parse()?)
-            && copy.image.visibility == "private"
+            && copy.image.visibility == Visibility::Private
             && copy.like_count == 0
             && copy.comments.is_empty(),
         "{copy:?}"

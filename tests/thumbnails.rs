@@ -814,6 +814,7 @@ pinhole_tests::backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_edit_of_two_copies_fails_cleanly() -> anyhow::Result<()> {
     let app = App::embedded().await?;
+    let probe = app.probe();
     let hal = app.user("hal").await?;
     let storm = small_photo("Storm.jpg", 1)?;
     let first = app.posted(&hal, variant(&storm, 1), &[]).await?;
@@ -838,7 +839,8 @@ async fn the_same_edit_of_two_copies_fails_cleanly() -> anyhow::Result<()> {
     ensure!(after["version"] == 1, "the copy is unchanged: {after}");
     // Later uploads are processed as usual.
     app.posted(&hal, small_photo("Wood.jpg", 1)?, &[]).await?;
-    Ok(())
+    // The failed edit's staged result is settled too.
+    probe.assert_clean().await
 }
 
 /// Edits wait in a queue of their own and share what leaves a core to fresh
@@ -847,6 +849,7 @@ async fn the_same_edit_of_two_copies_fails_cleanly() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_do_not_hold_up_fresh_uploads() -> anyhow::Result<()> {
     let app = App::embedded().await?;
+    let probe = app.probe();
     let hal = app.user("hal").await?;
     // Four different photos: an edit's result is its image's content, and
     // two images of one owner never have the same.
@@ -891,12 +894,24 @@ async fn edits_do_not_hold_up_fresh_uploads() -> anyhow::Result<()> {
         "ivy's photo waited for {finished} of {EDITS} edits: {}",
         list["counts"]
     );
-    Ok(())
+    // The backlog is still being worked off: the store is checked once
+    // every edit has ended.
+    let path = format!("/tasks?ids={}", tasks.join(","));
+    wait_for(DEADLINE * 2, "every edit to end", || async {
+        let (_, list) = app.get(&path, Some(&hal)).await.ok()?;
+        let ended = list["counts"]["done"].as_u64()? + list["counts"]["failed"].as_u64()?;
+        (ended == EDITS as u64).then_some(())
+    })
+    .await?;
+    probe.assert_clean().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_worker_loses_nothing_embedded() -> anyhow::Result<()> {
-    killed_worker_loses_nothing(App::embedded().await?).await
+    let app = App::embedded().await?;
+    let probe = app.probe();
+    killed_worker_loses_nothing(app).await?;
+    probe.assert_clean().await
 }
 
 /// On Kafka the replacement server used to wait forever, about half of the
@@ -905,7 +920,10 @@ async fn killed_worker_loses_nothing_embedded() -> anyhow::Result<()> {
 /// group (see pinhole_bus's kafka module).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_worker_loses_nothing_real() -> anyhow::Result<()> {
-    killed_worker_loses_nothing(App::real().await?).await
+    let app = App::real().await?;
+    let probe = app.probe();
+    killed_worker_loses_nothing(app).await?;
+    probe.assert_clean().await
 }
 
 /// The thumbnails role alone, fed by hand what the users and images roles
@@ -1005,7 +1023,7 @@ fn upload_job(
     id: uuid::Uuid,
     owner: uuid::Uuid,
     sha256: &str,
-    visibility: &str,
+    visibility: pinhole_events::images::Visibility,
 ) -> pinhole_events::images::ProcessJob {
     pinhole_events::images::ProcessJob {
         image_id: id,
@@ -1015,7 +1033,9 @@ fn upload_job(
         format: "jpeg".into(),
         original_key: pinhole_events::images::original_key(sha256, "jpg"),
         force: false,
-        visibility: Some(visibility.to_owned()),
+        visibility: Some(visibility),
+        // As if the images role had not heard of the owner yet.
+        owner_private: None,
     }
 }
 
@@ -1047,13 +1067,14 @@ async fn processed(
 
 /// Once the images role can hear that a public upload is processed, this
 /// role serves its unsigned presets, though its catalog may not have heard
-/// the images role's events of it yet (it reads them at its own pace): the
-/// upload's job says who may see the image. The events win: a row they
-/// wrote keeps their visibility, a later change applies, and a replayed
-/// job changes nothing.
+/// the images or users roles' events of it or its owner yet (it reads them
+/// at its own pace): the upload's job says who may see the image and
+/// whether its owner's account is private. The events win: a row they
+/// wrote keeps what they said, a later change applies, and a replayed job
+/// changes nothing.
 async fn public_presets_are_served_once_processed(alone: Alone) -> anyhow::Result<()> {
-    use pinhole_events::images::{ImageUpdated, ImageUploaded};
-    use pinhole_events::users::{AccountCard, UserRegistered};
+    use pinhole_events::images::{ImageUpdated, ImageUploaded, ProcessJob, Visibility};
+    use pinhole_events::users::{AccountCard, UserRegistered, UserUpdated};
     use sha2::{Digest, Sha256};
 
     let ctx = &alone.server.ctx;
@@ -1116,22 +1137,77 @@ async fn public_presets_are_served_once_processed(alone: Alone) -> anyhow::Resul
         )
         .await?;
     alone
-        .send(&upload_job(fresh, owner, &sha256, "public"))
+        .send(&upload_job(fresh, owner, &sha256, Visibility::Public))
         .await?;
     alone
-        .send(&upload_job(kept, owner, &sha256, "public"))
+        .send(&upload_job(kept, owner, &sha256, Visibility::Public))
         .await?;
-    processed(&mut reports, &[fresh, kept]).await?;
+    // `unheard`: of an owner whose `user.registered` the catalog has not
+    // heard, public as the images role knew the account when it made the
+    // job. `unknown`: of an owner neither role had heard of then.
+    let stranger = uuid::Uuid::now_v7();
+    let unheard = uuid::Uuid::now_v7();
+    let unknown = uuid::Uuid::now_v7();
+    let unheard_job = ProcessJob {
+        owner_private: Some(false),
+        ..upload_job(unheard, stranger, &sha256, Visibility::Public)
+    };
+    alone.send(&unheard_job).await?;
+    alone
+        .send(&upload_job(
+            unknown,
+            uuid::Uuid::now_v7(),
+            &sha256,
+            Visibility::Public,
+        ))
+        .await?;
+    processed(&mut reports, &[fresh, kept, unheard, unknown]).await?;
     // At once, as the images role publishes the image on that report.
     let status = alone.preset(fresh).await?;
     ensure!(
         status == StatusCode::OK,
         "a processed public image: {status}"
     );
+    let status = alone.preset(unheard).await?;
+    ensure!(
+        status == StatusCode::OK,
+        "a processed public image of an account the catalog has not heard of: {status}"
+    );
     let status = alone.preset(kept).await?;
     ensure!(
         status == StatusCode::NOT_FOUND,
         "a private image by its events: {status}"
+    );
+    let status = alone.preset(unknown).await?;
+    ensure!(
+        status == StatusCode::NOT_FOUND,
+        "an image of an account nobody knew of: {status}"
+    );
+
+    // The account's events win over the job: it turns private, and the
+    // upload's job again (at-least-once delivery) does not make it public.
+    alone
+        .send(&UserUpdated {
+            account: AccountCard {
+                user_id: stranger,
+                username: "sam".into(),
+                display_name: None,
+                avatar_image_id: None,
+                is_private: true,
+            },
+            changed: vec!["is_private".into()],
+        })
+        .await?;
+    wait_for(DEADLINE, "the account to turn private", || async {
+        (alone.preset(unheard).await.ok()? == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await?;
+    alone.send(&unheard_job).await?;
+    processed(&mut reports, &[unheard]).await?;
+    let status = alone.preset(unheard).await?;
+    ensure!(
+        status == StatusCode::NOT_FOUND,
+        "a replayed job made a private account's image public: {status}"
     );
 
     // The images role's events of `fresh` arrive: uploaded public, then
@@ -1153,7 +1229,7 @@ async fn public_presets_are_served_once_processed(alone: Alone) -> anyhow::Resul
     .await?;
     // The upload's job again (at-least-once delivery): still private.
     alone
-        .send(&upload_job(fresh, owner, &sha256, "public"))
+        .send(&upload_job(fresh, owner, &sha256, Visibility::Public))
         .await?;
     processed(&mut reports, &[fresh]).await?;
     let status = alone.preset(fresh).await?;

@@ -221,22 +221,27 @@ async fn served_cacheably(app: &App, thumb: &Value) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_links_are_stable_and_cacheable() -> anyhow::Result<()> {
     let app = App::embedded().await?;
+    let probe = app.probe();
     let id = posted(&app, "lena").await?;
     let thumb = stable_thumb(&app, &id).await?;
-    served_cacheably(&app, &thumb).await
+    served_cacheably(&app, &thumb).await?;
+    probe.assert_clean().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_proxy_links_are_served_by_the_server() -> anyhow::Result<()> {
     let app = on_s3(BlobLinks::Proxy).await?;
+    let probe = app.probe();
     let id = posted(&app, "pia").await?;
     let thumb = stable_thumb(&app, &id).await?;
-    served_cacheably(&app, &thumb).await
+    served_cacheably(&app, &thumb).await?;
+    probe.assert_clean().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_redirect_links_redirect_to_presigned_urls() -> anyhow::Result<()> {
     let app = on_s3(BlobLinks::Redirect).await?;
+    let probe = app.probe();
     let id = posted(&app, "rita").await?;
     let thumb = stable_thumb(&app, &id).await?;
     let link = reqwest::Url::parse(thumb["url"].as_str().context("url")?)?;
@@ -291,12 +296,14 @@ async fn s3_redirect_links_redirect_to_presigned_urls() -> anyhow::Result<()> {
     let (status, bytes) = app.bytes(link.as_str(), None).await?;
     ensure!(status == StatusCode::OK, "{status}");
     is_thumb(&bytes, &thumb)?;
-    refusals(&app, &link).await
+    refusals(&app, &link).await?;
+    probe.assert_clean().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_direct_links_are_presigned_s3_urls() -> anyhow::Result<()> {
     let app = on_s3(BlobLinks::Direct).await?;
+    let probe = app.probe();
     let id = posted(&app, "dina").await?;
     let thumb = stable_thumb(&app, &id).await?;
     let url = thumb["url"].as_str().context("url")?;
@@ -306,7 +313,8 @@ async fn s3_direct_links_are_presigned_s3_urls() -> anyhow::Result<()> {
     );
     let (status, bytes) = app.bytes(url, None).await?;
     ensure!(status == StatusCode::OK, "{status}");
-    is_thumb(&bytes, &thumb)
+    is_thumb(&bytes, &thumb)?;
+    probe.assert_clean().await
 }
 
 /// A local store has no S3 to redirect to: refused at start, naming the

@@ -170,6 +170,7 @@ fn too_slow(answer: &Answer) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickling_bodies_do_not_hold_uploads() -> anyhow::Result<()> {
     let app = App::embedded_with(|s| s.uploads_per_account = 64).await?;
+    let probe = app.probe();
     let mallory = app.user("mallory").await?;
     let bob = app.user("bob").await?;
     let held = trickles(&app, &mallory, 33).await?;
@@ -251,7 +252,7 @@ async fn trickling_bodies_do_not_hold_uploads() -> anyhow::Result<()> {
     let spool = app.settings.data_dir.join("spool");
     let files = std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0);
     ensure!(files == 0, "{files} bodies left in {}", spool.display());
-    Ok(())
+    probe.assert_clean().await
 }
 
 /// An account sending its most uploads at once: the next waits for one of
@@ -261,6 +262,7 @@ async fn trickling_bodies_do_not_hold_uploads() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_sends_only_so_many_uploads_at_once() -> anyhow::Result<()> {
     let app = App::embedded_with(|s| s.uploads_per_account = 2).await?;
+    let probe = app.probe();
     let alice = app.user("alice").await?;
     let bob = app.user("bob").await?;
     let held = trickles(&app, &alice, 2).await?;
@@ -304,5 +306,5 @@ async fn an_account_sends_only_so_many_uploads_at_once() -> anyhow::Result<()> {
         .context("the third upload still waits")???;
     ensure!(status == StatusCode::ACCEPTED, "the third: {status}");
     ensure!(done >= ended, "it was answered only after a slot freed");
-    Ok(())
+    probe.assert_clean().await
 }

@@ -26,14 +26,28 @@ use sha2::{Digest, Sha256};
 pub mod entity {
     use sea_orm::entity::prelude::*;
 
+    /// What a token is for (`tokens.kind`, mapped by the ORM).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(
+        rs_type = "String",
+        db_type = "String(sea_orm::sea_query::StringLen::None)"
+    )]
+    pub enum TokenKind {
+        /// Sent with each request (`pha_…`).
+        #[sea_orm(string_value = "access")]
+        Access,
+        /// Exchanged once for a new pair (`phr_…`).
+        #[sea_orm(string_value = "refresh")]
+        Refresh,
+    }
+
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "tokens")]
     pub struct Model {
         /// SHA-256 of the token, hex.
         #[sea_orm(primary_key, auto_increment = false)]
         pub token_hash: String,
-        /// `access` or `refresh`.
-        pub kind: String,
+        pub kind: TokenKind,
         pub user_id: Uuid,
         /// Every token descended from one log-in shares a family.
         pub family_id: Uuid,
@@ -50,8 +64,8 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-const ACCESS: &str = "access";
-const REFRESH: &str = "refresh";
+use entity::TokenKind;
+
 const ACCESS_PREFIX: &str = "pha_";
 const REFRESH_PREFIX: &str = "phr_";
 /// How long a verified token is trusted from the cache; bounds how late a
@@ -210,9 +224,9 @@ impl Tokens {
             refresh_expires_at: later(self.refresh_ttl),
         };
         let now = Utc::now();
-        let row = |token: &str, kind: &str, expires_at| entity::ActiveModel {
+        let row = |token: &str, kind: TokenKind, expires_at| entity::ActiveModel {
             token_hash: ActiveValue::Set(hash(token)),
-            kind: ActiveValue::Set(kind.to_owned()),
+            kind: ActiveValue::Set(kind),
             user_id: ActiveValue::Set(user_id),
             family_id: ActiveValue::Set(family_id),
             expires_at: ActiveValue::Set(expires_at),
@@ -221,8 +235,16 @@ impl Tokens {
             created_at: ActiveValue::Set(now),
         };
         entity::Entity::insert_many([
-            row(&pair.access_token, ACCESS, pair.access_expires_at),
-            row(&pair.refresh_token, REFRESH, pair.refresh_expires_at),
+            row(
+                &pair.access_token,
+                TokenKind::Access,
+                pair.access_expires_at,
+            ),
+            row(
+                &pair.refresh_token,
+                TokenKind::Refresh,
+                pair.refresh_expires_at,
+            ),
         ])
         .exec(conn)
         .await?;
@@ -248,7 +270,7 @@ impl Tokens {
         }
         let now = Utc::now();
         let row = entity::Entity::find_by_id(hash.as_str())
-            .filter(entity::Column::Kind.eq(ACCESS))
+            .filter(entity::Column::Kind.eq(TokenKind::Access))
             .one(&self.db)
             .await?;
         let live = row.filter(|r| r.revoked_at.is_none() && r.expires_at > now);
@@ -289,7 +311,7 @@ impl Tokens {
         let claimed = entity::Entity::update_many()
             .col_expr(entity::Column::UsedAt, Expr::value(now))
             .filter(entity::Column::TokenHash.eq(hash.as_str()))
-            .filter(entity::Column::Kind.eq(REFRESH))
+            .filter(entity::Column::Kind.eq(TokenKind::Refresh))
             .filter(entity::Column::UsedAt.is_null())
             .filter(entity::Column::RevokedAt.is_null())
             .filter(entity::Column::ExpiresAt.gt(now))
@@ -308,7 +330,7 @@ impl Tokens {
         }
         txn.rollback().await?;
         let row = entity::Entity::find_by_id(hash)
-            .filter(entity::Column::Kind.eq(REFRESH))
+            .filter(entity::Column::Kind.eq(TokenKind::Refresh))
             .one(&self.db)
             .await?;
         match row {
@@ -339,7 +361,7 @@ impl Tokens {
             }
             let hashes: Vec<String> = revoked
                 .into_iter()
-                .filter(|t| t.kind == ACCESS)
+                .filter(|t| t.kind == TokenKind::Access)
                 .map(|t| t.token_hash)
                 .collect();
             self.forget(&hashes).await;
@@ -358,7 +380,7 @@ impl Tokens {
             .select_only()
             .column(entity::Column::TokenHash)
             .filter(entity::Column::UserId.eq(user_id))
-            .filter(entity::Column::Kind.eq(ACCESS))
+            .filter(entity::Column::Kind.eq(TokenKind::Access))
             .into_tuple()
             .all(conn)
             .await?;

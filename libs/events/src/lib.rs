@@ -266,6 +266,58 @@ pub mod images {
         pub country_code: Option<String>,
     }
 
+    /// Who may see an image (stored and sent as `public`, `followers` or
+    /// `private`).
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+    )]
+    #[serde(rename_all = "lowercase")]
+    pub enum Visibility {
+        /// Everyone who may see the owner's account.
+        Public,
+        /// The owner's approved followers.
+        Followers,
+        /// The owner alone.
+        Private,
+    }
+
+    impl Visibility {
+        /// The name on the wire.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Self::Public => "public",
+                Self::Followers => "followers",
+                Self::Private => "private",
+            }
+        }
+    }
+
+    /// Where an image is in its life (sent as `processing`, `ready` or
+    /// `failed`).
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+    )]
+    #[serde(rename_all = "lowercase")]
+    pub enum ImageStatus {
+        /// Uploaded; its derivatives are being made.
+        Processing,
+        /// Published.
+        Ready,
+        /// Its processing failed; only its owner sees it.
+        Failed,
+    }
+
+    impl ImageStatus {
+        /// The name on the wire.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Self::Processing => "processing",
+                Self::Ready => "ready",
+                Self::Failed => "failed",
+            }
+        }
+    }
+
     /// What other roles need to know of an image: of its EXIF only the
     /// camera and when it was taken (its position never: only the location
     /// its owner chose).
@@ -283,11 +335,9 @@ pub mod images {
         pub description: Option<String>,
         pub alt_text: Option<String>,
         pub tags: Vec<String>,
-        /// `public`, `followers` or `private`.
-        pub visibility: String,
+        pub visibility: Visibility,
         pub location: Option<Location>,
-        /// `processing`, `ready` or `failed`.
-        pub status: String,
+        pub status: ImageStatus,
         pub created_at: chrono::DateTime<chrono::Utc>,
         pub updated_at: chrono::DateTime<chrono::Utc>,
         /// The current version (1 until an edit replaces it).
@@ -433,7 +483,14 @@ pub mod images {
         /// the image yet; its image events win. None in jobs made from
         /// the catalog, and in jobs from before it was sent.
         #[serde(default)]
-        pub visibility: Option<String>,
+        pub visibility: Option<Visibility>,
+        /// Whether the owner's account was private when the job was made,
+        /// as the images role knew it, for a catalog that has not heard of
+        /// the account yet; its account events win. None when the images
+        /// role had not heard of the account either, in jobs made from the
+        /// catalog, and in jobs from before it was sent.
+        #[serde(default)]
+        pub owner_private: Option<bool>,
     }
 
     /// A derivative the thumbnails role stored.

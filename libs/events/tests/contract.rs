@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
-use pinhole_events::images::{self, Derivative, ImageRecord, Location, ProcessJob, Source};
+use pinhole_events::images::{
+    self, Derivative, ImageRecord, ImageStatus, Location, ProcessJob, Source, Visibility,
+};
 use pinhole_events::users::{self, AccountCard};
 use pinhole_events::{Envelope, Event, OutgoingEvent, asyncapi, catalog, topics};
 use serde_json::Value;
@@ -28,7 +30,7 @@ fn record() -> ImageRecord {
         description: None,
         alt_text: Some("fog".into()),
         tags: vec!["forest".into()],
-        visibility: "public".into(),
+        visibility: Visibility::Public,
         location: Some(Location {
             lat: 48.85,
             lon: 2.35,
@@ -38,7 +40,7 @@ fn record() -> ImageRecord {
             country: Some("France".into()),
             country_code: Some("FR".into()),
         }),
-        status: "ready".into(),
+        status: ImageStatus::Ready,
         created_at: Utc::now(),
         updated_at: Utc::now(),
         version: 2,
@@ -64,7 +66,8 @@ fn job() -> ProcessJob {
         format: "png".into(),
         original_key: "originals/cd/x.png".into(),
         force: true,
-        visibility: Some("public".into()),
+        visibility: Some(Visibility::Public),
+        owner_private: Some(false),
     }
 }
 
@@ -419,6 +422,55 @@ fn a_process_job_from_before_visibility_still_reads() {
     assert_eq!(envelope.decode::<ProcessJob>().expect("decodes"), event);
 }
 
+/// `owner_private` came to the processing job without a new schema version
+/// either: a job from before it still reads, without it.
+#[test]
+fn a_process_job_from_before_owner_private_still_reads() {
+    let event = ProcessJob {
+        owner_private: None,
+        ..job()
+    };
+    let mut envelope = OutgoingEvent::of(&event).envelope;
+    assert_eq!(envelope.schemaversion, 1);
+    let data = envelope.data.as_object_mut().expect("an object");
+    assert!(data.remove("owner_private").is_some());
+    assert_eq!(envelope.decode::<ProcessJob>().expect("decodes"), event);
+}
+
+/// Visibility and status are enums in Rust and the same lowercase strings
+/// on the wire as when they were strings; a value outside the set does not
+/// read.
+#[test]
+fn visibility_and_status_keep_their_wire_names() {
+    for (visibility, name) in [
+        (Visibility::Public, "public"),
+        (Visibility::Followers, "followers"),
+        (Visibility::Private, "private"),
+    ] {
+        assert_eq!(serde_json::to_value(visibility).expect("writes"), name);
+        assert_eq!(visibility.as_str(), name);
+        let back: Visibility = serde_json::from_value(Value::from(name)).expect("reads");
+        assert_eq!(back, visibility);
+    }
+    for (status, name) in [
+        (ImageStatus::Processing, "processing"),
+        (ImageStatus::Ready, "ready"),
+        (ImageStatus::Failed, "failed"),
+    ] {
+        assert_eq!(serde_json::to_value(status).expect("writes"), name);
+        assert_eq!(status.as_str(), name);
+        let back: ImageStatus = serde_json::from_value(Value::from(name)).expect("reads");
+        assert_eq!(back, status);
+    }
+    let json = serde_json::to_value(record()).expect("writes");
+    assert_eq!(json["visibility"], "public");
+    assert_eq!(json["status"], "ready");
+    let json = serde_json::to_value(job()).expect("writes");
+    assert_eq!(json["visibility"], "public");
+    assert!(serde_json::from_value::<Visibility>(Value::from("friends")).is_err());
+    assert!(serde_json::from_value::<ImageStatus>(Value::from("Ready")).is_err());
+}
+
 /// The nearest place's `city`, `region`, `country` and `country_code` came
 /// to the location without a new schema version: a location from before
 /// them still reads, without them.
@@ -506,6 +558,12 @@ fn the_asyncapi_document_describes_every_message() {
             uploaded["properties"][field].is_object(),
             "{field}: {uploaded}"
         );
+    }
+    // The processing job's says what a catalog that has not heard of the
+    // image or its owner needs.
+    let job = &doc["components"]["schemas"]["ProcessJob"];
+    for field in ["visibility", "owner_private", "original_key"] {
+        assert!(job["properties"][field].is_object(), "{field}: {job}");
     }
     assert!(topics::ALL.contains(&topics::USERS));
 }

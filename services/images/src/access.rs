@@ -75,7 +75,7 @@ pub async fn relation<C: ConnectionTrait>(
     let follows = follow::Entity::find()
         .filter(follow::Column::FollowerId.eq(viewer))
         .filter(follow::Column::FolloweeId.eq(owner))
-        .filter(follow::Column::Status.eq(follow::ACTIVE))
+        .filter(follow::Column::Status.eq(follow::Status::Active))
         .count(conn)
         .await?
         > 0;
@@ -137,7 +137,7 @@ pub async fn relations<C: ConnectionTrait>(
     for f in follow::Entity::find()
         .filter(follow::Column::FollowerId.eq(viewer))
         .filter(follow::Column::FolloweeId.is_in(others.iter().copied()))
-        .filter(follow::Column::Status.eq(follow::ACTIVE))
+        .filter(follow::Column::Status.eq(follow::Status::Active))
         .all(conn)
         .await?
     {
@@ -204,7 +204,7 @@ pub fn followees(viewer: Uuid) -> SimpleExpr {
             .column(follow::Column::FolloweeId)
             .from(follow::Entity)
             .and_where(follow::Column::FollowerId.eq(viewer))
-            .and_where(follow::Column::Status.eq(follow::ACTIVE))
+            .and_where(follow::Column::Status.eq(follow::Status::Active))
             .to_owned(),
     )
 }

@@ -67,6 +67,16 @@ impl Visibility {
     }
 }
 
+impl From<Visibility> for pinhole_events::images::Visibility {
+    fn from(v: Visibility) -> Self {
+        match v {
+            Visibility::Public => Self::Public,
+            Visibility::Followers => Self::Followers,
+            Visibility::Private => Self::Private,
+        }
+    }
+}
+
 fn tag_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }

@@ -57,6 +57,16 @@ pub mod image {
         }
     }
 
+    impl From<Status> for pinhole_events::images::ImageStatus {
+        fn from(s: Status) -> Self {
+            match s {
+                Status::Processing => Self::Processing,
+                Status::Ready => Self::Ready,
+                Status::Failed => Self::Failed,
+            }
+        }
+    }
+
     pub const PROCESSING: Status = Status::Processing;
     pub const READY: Status = Status::Ready;
     pub const FAILED: Status = Status::Failed;
@@ -354,8 +364,20 @@ pub mod account {
 pub mod follow {
     use sea_orm::entity::prelude::*;
 
-    pub const ACTIVE: &str = "active";
-    pub const PENDING: &str = "pending";
+    /// Where a follow is (`image_follows.status`, mapped by the ORM).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(
+        rs_type = "String",
+        db_type = "String(sea_orm::sea_query::StringLen::None)"
+    )]
+    pub enum Status {
+        /// The follower sees the followee's followers-only images.
+        #[sea_orm(string_value = "active")]
+        Active,
+        /// Requested of a private account, waiting for its approval.
+        #[sea_orm(string_value = "pending")]
+        Pending,
+    }
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "image_follows")]
@@ -364,7 +386,7 @@ pub mod follow {
         pub follower_id: Uuid,
         #[sea_orm(primary_key, auto_increment = false)]
         pub followee_id: Uuid,
-        pub status: String,
+        pub status: Status,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -27,12 +27,12 @@ pub fn record(img: &image::Model, tags: &[String]) -> kinds::ImageRecord {
         description: img.description.clone(),
         alt_text: img.alt_text.clone(),
         tags: tags.to_vec(),
-        visibility: img.visibility.as_str().to_owned(),
+        visibility: img.visibility.into(),
         location: match (img.lat, img.lon) {
             (Some(lat), Some(lon)) => Some(location(lat, lon, img.place_name.as_deref())),
             _ => None,
         },
-        status: img.status.as_str().to_owned(),
+        status: img.status.into(),
         created_at: img.created_at,
         updated_at: img.updated_at,
         version: img.version,
@@ -98,13 +98,22 @@ fn location(lat: f64, lon: f64, place_name: Option<&str>) -> kinds::Location {
 }
 
 /// `image.uploaded` for everyone, and the processing job on the urgent
-/// thumbnails topic.
-pub fn uploaded(img: &image::Model, tags: &[String], t: &task::Model) -> Vec<OutgoingEvent> {
+/// thumbnails topic. `owner_private` is whether the owner's account is
+/// private as this role's read model has it (None before its card
+/// arrived): the job carries it for a thumbnails catalog that has not
+/// heard of the account yet.
+pub fn uploaded(
+    img: &image::Model,
+    tags: &[String],
+    t: &task::Model,
+    owner_private: Option<bool>,
+) -> Vec<OutgoingEvent> {
     let job = ProcessJob {
         image_id: img.id,
         task_id: Some(t.id),
         force: false,
-        visibility: Some(img.visibility.as_str().to_owned()),
+        owner_private,
+        visibility: Some(img.visibility.into()),
         owner_id: img.owner_id,
         sha256: img.sha256.clone(),
         format: img.format.clone(),

@@ -39,11 +39,11 @@ pub async fn apply(ctx: &AppContext, env: &Envelope) -> Result<Option<Uuid>, Han
         }
         <FollowRequested as Event>::TYPE => {
             let e: FollowRequested = env.decode().map_err(skip)?;
-            upsert_follow(db, e.follower_id, e.followee_id, follow::PENDING).await?;
+            upsert_follow(db, e.follower_id, e.followee_id, follow::Status::Pending).await?;
         }
         <FollowCreated as Event>::TYPE => {
             let e: FollowCreated = env.decode().map_err(skip)?;
-            upsert_follow(db, e.follower_id, e.followee_id, follow::ACTIVE).await?;
+            upsert_follow(db, e.follower_id, e.followee_id, follow::Status::Active).await?;
         }
         <FollowRemoved as Event>::TYPE => {
             let e: FollowRemoved = env.decode().map_err(skip)?;
@@ -106,12 +106,12 @@ async fn upsert_follow<C: ConnectionTrait>(
     db: &C,
     follower: Uuid,
     followee: Uuid,
-    status: &str,
+    status: follow::Status,
 ) -> Result<(), DbErr> {
     follow::Entity::insert(follow::ActiveModel {
         follower_id: Set(follower),
         followee_id: Set(followee),
-        status: Set(status.to_owned()),
+        status: Set(status),
     })
     .on_conflict(
         OnConflict::columns([follow::Column::FollowerId, follow::Column::FolloweeId])

@@ -250,6 +250,13 @@ async fn roles_run_apart_behind_nginx() -> anyhow::Result<()> {
         )
         .await?;
     ensure!(status == StatusCode::OK, "{status} {me}");
+    // The images processes have ann's card (a public account), so her
+    // upload's job tells the thumbnails processes so too.
+    wait_for(DEADLINE, "the images role to know ann", || async {
+        let (status, _) = d.get("/users/ann/images", None).await.ok()?;
+        (status == StatusCode::OK).then_some(())
+    })
+    .await?;
 
     // An upload processed by a thumbnails process, its derivatives served.
     let (status, done) = d
@@ -281,14 +288,22 @@ async fn roles_run_apart_behind_nginx() -> anyhow::Result<()> {
     ensure!(response.bytes().await? == bytes, "another derivative");
     let (status, _) = d.get(&format!("/images/{ann_image}"), Some(&ann)).await?;
     ensure!(status == StatusCode::OK, "{status}");
-    // The thumbnails role learns that the image is public from the images
-    // role's events, a moment after the upload answered.
+    // Served at once: the thumbnails process that made the derivatives
+    // recorded the image as public and ann's account as public (from the
+    // upload's job) before it reported the image processed, so before the
+    // upload answered, whether or not the thumbnails role has heard the
+    // images and users roles' events yet.
     let preset = d.url(&format!("/t/_/pr:thumb/{ann_image}.jpg"));
-    wait_for(DEADLINE, "an unsigned preset of a public image", || async {
-        let response = d.http.get(&preset).send().await.ok()?;
-        (response.status() == StatusCode::OK).then_some(())
-    })
-    .await?;
+    let response = d.http.get(&preset).send().await?;
+    ensure!(
+        response.status() == StatusCode::OK,
+        "an unsigned preset of a public image: {}",
+        response.status()
+    );
+    ensure!(
+        response.bytes().await?.starts_with(&[0xff, 0xd8]),
+        "not a JPEG"
+    );
     // nginx keeps it (its URL is immutable).
     let response = d.http.get(&preset).send().await?;
     ensure!(

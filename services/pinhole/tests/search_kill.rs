@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use pinhole_bus::{EventBus, KafkaBus, KafkaOptions, Message, Namespaced, TopicSpec};
-use pinhole_events::images::{CommentCreated, ImagePublished, ImageRecord, LikeCreated};
+use pinhole_events::images::{
+    CommentCreated, ImagePublished, ImageRecord, ImageStatus, LikeCreated, Visibility,
+};
 use pinhole_events::users::{AccountCard, UserRegistered};
 use pinhole_events::{Event, OutgoingEvent, topics};
 use pinhole_testkit::wait_for;
@@ -36,9 +38,9 @@ fn record(owner: Uuid, n: usize) -> ImageRecord {
         description: Some("a quiet morning by the river".into()),
         alt_text: None,
         tags: vec![format!("t{}", n % 50)],
-        visibility: "public".into(),
+        visibility: Visibility::Public,
         location: None,
-        status: "ready".into(),
+        status: ImageStatus::Ready,
         created_at: now,
         updated_at: now,
         version: 1,

@@ -214,7 +214,7 @@ pub fn image_doc(fields: &Fields, d: &ImageDoc<'_>) -> TantivyDocument {
     doc.add_text(fields.kind, IMAGE);
     doc.add_text(fields.id, r.image_id.to_string());
     doc.add_text(fields.owner, r.owner_id.to_string());
-    doc.add_text(fields.visibility, &r.visibility);
+    doc.add_text(fields.visibility, r.visibility.as_str());
     let private = d.author.is_none_or(|a| a.is_private);
     doc.add_text(fields.private, if private { "true" } else { "false" });
     let mut all: Vec<&str> = Vec::new();

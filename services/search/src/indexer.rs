@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use pinhole_bus::{Record, Subscription};
 use pinhole_events::images::{
-    CommentCreated, CommentDeleted, ImageDeleted, ImagePublished, ImageUpdated, ImageUploaded,
-    LikeCreated, LikeRemoved, Processed,
+    CommentCreated, CommentDeleted, ImageDeleted, ImagePublished, ImageStatus, ImageUpdated,
+    ImageUploaded, LikeCreated, LikeRemoved, Processed,
 };
 use pinhole_events::users::{
     BlockCreated, BlockRemoved, FollowCreated, FollowRemoved, FollowRequested, UserDeleted,
@@ -351,7 +351,7 @@ async fn image_document(
     let Some(record) = State::image(db, id).await? else {
         return Ok(None);
     };
-    if record.status != "ready" {
+    if record.status != ImageStatus::Ready {
         return Ok(None);
     }
     let author = State::account(db, record.owner_id).await?;

@@ -7,6 +7,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::ops::Bound;
 
 use base64::Engine as _;
+use pinhole_events::images::Visibility;
 use pinhole_geo::GeoBox;
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Collector, SegmentCollector};
@@ -547,7 +548,7 @@ fn range(
 /// block with it.
 pub fn visible_to(f: &Fields, viewer: Option<Uuid>, rel: &Relations) -> Box<dyn Query> {
     let public: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
-        (Occur::Must, term(f.visibility, "public")),
+        (Occur::Must, term(f.visibility, Visibility::Public.as_str())),
         (Occur::Must, term(f.private, "false")),
     ]));
     let Some(viewer) = viewer else {
@@ -572,8 +573,8 @@ pub fn visible_to(f: &Fields, viewer: Option<Uuid>, rel: &Relations) -> Box<dyn 
                 (
                     Occur::Must,
                     Box::new(TermSetQuery::new([
-                        Term::from_field_text(f.visibility, "public"),
-                        Term::from_field_text(f.visibility, "followers"),
+                        Term::from_field_text(f.visibility, Visibility::Public.as_str()),
+                        Term::from_field_text(f.visibility, Visibility::Followers.as_str()),
                     ])),
                 ),
             ])),

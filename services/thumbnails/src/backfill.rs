@@ -70,6 +70,7 @@ pub async fn select(db: &DatabaseConnection, sel: Selection) -> Result<Vec<Proce
                 format: img.format,
                 force: sel.all,
                 visibility: None,
+                owner_private: None,
             }
         })
         .collect())

@@ -119,8 +119,7 @@ fn keep_status() -> SimpleExpr {
 /// The image as its owner's role last described it; what this role learned
 /// itself (pipeline, last report) is kept.
 async fn upsert_image<C: ConnectionTrait>(db: &C, r: &ImageRecord) -> Result<(), HandleError> {
-    let status = Status::of_event(&r.status)
-        .ok_or_else(|| HandleError::Skip(format!("`{}` is not an image status", r.status)))?;
+    let status = Status::from(r.status);
     image::Entity::insert(image::ActiveModel {
         image_id: Set(r.image_id),
         owner_id: Set(r.owner_id),
@@ -128,7 +127,7 @@ async fn upsert_image<C: ConnectionTrait>(db: &C, r: &ImageRecord) -> Result<(),
         format: Set(r.format.clone()),
         width: Set(r.width),
         height: Set(r.height),
-        visibility: Set(Visibility::of_event(&r.visibility)),
+        visibility: Set(r.visibility.into()),
         status: Set(status),
         pipeline: Set(None),
         reported_at: Set(None),
@@ -182,13 +181,29 @@ async fn deleted<C: ConnectionTrait>(db: &C, e: &ImageDeleted) -> Result<(), DbE
 /// not say), so that an unsigned preset of a public image is served as
 /// soon as the images role can call it ready; a row its events wrote keeps
 /// their visibility (a later `image.updated` may have changed it), and a
-/// deleted one stays deleted.
+/// deleted one stays deleted. The owner's account is taken from the job
+/// the same way: a catalog that has not heard of it yet (its
+/// `user.registered` lags) learns whether it is private from the job, and
+/// a row its account events wrote is left as they said.
 pub async fn made(
     db: &DatabaseConnection,
     job: &pinhole_events::images::ProcessJob,
     width: u32,
     height: u32,
 ) -> Result<(), DbErr> {
+    if let Some(is_private) = job.owner_private {
+        account::Entity::insert(account::ActiveModel {
+            user_id: Set(job.owner_id),
+            is_private: Set(is_private),
+        })
+        .on_conflict(
+            OnConflict::column(account::Column::UserId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    }
     image::Entity::insert(image::ActiveModel {
         image_id: Set(job.image_id),
         owner_id: Set(job.owner_id),
@@ -196,10 +211,7 @@ pub async fn made(
         format: Set(job.format.clone()),
         width: Set(i32::try_from(width).unwrap_or(i32::MAX)),
         height: Set(i32::try_from(height).unwrap_or(i32::MAX)),
-        visibility: Set(job
-            .visibility
-            .as_deref()
-            .map_or(Visibility::Private, Visibility::of_event)),
+        visibility: Set(job.visibility.map_or(Visibility::Private, Visibility::from)),
         status: Set(Status::Ready),
         pipeline: Set(i32::try_from(crate::PIPELINE).ok()),
         reported_at: Set(Some(Utc::now())),

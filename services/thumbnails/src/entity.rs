@@ -25,13 +25,16 @@ pub mod image {
         Deleted,
     }
 
-    impl Status {
-        /// The status an image event carries (`processing`, `ready` or
-        /// `failed`); `None` for a value the contract does not know.
-        pub fn of_event(status: &str) -> Option<Self> {
-            Self::try_from_value(&status.to_owned())
-                .ok()
-                .filter(|s| *s != Self::Deleted)
+    /// The status an image event carries; only this role marks an image
+    /// deleted.
+    impl From<pinhole_events::images::ImageStatus> for Status {
+        fn from(status: pinhole_events::images::ImageStatus) -> Self {
+            use pinhole_events::images::ImageStatus;
+            match status {
+                ImageStatus::Processing => Self::Processing,
+                ImageStatus::Ready => Self::Ready,
+                ImageStatus::Failed => Self::Failed,
+            }
         }
     }
 
@@ -51,12 +54,15 @@ pub mod image {
         Private,
     }
 
-    impl Visibility {
-        /// The visibility an image event or job carries; a value the
-        /// contract does not know counts as private (nothing is served
-        /// unsigned on a guess).
-        pub fn of_event(visibility: &str) -> Self {
-            Self::try_from_value(&visibility.to_owned()).unwrap_or(Self::Private)
+    /// The visibility an image event or job carries.
+    impl From<pinhole_events::images::Visibility> for Visibility {
+        fn from(visibility: pinhole_events::images::Visibility) -> Self {
+            use pinhole_events::images::Visibility as Sent;
+            match visibility {
+                Sent::Public => Self::Public,
+                Sent::Followers => Self::Followers,
+                Sent::Private => Self::Private,
+            }
         }
     }
 
@@ -104,23 +110,21 @@ pub mod account {
 #[cfg(test)]
 mod tests {
     use super::image::{Status, Visibility};
+    use pinhole_events::images::{ImageStatus, Visibility as Sent};
+    use sea_orm::ActiveEnum;
 
+    /// Each value an event carries is stored under the same name.
     #[test]
     fn events_name_what_the_catalog_stores() {
-        for (name, status) in [
-            ("processing", Status::Processing),
-            ("ready", Status::Ready),
-            ("failed", Status::Failed),
+        for sent in [
+            ImageStatus::Processing,
+            ImageStatus::Ready,
+            ImageStatus::Failed,
         ] {
-            assert_eq!(Status::of_event(name), Some(status));
+            assert_eq!(Status::from(sent).to_value(), sent.as_str());
         }
-        // Only this role marks an image deleted; an unknown status is not
-        // guessed at.
-        assert_eq!(Status::of_event("deleted"), None);
-        assert_eq!(Status::of_event("archived"), None);
-        assert_eq!(Visibility::of_event("public"), Visibility::Public);
-        assert_eq!(Visibility::of_event("followers"), Visibility::Followers);
-        assert_eq!(Visibility::of_event("private"), Visibility::Private);
-        assert_eq!(Visibility::of_event("unlisted"), Visibility::Private);
+        for sent in [Sent::Public, Sent::Followers, Sent::Private] {
+            assert_eq!(Visibility::from(sent).to_value(), sent.as_str());
+        }
     }
 }

@@ -81,7 +81,8 @@ async fn load(ctx: &AppContext, id: Uuid) -> Result<Option<Source>, ApiError> {
     else {
         return Ok(None);
     };
-    // An owner this role has not heard of yet counts as private.
+    // An owner this role has not heard of yet, from its account events or
+    // an upload's job (see `catalog::made`), counts as private.
     let private = account::Entity::find_by_id(img.owner_id)
         .one(db)
         .await?

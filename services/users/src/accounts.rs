@@ -321,7 +321,7 @@ pub(crate) async fn update_me(
     if was_private && !updated.is_private {
         let pending = follow::Entity::find()
             .filter(follow::Column::FolloweeId.eq(updated.id))
-            .filter(follow::Column::Status.eq(follow::PENDING))
+            .filter(follow::Column::Status.eq(follow::Status::Pending))
             .all(&txn)
             .await?;
         let mut approved = Vec::with_capacity(pending.len());
@@ -334,7 +334,7 @@ pub(crate) async fn update_me(
         let pending = approved;
         events.extend(pending.iter().map(|f| {
             crate::social::follow_event(&follow::Model {
-                status: follow::ACTIVE.to_owned(),
+                status: follow::Status::Active,
                 ..f.clone()
             })
         }));

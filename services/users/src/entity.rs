@@ -34,8 +34,20 @@ pub mod user {
 pub mod follow {
     use sea_orm::entity::prelude::*;
 
-    pub const ACTIVE: &str = "active";
-    pub const PENDING: &str = "pending";
+    /// Where a follow is (`follows.status`, mapped by the ORM).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(
+        rs_type = "String",
+        db_type = "String(sea_orm::sea_query::StringLen::None)"
+    )]
+    pub enum Status {
+        /// Approved (at once, or by the private account).
+        #[sea_orm(string_value = "active")]
+        Active,
+        /// Requested of a private account that has not approved yet.
+        #[sea_orm(string_value = "pending")]
+        Pending,
+    }
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "follows")]
@@ -44,8 +56,7 @@ pub mod follow {
         pub id: i64,
         pub follower_id: Uuid,
         pub followee_id: Uuid,
-        /// `active`, or `pending` while a private account has not approved.
-        pub status: String,
+        pub status: Status,
         pub created_at: DateTimeUtc,
     }
 

@@ -171,7 +171,8 @@ async fn follow_row<C: ConnectionTrait>(
 
 /// (followers, following) of `id`, active follows only.
 async fn counts<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<(u64, u64), ApiError> {
-    let active = || follow::Entity::find().filter(follow::Column::Status.eq(follow::ACTIVE));
+    let active =
+        || follow::Entity::find().filter(follow::Column::Status.eq(follow::Status::Active));
     let followers = active()
         .filter(follow::Column::FolloweeId.eq(id))
         .count(conn)

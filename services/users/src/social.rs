@@ -28,7 +28,7 @@ use crate::{
 /// `follow.created` (active) or `follow.requested` (pending), keyed by the
 /// follower.
 pub(crate) fn follow_event(f: &follow::Model) -> OutgoingEvent {
-    if f.status == follow::ACTIVE {
+    if f.status == follow::Status::Active {
         OutgoingEvent::of(&FollowCreated {
             follower_id: f.follower_id,
             followee_id: f.followee_id,
@@ -70,9 +70,13 @@ pub(crate) async fn profile(
             let mine = follow_row(db, me, target.id).await?;
             let theirs = follow_row(db, target.id, me).await?;
             Some(Relationship {
-                following: mine.as_ref().is_some_and(|f| f.status == follow::ACTIVE),
-                requested: mine.as_ref().is_some_and(|f| f.status == follow::PENDING),
-                followed_by: theirs.is_some_and(|f| f.status == follow::ACTIVE),
+                following: mine
+                    .as_ref()
+                    .is_some_and(|f| f.status == follow::Status::Active),
+                requested: mine
+                    .as_ref()
+                    .is_some_and(|f| f.status == follow::Status::Pending),
+                followed_by: theirs.is_some_and(|f| f.status == follow::Status::Active),
                 blocking: blocks(db, me, target.id).await?,
             })
         }
@@ -126,26 +130,26 @@ pub(crate) async fn follow(
             "you block this user; unblock them first",
         ));
     }
-    let state = |status: &str| FollowState {
-        status: if status == follow::ACTIVE {
+    let state = |status: follow::Status| FollowState {
+        status: if status == follow::Status::Active {
             "following"
         } else {
             "requested"
         },
     };
     if let Some(existing) = follow_row(&txn, me, target.id).await? {
-        return Ok((StatusCode::OK, Json(state(&existing.status))));
+        return Ok((StatusCode::OK, Json(state(existing.status))));
     }
     let status = if target.is_private {
-        follow::PENDING
+        follow::Status::Pending
     } else {
-        follow::ACTIVE
+        follow::Status::Active
     };
     let created = follow::ActiveModel {
         id: ActiveValue::NotSet,
         follower_id: ActiveValue::Set(me),
         followee_id: ActiveValue::Set(target.id),
-        status: ActiveValue::Set(status.to_owned()),
+        status: ActiveValue::Set(status),
         created_at: ActiveValue::Set(Utc::now()),
     }
     .insert(&txn)
@@ -179,7 +183,7 @@ async fn end_follow<C: ConnectionTrait>(
     if let Some(row) = follow_row(txn, follower, followee).await? {
         let deleted = follow::Entity::delete_many()
             .filter(follow::Column::Id.eq(row.id))
-            .filter(follow::Column::Status.eq(row.status.as_str()))
+            .filter(follow::Column::Status.eq(row.status))
             .exec(txn)
             .await?
             .rows_affected;
@@ -225,7 +229,7 @@ async fn may_list<C: ConnectionTrait>(
     if let Some(viewer) = viewer
         && follow_row(conn, viewer, target.id)
             .await?
-            .is_some_and(|f| f.status == follow::ACTIVE)
+            .is_some_and(|f| f.status == follow::Status::Active)
     {
         return Ok(());
     }
@@ -248,7 +252,7 @@ async fn list(
     may_list(db, viewer, &target).await?;
     let filter = Condition::all()
         .add(side.eq(target.id))
-        .add(follow::Column::Status.eq(follow::ACTIVE));
+        .add(follow::Column::Status.eq(follow::Status::Active));
     let other = if matches!(side, follow::Column::FolloweeId) {
         follow::Column::FollowerId
     } else {
@@ -307,7 +311,7 @@ pub(crate) async fn follow_requests(
 ) -> Result<Json<UserPage>, ApiError> {
     let filter = Condition::all()
         .add(follow::Column::FolloweeId.eq(principal.user_id))
-        .add(follow::Column::Status.eq(follow::PENDING));
+        .add(follow::Column::Status.eq(follow::Status::Pending));
     Ok(Json(
         follow_page(
             &ctx.backends.db,
@@ -337,7 +341,7 @@ async fn pending_request<C: ConnectionTrait>(
         .ok_or_else(not_found)?;
     follow_row(conn, requester.id, me)
         .await?
-        .filter(|f| f.status == follow::PENDING)
+        .filter(|f| f.status == follow::Status::Pending)
         .ok_or_else(not_found)
 }
 
@@ -348,9 +352,9 @@ pub(crate) async fn approve<C: ConnectionTrait>(
     request: &follow::Model,
 ) -> Result<bool, ApiError> {
     let changed = follow::Entity::update_many()
-        .col_expr(follow::Column::Status, Expr::value(follow::ACTIVE))
+        .col_expr(follow::Column::Status, Expr::value(follow::Status::Active))
         .filter(follow::Column::Id.eq(request.id))
-        .filter(follow::Column::Status.eq(follow::PENDING))
+        .filter(follow::Column::Status.eq(follow::Status::Pending))
         .exec(txn)
         .await?
         .rows_affected;
@@ -376,7 +380,7 @@ pub(crate) async fn approve_request(
             .enqueue(
                 &txn,
                 &[follow_event(&follow::Model {
-                    status: follow::ACTIVE.to_owned(),
+                    status: follow::Status::Active,
                     ..request
                 })],
             )
@@ -403,7 +407,7 @@ pub(crate) async fn deny_request(
     let request = pending_request(&txn, principal.user_id, &username).await?;
     let deleted = follow::Entity::delete_many()
         .filter(follow::Column::Id.eq(request.id))
-        .filter(follow::Column::Status.eq(follow::PENDING))
+        .filter(follow::Column::Status.eq(follow::Status::Pending))
         .exec(&txn)
         .await?
         .rows_affected;

@@ -2,7 +2,7 @@
 //! Zipf-distributed words, tags, cameras, authors and places.
 
 use chrono::{DateTime, Duration as Days, TimeZone, Utc};
-use pinhole_events::images::{ImageRecord, Location};
+use pinhole_events::images::{ImageRecord, ImageStatus, Location, Visibility};
 use pinhole_events::users::AccountCard;
 use pinhole_search::analyzer;
 use uuid::Uuid;
@@ -384,9 +384,9 @@ pub fn photo(v: &Vocab, rng: &mut Rng) -> Photo {
         description,
         alt_text: None,
         tags,
-        visibility: "public".to_owned(),
+        visibility: Visibility::Public,
         location,
-        status: "ready".to_owned(),
+        status: ImageStatus::Ready,
         created_at: created,
         updated_at: created,
         version: 1,

@@ -159,7 +159,7 @@ fn row(out: &mut String, v: &Vocab, p: &Photo) {
     out.push('\t');
     field(out, Some(&author.username.to_lowercase()));
     out.push('\t');
-    field(out, Some(&r.visibility));
+    field(out, Some(r.visibility.as_str()));
     let _ = write!(out, "\t{}\t", r.created_at.to_rfc3339());
     match r.taken_at {
         Some(t) => out.push_str(&t.to_rfc3339()),

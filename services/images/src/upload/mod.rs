@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ImagesError;
 use crate::domain::{LocationInput, UploadFields, Visibility, all_tags};
-use crate::entity::{image, image_tag, task};
+use crate::entity::{account, image, image_tag, task};
 use crate::{outgoing, quota, store, views};
 
 /// Bytes that passed the checks, ready to become an image.
@@ -270,8 +270,13 @@ pub async fn ingest(
         if crate::access::deleted(&txn, owner).await? {
             return Err(ApiError::unauthorized("this account no longer exists"));
         }
+        // Whether the owner's account is private, as far as this role knows.
+        let owner_private = account::Entity::find_by_id(owner)
+            .one(&txn)
+            .await?
+            .map(|a| a.is_private);
         ctx.outbox
-            .enqueue(&txn, &outgoing::uploaded(&img, tags, &t))
+            .enqueue(&txn, &outgoing::uploaded(&img, tags, &t, owner_private))
             .await?;
         txn.commit().await?;
         Ok(Ok(Committed::New(t, retained)))

@@ -198,6 +198,7 @@ async fn remove_set(b: &Backends, sha256: &str, keys: &[String]) -> Result<u64, 
                 format: img.format,
                 force: true,
                 visibility: None,
+                owner_private: None,
             });
         }
     }

@@ -124,7 +124,7 @@ pub(super) async fn edges(
             .map(|f| Edge {
                 from: f.follower_id,
                 to: f.followee_id,
-                approved: f.status == follow::ACTIVE,
+                approved: f.status == follow::Status::Active,
             })
             .collect(),
         EdgeKind::Blocks => block::Entity::find()
