@@ -9,6 +9,7 @@ mod presign;
 mod s3;
 
 use std::io;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,9 @@ pub use links::ServerLinks;
 pub use local::LocalStore;
 pub use presign::{LINK_BUCKET, PresignError, UrlSigner, link_window};
 pub use s3::S3Store;
+
+/// The size of the pieces a file is read in when streamed to a store.
+const FILE_CHUNK: usize = 256 * 1024;
 
 /// A stream of body chunks.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -114,6 +118,21 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Stores `body` under `key`, replacing what was there. Readers never see
     /// a partly written blob.
     async fn put(&self, key: &str, body: ByteStream) -> Result<BlobMeta, BlobError>;
+
+    /// Stores the file at `path` (which the caller keeps, and must not
+    /// change meanwhile) under `key`. The local store links the file into
+    /// place instead of copying it when both are on one file system; other
+    /// stores stream it.
+    async fn put_file(&self, key: &str, path: &Path) -> Result<BlobMeta, BlobError> {
+        let file = tokio::fs::File::open(path).await?;
+        self.put(
+            key,
+            Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                file, FILE_CHUNK,
+            )),
+        )
+        .await
+    }
 
     /// Reads `key`, or the `range` of it.
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobBody, BlobError>;

@@ -48,6 +48,10 @@ impl BlobStore for ServerLinks {
         self.store.put(key, body).await
     }
 
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<BlobMeta, BlobError> {
+        self.store.put_file(key, path).await
+    }
+
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobBody, BlobError> {
         self.store.get(key, range).await
     }

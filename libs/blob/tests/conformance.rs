@@ -362,6 +362,41 @@ async fn failed_uploads_leave_nothing(h: Harness) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A file is stored under a key with its bytes, small or past one S3
+/// part; the caller's file stays as it was, and removing it (as a spool
+/// does) leaves the blob intact. No temporary file is left.
+async fn put_file_stores_a_copy(h: Harness) -> anyhow::Result<()> {
+    let store = store_of(&h).await?;
+    let dir = tempfile::tempdir()?;
+    for (key, len) in [
+        ("originals/f/small.bin", 1000usize),
+        ("originals/f/big.bin", 9 << 20),
+    ] {
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        let source = dir.path().join("body");
+        std::fs::write(&source, &bytes)?;
+        let meta = store.put_file(key, &source).await?;
+        ensure!(meta.size == len as u64, "{key}: {meta:?}");
+        ensure!(std::fs::read(&source)? == bytes, "the source was changed");
+        std::fs::remove_file(&source)?;
+        let stored = store.get(key, None).await?.bytes().await?;
+        ensure!(
+            stored.as_ref() == bytes.as_slice(),
+            "{key}: other bytes stored"
+        );
+    }
+    let missing = store
+        .put_file("originals/f/none.bin", &dir.path().join("absent"))
+        .await;
+    ensure!(missing.is_err(), "a missing file was stored");
+    ensure!(store.head("originals/f/none.bin").await?.is_none());
+    if let Harness::Local(root) = &h {
+        let leftovers = std::fs::read_dir(root.path().join("blobs/.tmp"))?.count();
+        ensure!(leftovers == 0, "{leftovers} temporary files left");
+    }
+    Ok(())
+}
+
 async fn store_of(h: &Harness) -> anyhow::Result<Arc<dyn BlobStore>> {
     h.store().await
 }
@@ -386,6 +421,7 @@ mod local {
         bad_keys_are_refused,
         presigned_get,
         failed_uploads_leave_nothing,
+        put_file_stores_a_copy,
     );
 }
 
@@ -398,5 +434,6 @@ mod s3 {
         bad_keys_are_refused,
         presigned_get,
         failed_uploads_leave_nothing,
+        put_file_stores_a_copy,
     );
 }

@@ -126,22 +126,33 @@ pub async fn prepare(
     ctx: &AppContext,
     sha256: &str,
     format: Format,
-    bytes: &Bytes,
+    content: Content<'_>,
 ) -> Result<(), ApiError> {
     let alive = blob::Entity::find_by_id(sha256.to_owned())
         .one(&ctx.backends.db)
         .await?
         .is_some_and(|b| b.ref_count > 0 && b.collecting_since.is_none());
     if !alive {
-        put(ctx, &original_key(sha256, format), bytes).await?;
+        put(ctx, &original_key(sha256, format), content).await?;
     }
     Ok(())
 }
 
-async fn put(ctx: &AppContext, key: &str, bytes: &Bytes) -> Result<(), ApiError> {
-    pinhole_blob::put_bytes(ctx.backends.blobs.as_ref(), key, bytes.clone())
-        .await
-        .map_err(ApiError::unavailable)?;
+/// An original's bytes to store: in memory, or a complete file (a spooled
+/// body), which the local store links into place instead of writing again.
+#[derive(Clone, Copy)]
+pub enum Content<'a> {
+    Bytes(&'a Bytes),
+    File(&'a std::path::Path),
+}
+
+async fn put(ctx: &AppContext, key: &str, content: Content<'_>) -> Result<(), ApiError> {
+    let blobs = ctx.backends.blobs.as_ref();
+    match content {
+        Content::Bytes(bytes) => pinhole_blob::put_bytes(blobs, key, bytes.clone()).await,
+        Content::File(path) => blobs.put_file(key, path).await,
+    }
+    .map_err(ApiError::unavailable)?;
     Ok(())
 }
 
@@ -203,7 +214,7 @@ pub async fn ensure_stored(
     ctx: &AppContext,
     sha256: &str,
     format: Format,
-    bytes: &Bytes,
+    content: Content<'_>,
 ) -> Result<(), ApiError> {
     let key = original_key(sha256, format);
     if !present(ctx, &key).await? {
@@ -211,7 +222,7 @@ pub async fn ensure_stored(
             sha256,
             "the original was collected while being uploaded; storing it again"
         );
-        put(ctx, &key, bytes).await?;
+        put(ctx, &key, content).await?;
     }
     Ok(())
 }

@@ -5,8 +5,9 @@
 //! memory budget are taken only once a body is complete.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
@@ -15,7 +16,6 @@ use bytes::{Bytes, BytesMut};
 use pinhole_config::Settings;
 use pinhole_http::{ApiError, AppContext};
 use sha2::Digest;
-use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use crate::ImagesError;
@@ -158,11 +158,12 @@ impl Checksum {
 /// A body being written to a file of the spool directory; the file is
 /// removed when the [`Spooled`] it becomes (or this) is dropped.
 pub struct Spool {
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
     path: tempfile::TempPath,
     pending: BytesMut,
     len: u64,
     checksum: Option<Checksum>,
+    content: Option<sha2::Sha256>,
 }
 
 /// A complete body in the spool.
@@ -170,6 +171,9 @@ pub struct Spooled {
     path: tempfile::TempPath,
     pub len: u64,
     pub checksum: Option<Vec<u8>>,
+    /// The SHA-256 of the whole body (hex), when asked for
+    /// ([`Spool::hash_content`]).
+    pub sha256: Option<String>,
 }
 
 /// Where bodies are spooled: `spool` in the data directory.
@@ -189,12 +193,20 @@ impl Spool {
         .map_err(spool_failed)?;
         let (file, path) = file.into_parts();
         Ok(Self {
-            file: tokio::fs::File::from_std(file),
+            file: Arc::new(file),
             path,
             pending: BytesMut::new(),
             len: 0,
             checksum,
+            content: None,
         })
+    }
+
+    /// Also hashes the whole body (SHA-256) as it arrives, so that it is
+    /// not read again for it.
+    pub fn hash_content(mut self) -> Self {
+        self.content = Some(sha2::Sha256::new());
+        self
     }
 
     pub fn len(&self) -> u64 {
@@ -209,6 +221,9 @@ impl Spool {
         if let Some(c) = &mut self.checksum {
             c.update(chunk);
         }
+        if let Some(h) = &mut self.content {
+            h.update(chunk);
+        }
         self.pending.extend_from_slice(chunk);
         if self.pending.len() >= BLOCK {
             self.flush().await?;
@@ -216,25 +231,40 @@ impl Spool {
         Ok(())
     }
 
+    /// Writes what is gathered, handing the block itself to the writing
+    /// thread (no copy).
     async fn flush(&mut self) -> Result<(), ApiError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
         let block = self.pending.split().freeze();
-        self.file.write_all(&block).await.map_err(spool_failed)?;
-        self.len += block.len() as u64;
+        let len = block.len() as u64;
+        let file = Arc::clone(&self.file);
+        tokio::task::spawn_blocking(move || (&*file).write_all(&block))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(spool_failed)?;
+        self.len += len;
         Ok(())
     }
 
     pub async fn finish(mut self) -> Result<Spooled, ApiError> {
         self.flush().await?;
-        self.file.flush().await.map_err(spool_failed)?;
         Ok(Spooled {
             path: self.path,
             len: self.len,
             checksum: self.checksum.map(Checksum::finish),
+            sha256: self.content.map(|h| hex::encode(h.finalize())),
         })
     }
 }
 
 impl Spooled {
+    /// The spool file; it is removed when this is dropped.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The whole body in memory; the caller holds its share of the budget.
     pub async fn read(&self) -> Result<Bytes, ApiError> {
         tokio::fs::read(&self.path)

@@ -25,11 +25,20 @@ pub struct Staged {
     pub bytes: Bytes,
     pub sha256: String,
     pub inspected: Inspected,
+    /// The same bytes in the spool, stored from there.
+    pub spooled: Option<body::Spooled>,
 }
 
 impl Staged {
     pub fn format(&self) -> Format {
         self.inspected.format
+    }
+
+    fn content(&self) -> store::Content<'_> {
+        match &self.spooled {
+            Some(file) => store::Content::File(file.path()),
+            None => store::Content::Bytes(&self.bytes),
+        }
     }
 }
 
@@ -70,16 +79,36 @@ pub fn too_large(max: u64) -> ApiError {
 
 /// Hashes and inspects the bytes off the async runtime.
 pub async fn stage(ctx: &AppContext, bytes: Bytes) -> Result<Staged, ApiError> {
+    inspect(ctx, bytes, None).await
+}
+
+/// Reads a complete spooled body (the caller holds its share of the
+/// memory budget) and inspects it; it is hashed already when the spool was
+/// asked to ([`body::Spool::hash_content`]), and stored from the spool.
+pub async fn stage_spooled(ctx: &AppContext, file: body::Spooled) -> Result<Staged, ApiError> {
+    let bytes = file.read().await?;
+    inspect(ctx, bytes, Some(file)).await
+}
+
+async fn inspect(
+    ctx: &AppContext,
+    bytes: Bytes,
+    spooled: Option<body::Spooled>,
+) -> Result<Staged, ApiError> {
     let limits = Limits {
         max_pixels: ctx.settings.max_image_pixels,
     };
     tokio::task::spawn_blocking(move || {
         let inspected = pinhole_media::inspect(&bytes, &limits).map_err(refusal)?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let sha256 = match spooled.as_ref().and_then(|f| f.sha256.clone()) {
+            Some(sha256) => sha256,
+            None => hex::encode(Sha256::digest(&bytes)),
+        };
         Ok(Staged {
             bytes,
             sha256,
             inspected,
+            spooled,
         })
     })
     .await
@@ -230,7 +259,7 @@ pub async fn ingest(
     );
     task_row.id = Set(task_id);
     task_row.batch_id = Set(fields.batch_id);
-    store::prepare(ctx, &staged.sha256, staged.format(), &staged.bytes).await?;
+    store::prepare(ctx, &staged.sha256, staged.format(), staged.content()).await?;
     let (staged_ref, row, tags_ref, task_row) = (&staged, &row, &tags, &task_row);
     let committed = store::with_retry(|| async move {
         let (staged, tags) = (staged_ref, tags_ref);
@@ -293,7 +322,7 @@ pub async fn ingest(
         }
     };
     if retained == store::Retained::Fresh {
-        store::ensure_stored(ctx, &staged.sha256, staged.format(), &staged.bytes).await?;
+        store::ensure_stored(ctx, &staged.sha256, staged.format(), staged.content()).await?;
     }
     ctx.outbox.wake();
     tracing::info!(image_id = %image_id, task_id = %task_id, owner = %owner, format = staged.format().as_str(), size = staged.bytes.len(), "image uploaded");

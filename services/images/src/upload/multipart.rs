@@ -14,7 +14,7 @@ use pinhole_http::{ApiError, ApiQuery, AppContext, Auth};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{body, ingest, stage, too_large};
+use super::{body, ingest, stage_spooled, too_large};
 use crate::ImagesError;
 use crate::domain::UploadFields;
 use crate::{present, tasks, views};
@@ -151,7 +151,7 @@ pub(crate) async fn upload(
                     "send one file per request; give several requests the same batch_id",
                 ));
             }
-            let mut spool = body::Spool::new(&ctx.settings, None).await?;
+            let mut spool = body::Spool::new(&ctx.settings, None).await?.hash_content();
             while let Some(chunk) = pace
                 .next(field.chunk(), Bytes::len)
                 .await
@@ -206,9 +206,7 @@ pub(crate) async fn upload(
     // The body is complete: only now does it take a processing permit and
     // its share of memory.
     let turn = body::turn(&ctx, file.len).await?;
-    let bytes = file.read().await?;
-    drop(file);
-    let staged = stage(&ctx, bytes).await?;
+    let staged = stage_spooled(&ctx, file).await?;
     let accepted = ingest(&ctx, me.user_id, staged, fields).await?;
     drop(turn);
     respond(&ctx, accepted, wait).await
