@@ -5,8 +5,10 @@
 # version (postgresql-15-postgis-3 on bookworm); wrk and nginx for the
 # detail page's benchmark (`cargo bench -p pinhole-tests --bench gateway`);
 # vipsthumbnail, GraphicsMagick and heif-enc for the pixel pipeline's
-# (`cargo bench -p pinhole-imaging --bench thumbnails`). Each only when
-# missing.
+# (`cargo bench -p pinhole-imaging --bench thumbnails`), and pyvips (at the
+# version pinned in libs/imaging/benches/requirements.txt, over Debian's
+# libvips) in a virtualenv, target/bench-venv, for its libvips reference of
+# the derivative set. Each only when missing.
 #
 #   infra/bench-deps.sh
 #
@@ -30,6 +32,28 @@ if [ ${#tools[@]} -gt 0 ]; then
   as_root apt-get update -qq >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >&2
 fi
+
+# pyvips for the thumbnails bench's libvips derivative set, in its own
+# virtualenv (the bench looks for target/bench-venv/bin/python).
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+venv=target/bench-venv
+if [ ! -x "$venv/bin/pip" ]; then
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    log "installing python3-venv"
+    as_root apt-get update -qq >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >&2
+    python3 -m venv --clear "$venv" >&2
+  fi
+fi
+grep -qx "pyvips==$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("pyvips"))' 2>/dev/null)" \
+  libs/imaging/benches/requirements.txt || {
+  log "installing pyvips into $venv"
+  "$venv/bin/pip" install -q -r libs/imaging/benches/requirements.txt >&2
+}
+"$venv/bin/python" -c 'import pyvips' || {
+  log "pyvips is installed in $venv but cannot load libvips (apt-get install libvips42)"
+  exit 1
+}
 
 command -v psql >/dev/null || {
   log "installing postgresql-client"

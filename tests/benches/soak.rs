@@ -208,12 +208,26 @@ async fn client(shared: Arc<Shared>, index: usize, until: Instant) -> anyhow::Re
     Ok(())
 }
 
-/// Resident memory of this process, in MiB.
-fn rss_mib() -> Option<f64> {
+/// Resident memory of this process in MiB: all of it, and the part that is
+/// anonymous (heap), apart from file pages (mapped indexes and libraries),
+/// which grow with the data and the kernel may drop.
+#[derive(Clone, Copy, Default)]
+struct Rss {
+    total: f64,
+    anon: f64,
+}
+
+fn rss() -> Option<Rss> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    let field = |name: &str| -> Option<f64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    };
+    Some(Rss {
+        total: field("VmRSS:")?,
+        anon: field("RssAnon:")?,
+    })
 }
 
 async fn run(name: &str, app: App, minutes: f64) -> anyhow::Result<()> {
@@ -236,7 +250,7 @@ async fn run(name: &str, app: App, minutes: f64) -> anyhow::Result<()> {
     let sampler = tokio::spawn(async move {
         let mut samples = Vec::new();
         while Instant::now() < until {
-            samples.push((started.elapsed(), rss_mib().unwrap_or(0.0)));
+            samples.push((started.elapsed(), rss().unwrap_or_default()));
             tokio::time::sleep(SAMPLE).await;
         }
         samples
@@ -276,9 +290,16 @@ async fn run(name: &str, app: App, minutes: f64) -> anyhow::Result<()> {
     let line: Vec<String> = samples
         .iter()
         .step_by(every)
-        .map(|(at, mib)| format!("{:.0}s {mib:.0}", at.as_secs_f64()))
+        .map(|(at, rss)| {
+            format!(
+                "{:.0}s {:.0} ({:.0})",
+                at.as_secs_f64(),
+                rss.total,
+                rss.anon
+            )
+        })
         .collect();
-    println!("  RSS MiB over time: {}", line.join(", "));
+    println!("  RSS MiB over time (anonymous part): {}", line.join(", "));
 
     // Let the work in flight settle, then compare the store with the
     // references.

@@ -3,14 +3,19 @@
 //! whole set, timed by `/usr/bin/time` (CPU = user + sys, peak RSS), three
 //! runs each (median), and the mean PSNR of each tool's thumbnails against a
 //! float Lanczos3 reference of the same size. Then the CPU cost of
-//! `make_derivatives` per image, by stage. Then HEIC and AVIF: the CPU of
+//! `make_derivatives` per image, by stage, and against the same set made by
+//! libvips (pyvips, `benches/vips_derivatives.py`, in one process that
+//! decodes each image once): CPU per image of both, and the mean PSNR and
+//! SSIM of each output of both against float Lanczos3 references made from
+//! the full decoded original. Then HEIC and AVIF: the CPU of
 //! decoding HEICs made from the same set by heif-enc, and of encoding a
 //! 1080 px AVIF of each.
 //!
 //! `cargo bench -p pinhole-imaging --bench thumbnails`. Needs the packages
 //! `time`, `mate-backgrounds`; `libvips-tools` and `graphicsmagick` for the
-//! comparison, `libheif-examples` for the HEIC files (a missing tool is
-//! skipped).
+//! comparison, `libheif-examples` for the HEIC files, pyvips in
+//! `target/bench-venv` for the libvips derivative set (`infra/bench-deps.sh`
+//! installs them all; a missing tool is skipped).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,7 +31,7 @@ use image::{DynamicImage, RgbImage};
 use pinhole_imaging::{
     Limits, OutputFormat, StageTimes, decode, encode, fit_within, make_derivatives_timed, resize,
 };
-use reference::{FloatImage, lanczos, psnr};
+use reference::{FloatImage, lanczos, lanczos_region, psnr};
 
 const LIMITS: Limits = Limits {
     max_pixels: 100_000_000,
@@ -41,6 +46,7 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("--thumbs") => thumbs(args[1].parse().unwrap(), Path::new(&args[2]), &args[3..]),
         Some("--derivatives") => derivatives(&args[1..]),
+        Some("--derivatives-each") => derivatives_each(Path::new(&args[1]), &args[2..]),
         Some("--heif") => {
             let split = args.iter().position(|a| a == "--").unwrap();
             heif(&args[1..split], &args[split + 1..]);
@@ -145,6 +151,30 @@ fn derivatives(files: &[String]) {
         ms(total.jpeg_encode),
         ms(total.webp_encode)
     );
+}
+
+/// Worker: the derivative set of each file into `out` as
+/// `<stem>.<name>.<jpg|webp>`; prints the CPU ms of each file (reading it
+/// and making the set, not writing it out) on one line. Ours runs on this
+/// one thread, so the thread's CPU is the process's.
+fn derivatives_each(out: &Path, files: &[String]) {
+    let mut cpu = Vec::new();
+    for file in files {
+        let start = thread_cpu();
+        let bytes = std::fs::read(file).unwrap();
+        let (set, _) = make_derivatives_timed(&bytes, &LIMITS, &thread_cpu).unwrap();
+        cpu.push((thread_cpu() - start).as_secs_f64() * 1000.0);
+        let stem = Path::new(file).file_stem().unwrap().to_string_lossy();
+        for made in &set.made {
+            let ext = match made.format {
+                OutputFormat::Jpeg => "jpg",
+                _ => "webp",
+            };
+            std::fs::write(out.join(format!("{stem}.{}.{ext}", made.name)), &made.bytes).unwrap();
+        }
+    }
+    let line: Vec<String> = cpu.iter().map(|ms| format!("{ms}")).collect();
+    println!("{}", line.join(" "));
 }
 
 fn file_name(path: &str) -> String {
@@ -423,8 +453,251 @@ fn bench() {
         "  thread CPU by stage, ms per image: decode {:.1}, resizes {:.1}, JPEG encodes {:.1}, WebP encodes {:.1}",
         stages[0], stages[1], stages[2], stages[3]
     );
+    against_libvips(&scratch, &files, &sources);
     heif_section(&scratch, &files);
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The derivative set's outputs and formats, as both workers name the files.
+const OUTPUTS: [&str; 4] = ["thumb_256", "w640", "w1080", "w2048"];
+const FORMATS: [&str; 2] = ["jpg", "webp"];
+
+/// The per-image CPU ms in the JSON lines of `vips_derivatives.py`, and
+/// libvips' version from its last line.
+fn vips_report(stdout: &str) -> (Vec<f64>, String) {
+    let field = |line: &str, key: &str| -> Option<String> {
+        let rest = line.split_once(&format!("\"{key}\": "))?.1;
+        let value = rest.split([',', '}']).next()?.trim().trim_matches('"');
+        Some(value.to_owned())
+    };
+    let cpu = stdout
+        .lines()
+        .filter_map(|l| field(l, "cpu_ms")?.parse().ok())
+        .collect();
+    let version = stdout
+        .lines()
+        .find_map(|l| field(l, "libvips"))
+        .unwrap_or_default();
+    (cpu, version)
+}
+
+/// Mean SSIM of the luma (BT.601) of two same-sized 8-bit RGB images, over
+/// every 8x8 window (constants of Wang et al. for 8 bits), from summed-area
+/// tables.
+fn ssim(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions(), "SSIM needs equal sizes");
+    let (w, h) = (a.width() as usize, a.height() as usize);
+    let win = 8.min(w).min(h);
+    let luma = |img: &RgbImage| -> Vec<f64> {
+        img.pixels()
+            .map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+            .collect()
+    };
+    let (x, y) = (luma(a), luma(b));
+    // Sums of x, y, x², y² and xy above and left of each point; a row and a
+    // column of zeros in front.
+    let stride = w + 1;
+    let mut sat = vec![[0f64; 5]; stride * (h + 1)];
+    for r in 0..h {
+        let mut row = [0f64; 5];
+        for c in 0..w {
+            let (p, q) = (x[r * w + c], y[r * w + c]);
+            for (acc, v) in row.iter_mut().zip([p, q, p * p, q * q, p * q]) {
+                *acc += v;
+            }
+            let above = sat[r * stride + c + 1];
+            let cell = &mut sat[(r + 1) * stride + c + 1];
+            for (out, (up, left)) in cell.iter_mut().zip(above.iter().zip(&row)) {
+                *out = up + left;
+            }
+        }
+    }
+    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
+    let n = (win * win) as f64;
+    let (mut total, mut count) = (0.0, 0usize);
+    for r in 0..=h - win {
+        for c in 0..=w - win {
+            let s = |k: usize| {
+                sat[(r + win) * stride + c + win][k]
+                    - sat[r * stride + c + win][k]
+                    - sat[(r + win) * stride + c][k]
+                    + sat[r * stride + c][k]
+            };
+            let (mx, my) = (s(0) / n, s(1) / n);
+            let (vx, vy, cxy) = (s(2) / n - mx * mx, s(3) / n - my * my, s(4) / n - mx * my);
+            total += ((2.0 * mx * my + c1) * (2.0 * cxy + c2))
+                / ((mx * mx + my * my + c1) * (vx + vy + c2));
+            count += 1;
+        }
+    }
+    total / count as f64
+}
+
+/// Ours and libvips (pyvips, one process, each image decoded once) making
+/// the same derivative set of `files`: CPU per image of both, alternating
+/// runs, and the quality of each output against float Lanczos3 references
+/// made from the full decoded original (`sources`).
+fn against_libvips(scratch: &Path, files: &[String], sources: &[FloatImage]) {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = here.join("../../target/bench-venv/bin/python");
+    let script = here.join("benches/vips_derivatives.py");
+    let usable = Command::new(&python)
+        .args(["-c", "import pyvips"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !usable {
+        println!(
+            "\nskipping the libvips derivative set: no pyvips in target/bench-venv \
+             (bash infra/bench-deps.sh, or python3 -m venv target/bench-venv && \
+             target/bench-venv/bin/pip install -r libs/imaging/benches/requirements.txt)"
+        );
+        return;
+    }
+    let n = files.len() as f64;
+    let me = std::env::current_exe().unwrap();
+    let ours_out = scratch.join("set-ours");
+    let vips_out = scratch.join("set-libvips");
+    // libvips through `env`, which execs it: /usr/bin/time times python.
+    let vips = |out: &Path, concurrency: &[&str]| {
+        let mut c = Command::new("env");
+        c.args(concurrency)
+            .arg(&python)
+            .arg(&script)
+            .arg(out)
+            .args(files);
+        c
+    };
+    let (mut ours_each, mut vips_each) = (Vec::new(), Vec::new());
+    let (mut ours_total, mut vips_total) = (Vec::new(), Vec::new());
+    let mut version = String::new();
+    // Alternating, so that other load on the machine falls on both alike.
+    for _ in 0..RUNS {
+        for dir in [&ours_out, &vips_out] {
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let m = timed(
+            Command::new(&me)
+                .arg("--derivatives-each")
+                .arg(&ours_out)
+                .args(files),
+            scratch,
+        );
+        ours_total.push(m.cpu_ms / n);
+        ours_each.push(
+            m.stdout
+                .split_whitespace()
+                .map(|v| v.parse::<f64>().unwrap())
+                .collect::<Vec<_>>(),
+        );
+        let m = timed(&mut vips(&vips_out, &["VIPS_CONCURRENCY=1"]), scratch);
+        vips_total.push(m.cpu_ms / n);
+        let (cpu, v) = vips_report(&m.stdout);
+        assert_eq!(cpu.len(), files.len(), "{}", m.stdout);
+        vips_each.push(cpu);
+        version = v;
+    }
+    // Once more at libvips' own concurrency (a thread per core).
+    let default_out = scratch.join("set-libvips-default");
+    std::fs::create_dir_all(&default_out).unwrap();
+    let m = timed(
+        &mut vips(&default_out, &["-u", "VIPS_CONCURRENCY"]),
+        scratch,
+    );
+    let default_cpu = vips_report(&m.stdout).0.iter().sum::<f64>() / n;
+
+    println!(
+        "\nthe derivative set, ours against libvips {version} (pyvips, one process, VIPS_CONCURRENCY=1: \
+         thumbnail to 2048 with shrink-on-load, resize lanczos3 to the rest, \
+         JPEG q82 4:2:0 optimised, WebP q80 effort 0), CPU ms per image \
+         (reading and making, not writing), median of {RUNS} runs:"
+    );
+    println!(
+        "{:<10} {:>10} {:>10} {:>14}",
+        "image", "ours", "libvips", "ours/libvips"
+    );
+    let per_image = |runs: &[Vec<f64>], i: usize| median(runs.iter().map(|r| r[i]).collect());
+    let (mut ours_sum, mut vips_sum) = (0.0, 0.0);
+    for (i, f) in files.iter().enumerate() {
+        let (o, v) = (per_image(&ours_each, i), per_image(&vips_each, i));
+        ours_sum += o;
+        vips_sum += v;
+        let stem = Path::new(f).file_stem().unwrap().to_string_lossy();
+        println!("{stem:<10} {o:>10.1} {v:>10.1} {:>14.2}", o / v);
+    }
+    let (ours_mean, vips_mean) = (ours_sum / n, vips_sum / n);
+    println!(
+        "{:<10} {ours_mean:>10.1} {vips_mean:>10.1} {:>14.2}",
+        "mean",
+        ours_mean / vips_mean
+    );
+    let (ours_total, vips_total) = (median(ours_total), median(vips_total));
+    println!(
+        "  whole process per image (/usr/bin/time, startup included): ours {ours_total:.1}, \
+         libvips {vips_total:.1} ({:.2}); libvips at its default concurrency (one run): {default_cpu:.1}",
+        ours_total / vips_total
+    );
+
+    // Quality: the references cached by image, output and size.
+    let mut references: HashMap<(usize, &str, u32, u32), RgbImage> = HashMap::new();
+    println!(
+        "{:<16} {:>10} {:>13} {:>10} {:>13} {:>9} {:>11}",
+        "output", "ours PSNR", "libvips PSNR", "ours SSIM", "libvips SSIM", "ours KB", "libvips KB"
+    );
+    let mut worse = Vec::new();
+    for name in OUTPUTS {
+        for ext in FORMATS {
+            // [ours, libvips]: sums of PSNR, SSIM and bytes.
+            let mut sums = [[0f64; 3]; 2];
+            for (i, f) in files.iter().enumerate() {
+                let stem = Path::new(f).file_stem().unwrap().to_string_lossy();
+                for (k, dir) in [&ours_out, &vips_out].into_iter().enumerate() {
+                    let bytes = std::fs::read(dir.join(format!("{stem}.{name}.{ext}"))).unwrap();
+                    let img = decode(&bytes, &LIMITS, None).unwrap().image.to_rgb8();
+                    let (w, h) = img.dimensions();
+                    let reference = references.entry((i, name, w, h)).or_insert_with(|| {
+                        let src = &sources[i];
+                        if name == "thumb_256" {
+                            // The centred square of the original.
+                            let side = f64::from(src.width.min(src.height));
+                            let left = (f64::from(src.width) - side) / 2.0;
+                            let top = (f64::from(src.height) - side) / 2.0;
+                            lanczos_region(src, (left, top, side, side), w, h)
+                        } else {
+                            lanczos(src, w, h)
+                        }
+                    });
+                    sums[k][0] += psnr(reference, &img);
+                    sums[k][1] += ssim(reference, &img);
+                    sums[k][2] += bytes.len() as f64 / 1024.0;
+                }
+            }
+            let [o, v] = sums.map(|s| s.map(|x| x / n));
+            let label = format!("{name} {ext}");
+            println!(
+                "{label:<16} {:>10.2} {:>13.2} {:>10.4} {:>13.4} {:>9.1} {:>11.1}",
+                o[0], v[0], o[1], v[1], o[2], v[2]
+            );
+            if o[0] < v[0] || o[1] < v[1] {
+                worse.push(label);
+            }
+        }
+    }
+    println!(
+        "  goal (at most half libvips' CPU per image, PSNR and SSIM at least libvips' for each output): \
+         CPU {:.2}x libvips ({}), quality {}",
+        ours_mean / vips_mean,
+        if ours_mean <= vips_mean / 2.0 {
+            "met"
+        } else {
+            "not met"
+        },
+        if worse.is_empty() {
+            "met".to_owned()
+        } else {
+            format!("below libvips for {}", worse.join(", "))
+        }
+    );
 }
 
 /// HEIC decoding and AVIF encoding, in a child process (libheif's threads
