@@ -41,6 +41,24 @@ impl LocalStore {
         }
         Ok(self.root.join(key))
     }
+
+    /// A fresh name in the temporary directory, removed unless renamed.
+    fn temp_file(&self) -> TempFile {
+        TempFile(
+            self.root
+                .join(TMP_DIR)
+                .join(uuid::Uuid::new_v4().to_string()),
+        )
+    }
+}
+
+/// What a blob just written into place is.
+fn written_now(key: &str, size: u64) -> BlobMeta {
+    BlobMeta {
+        key: key.to_owned(),
+        size,
+        modified: Some(std::time::SystemTime::now()),
+    }
 }
 
 /// A file being written: removed if the write fails or is abandoned (the
@@ -75,11 +93,7 @@ impl BlobStore for LocalStore {
 
     async fn put(&self, key: &str, mut body: ByteStream) -> Result<BlobMeta, BlobError> {
         let path = self.path(key)?;
-        let tmp = TempFile(
-            self.root
-                .join(TMP_DIR)
-                .join(uuid::Uuid::new_v4().to_string()),
-        );
+        let tmp = self.temp_file();
         let written = async {
             let mut file = tokio::fs::File::create(&tmp.0).await?;
             let mut size = 0u64;
@@ -95,20 +109,12 @@ impl BlobStore for LocalStore {
             Ok::<_, io::Error>(size)
         }
         .await?;
-        Ok(BlobMeta {
-            key: key.to_owned(),
-            size: written,
-            modified: Some(std::time::SystemTime::now()),
-        })
+        Ok(written_now(key, written))
     }
 
     async fn put_file(&self, key: &str, source: &Path) -> Result<BlobMeta, BlobError> {
         let path = self.path(key)?;
-        let tmp = TempFile(
-            self.root
-                .join(TMP_DIR)
-                .join(uuid::Uuid::new_v4().to_string()),
-        );
+        let tmp = self.temp_file();
         let source = source.to_owned();
         let size = tokio::task::spawn_blocking(move || {
             // A second name for the same file: nothing is copied. Another
@@ -127,11 +133,7 @@ impl BlobStore for LocalStore {
         })
         .await
         .map_err(io::Error::other)??;
-        Ok(BlobMeta {
-            key: key.to_owned(),
-            size,
-            modified: Some(std::time::SystemTime::now()),
-        })
+        Ok(written_now(key, size))
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobBody, BlobError> {

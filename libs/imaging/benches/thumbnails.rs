@@ -465,19 +465,16 @@ const FORMATS: [&str; 2] = ["jpg", "webp"];
 /// The per-image CPU ms in the JSON lines of `vips_derivatives.py`, and
 /// libvips' version from its last line.
 fn vips_report(stdout: &str) -> (Vec<f64>, String) {
-    let field = |line: &str, key: &str| -> Option<String> {
-        let rest = line.split_once(&format!("\"{key}\": "))?.1;
-        let value = rest.split([',', '}']).next()?.trim().trim_matches('"');
-        Some(value.to_owned())
-    };
-    let cpu = stdout
+    let lines: Vec<serde_json::Value> = stdout
         .lines()
-        .filter_map(|l| field(l, "cpu_ms")?.parse().ok())
+        .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let version = stdout
-        .lines()
-        .find_map(|l| field(l, "libvips"))
-        .unwrap_or_default();
+    let cpu = lines.iter().filter_map(|l| l["cpu_ms"].as_f64()).collect();
+    let version = lines
+        .iter()
+        .find_map(|l| l["libvips"].as_str())
+        .unwrap_or_default()
+        .to_owned();
     (cpu, version)
 }
 

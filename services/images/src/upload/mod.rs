@@ -93,14 +93,14 @@ pub async fn stage_spooled(ctx: &AppContext, file: body::Spooled) -> Result<Stag
 async fn inspect(
     ctx: &AppContext,
     bytes: Bytes,
-    spooled: Option<body::Spooled>,
+    mut spooled: Option<body::Spooled>,
 ) -> Result<Staged, ApiError> {
     let limits = Limits {
         max_pixels: ctx.settings.max_image_pixels,
     };
     tokio::task::spawn_blocking(move || {
         let inspected = pinhole_media::inspect(&bytes, &limits).map_err(refusal)?;
-        let sha256 = match spooled.as_ref().and_then(|f| f.sha256.clone()) {
+        let sha256 = match spooled.as_mut().and_then(|f| f.sha256.take()) {
             Some(sha256) => sha256,
             None => hex::encode(Sha256::digest(&bytes)),
         };
