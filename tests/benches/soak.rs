@@ -8,8 +8,9 @@
 //! warm-up), and at the end, once the work in flight has settled, the blob
 //! store against the references (goal: nothing missing, nothing orphaned).
 //!
-//! Run: `cargo bench -p pinhole-tests --bench soak -- [MINUTES]` (default
-//! 30 per backend; `infra/stack.sh up` for the real backends).
+//! Run: `cargo bench -p pinhole-tests --bench soak -- [MINUTES [embedded|real]]`
+//! (default 30 minutes on each backend; `infra/stack.sh up` for the real
+//! backends).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +21,11 @@ use anyhow::Context;
 use pinhole_tests::app::{App, check_all, photo, variant};
 use pinhole_tests::bench::{ms, percentile};
 use reqwest::{Method, StatusCode};
+
+/// The server binary's allocator, so that the memory measured is the
+/// deployed server's (glibc's malloc holds on to far more under this load).
+#[global_allocator]
+static ALLOCATOR: pinhole::Allocator = pinhole::Allocator;
 
 const CLIENTS: usize = 8;
 /// How often resident memory is sampled.
@@ -215,6 +221,8 @@ async fn client(shared: Arc<Shared>, index: usize, until: Instant) -> anyhow::Re
 struct Rss {
     total: f64,
     anon: f64,
+    /// What the in-process cache holds (keys and values), when there is one.
+    cache: Option<f64>,
 }
 
 fn rss() -> Option<Rss> {
@@ -227,6 +235,7 @@ fn rss() -> Option<Rss> {
     Some(Rss {
         total: field("VmRSS:")?,
         anon: field("RssAnon:")?,
+        cache: None,
     })
 }
 
@@ -247,10 +256,15 @@ async fn run(name: &str, app: App, minutes: f64) -> anyhow::Result<()> {
     });
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(minutes * 60.0);
+    let cache = Arc::clone(&shared.app.server.ctx.backends.cache);
     let sampler = tokio::spawn(async move {
         let mut samples = Vec::new();
         while Instant::now() < until {
-            samples.push((started.elapsed(), rss().unwrap_or_default()));
+            let mut now = rss().unwrap_or_default();
+            now.cache = cache
+                .footprint()
+                .map(|held| held.bytes as f64 / (1024.0 * 1024.0));
+            samples.push((started.elapsed(), now));
             tokio::time::sleep(SAMPLE).await;
         }
         samples
@@ -291,15 +305,21 @@ async fn run(name: &str, app: App, minutes: f64) -> anyhow::Result<()> {
         .iter()
         .step_by(every)
         .map(|(at, rss)| {
+            let cache = rss
+                .cache
+                .map_or_else(String::new, |c| format!(", cache {c:.0}"));
             format!(
-                "{:.0}s {:.0} ({:.0})",
+                "{:.0}s {:.0} ({:.0}{cache})",
                 at.as_secs_f64(),
                 rss.total,
                 rss.anon
             )
         })
         .collect();
-    println!("  RSS MiB over time (anonymous part): {}", line.join(", "));
+    println!(
+        "  RSS MiB over time (anonymous part, in-process cache's keys and values): {}",
+        line.join(", ")
+    );
 
     // Let the work in flight settle, then compare the store with the
     // references.
@@ -324,12 +344,25 @@ async fn run(name: &str, app: App, minutes: f64) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let minutes: f64 = std::env::args()
+    let args: Vec<String> = std::env::args()
         .skip(1)
-        .find(|a| !a.starts_with('-'))
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let minutes: f64 = args
+        .first()
         .map_or(Ok(30.0), |a| a.parse())
-        .context("the argument is the minutes of load per backend")?;
-    run("embedded", App::embedded().await?, minutes).await?;
+        .context("the first argument is the minutes of load per backend")?;
+    let only = args.get(1).map(String::as_str);
+    anyhow::ensure!(
+        matches!(only, None | Some("embedded" | "real")),
+        "the second argument, if any, is `embedded` or `real`"
+    );
+    if only != Some("real") {
+        run("embedded", App::embedded().await?, minutes).await?;
+    }
+    if only == Some("embedded") {
+        return Ok(());
+    }
     match App::real().await {
         Ok(app) => run("postgres+redis+kafka+s3", app, minutes).await?,
         Err(e) => println!("real backends skipped: {e:#} (run infra/stack.sh up)"),

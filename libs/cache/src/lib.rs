@@ -9,6 +9,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redis::AsyncCommands;
 
+pub mod window;
+
+pub use window::{Hits, SlidingWindow};
+
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("redis: {0}")]
@@ -43,6 +47,18 @@ pub trait Cache: Send + Sync + 'static {
     }
     /// Whether the cache answers.
     async fn check(&self) -> Result<(), CacheError>;
+    /// What an in-process cache holds; `None` for a cache elsewhere.
+    fn footprint(&self) -> Option<Footprint> {
+        None
+    }
+}
+
+/// What an in-process cache holds now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    pub entries: u64,
+    /// Bytes of keys and values (what its bound counts).
+    pub bytes: u64,
 }
 
 /// A shared handle to whichever cache is configured.
@@ -157,6 +173,13 @@ impl Cache for MemoryCache {
 
     async fn check(&self) -> Result<(), CacheError> {
         Ok(())
+    }
+
+    fn footprint(&self) -> Option<Footprint> {
+        Some(Footprint {
+            entries: self.entries.entry_count(),
+            bytes: self.entries.weighted_size(),
+        })
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use bytes::Bytes;
-use pinhole_cache::{Cache, MemoryCache, RedisCache};
+use pinhole_cache::{Cache, MemoryCache, RedisCache, SlidingWindow};
 use pinhole_testkit::{unique, wait_for};
 
 async fn memory() -> anyhow::Result<Box<dyn Cache>> {
@@ -121,6 +121,37 @@ async fn counters_count_and_expire(cache: Box<dyn Cache>) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// A limit of 3 an hour: hits late in one window still count early in the
+/// next (a fixed window would forget them), less and less as it slides.
+async fn sliding_windows_carry_over(cache: Box<dyn Cache>) -> anyhow::Result<()> {
+    let hour = SlidingWindow::new(Duration::from_secs(3600));
+    let cache = cache.as_ref();
+    // Three hits in the last minute of one hour: the third is within the
+    // limit, a fourth would not be.
+    let end_of_window = (SlidingWindow::now() / 3600.0).floor() * 3600.0 - 60.0;
+    for n in 1..=3 {
+        let hits = hour
+            .hit(cache, "signup", end_of_window + f64::from(n))
+            .await?;
+        ensure!(!hits.over(3), "hit {n}: {hits:?}");
+    }
+    // A minute into the next hour the three still count.
+    let next = end_of_window + 120.0;
+    let hits = hour.hit(cache, "signup", next).await?;
+    ensure!(hits.previous == 3 && hits.current == 1, "{hits:?}");
+    ensure!(hits.over(3), "the boundary forgot: {hits:?}");
+    let wait = hits.retry_after(3);
+    ensure!((60..=3600).contains(&wait), "Retry-After {wait}");
+    // Giving the hit back, and half an hour on, there is room again.
+    hour.give_back(cache, "signup", next).await?;
+    let later = hour.hit(cache, "signup", next + 1800.0).await?;
+    ensure!(later.current == 1 && !later.over(3), "{later:?}");
+    // Other names count apart.
+    let other = hour.hit(cache, "login", next).await?;
+    ensure!(other.previous == 0 && other.current == 1, "{other:?}");
+    Ok(())
+}
+
 macro_rules! conformance {
     ($open:ident, $($name:ident),* $(,)?) => {
         $(
@@ -138,7 +169,8 @@ mod memory {
         set_get_delete,
         many_at_once,
         entries_expire,
-        counters_count_and_expire
+        counters_count_and_expire,
+        sliding_windows_carry_over
     );
 }
 
@@ -148,7 +180,8 @@ mod redis {
         set_get_delete,
         many_at_once,
         entries_expire,
-        counters_count_and_expire
+        counters_count_and_expire,
+        sliding_windows_carry_over
     );
 }
 

@@ -6,6 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use pinhole_auth::password;
+use pinhole_cache::SlidingWindow;
 use pinhole_http::{ApiError, ApiJson, AppContext, Auth, ClientIp};
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue, IntoActiveModel};
@@ -73,33 +74,29 @@ async fn unique<C: sea_orm::ConnectionTrait>(
     Ok(())
 }
 
-/// At most `PINHOLE_SIGNUP_LIMIT` sign-ups per client address per hour
-/// (counted in the cache, so every instance sees them).
+/// At most `PINHOLE_SIGNUP_LIMIT` sign-ups per client address in any hour
+/// (a sliding window counted in the cache, so every instance sees them).
 async fn throttle_sign_up(ctx: &AppContext, ip: std::net::IpAddr) -> Result<(), ApiError> {
-    const HOUR: u64 = 3600;
+    const HOUR: SlidingWindow = SlidingWindow::new(std::time::Duration::from_secs(3600));
     let limit = ctx.settings.signup_limit;
     if limit == 0 {
         return Ok(());
     }
-    let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
-    let index = now / HOUR;
-    let key = format!(
-        "signup:address:{}:{index}",
-        crate::sessions::address_key(ip)
-    );
-    let count = ctx
-        .backends
-        .cache
-        .incr(&key, std::time::Duration::from_secs(HOUR))
+    let key = format!("signup:address:{}", crate::sessions::address_key(ip));
+    let now = SlidingWindow::now();
+    let hits = HOUR
+        .hit(ctx.backends.cache.as_ref(), &key, now)
         .await
         .map_err(ApiError::unavailable)?;
-    if count > limit {
+    if hits.over(limit) {
+        // A refused sign-up made no account: it does not count.
+        let _ = HOUR.give_back(ctx.backends.cache.as_ref(), &key, now).await;
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             UsersError::TooManySignUps,
             "too many accounts made from this address; try again later",
         )
-        .with_header(header::RETRY_AFTER, ((index + 1) * HOUR - now).to_string()));
+        .with_header(header::RETRY_AFTER, hits.retry_after(limit).to_string()));
     }
     Ok(())
 }

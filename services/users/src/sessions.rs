@@ -1,13 +1,13 @@
 //! Logging in and out, and refreshing tokens: `/sessions`.
 //!
-//! Failed log-ins are counted in fixed windows (in the cache, so every
+//! Failed log-ins are counted in sliding windows (in the cache, so every
 //! instance sees them) per account *from one client address*, per client
 //! address, and per account from anywhere. Each attempt is counted before
-//! its password is checked and given back if it succeeds. Past either of
-//! the first two limits the answer is 429 with `Retry-After` until the
-//! window ends; failures of an account from many addresses only slow its
-//! log-ins down (never refuse them), so nobody can lock another person out
-//! by guessing their password. An unknown account and a wrong password get
+//! its password is checked and given back if it succeeds or is refused. Past either of
+//! the first two limits the answer is 429 with `Retry-After` until enough
+//! failures have slid out of the window; failures of an account from many
+//! addresses only slow its log-ins down (never refuse them), so nobody can
+//! lock another person out by guessing their password. An unknown account and a wrong password get
 //! the same answer, in the same time.
 
 use std::net::IpAddr;
@@ -19,6 +19,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use pinhole_auth::{RefreshError, TokenPair, password};
+use pinhole_cache::SlidingWindow;
 use pinhole_http::{ApiError, ApiJson, AppContext, Auth, ClientIp};
 use sea_orm::entity::prelude::*;
 use serde::Deserialize;
@@ -39,7 +40,7 @@ pub const ADDRESS_LIMIT: u64 = 20;
 pub const ACCOUNT_SLOWDOWN_AFTER: u64 = 5;
 const SLOWDOWN_STEP: Duration = Duration::from_millis(100);
 const SLOWDOWN_MAX: Duration = Duration::from_secs(2);
-const WINDOW: Duration = Duration::from_secs(15 * 60);
+const WINDOW: SlidingWindow = SlidingWindow::new(Duration::from_secs(15 * 60));
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct LogIn {
@@ -71,61 +72,62 @@ pub(crate) fn address_key(ip: IpAddr) -> String {
     }
 }
 
-/// The counters a log-in attempt counts against, and when their window ends.
+/// The counters a log-in attempt counts against, at one moment.
 struct Throttle {
     /// Refused past their limit: the account from this address, the address.
     keys: [(String, u64); 2],
     /// Slowed down past [`ACCOUNT_SLOWDOWN_AFTER`]: the account from anywhere.
     account: String,
-    retry_after: u64,
+    /// Seconds since the epoch.
+    now: f64,
 }
 
 impl Throttle {
     fn new(account: &str, ip: IpAddr) -> Self {
         let address = address_key(ip);
-        let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
-        let window = WINDOW.as_secs();
-        let index = now / window;
         Self {
             keys: [
-                (
-                    format!("login:pair:{account}:{address}:{index}"),
-                    ACCOUNT_LIMIT,
-                ),
-                (format!("login:address:{address}:{index}"), ADDRESS_LIMIT),
+                (format!("login:pair:{account}:{address}"), ACCOUNT_LIMIT),
+                (format!("login:address:{address}"), ADDRESS_LIMIT),
             ],
-            account: format!("login:account:{account}:{index}"),
-            retry_after: (index + 1) * window - now,
+            account: format!("login:account:{account}"),
+            now: SlidingWindow::now(),
         }
     }
 
     /// Counts this attempt against both limits before any password is
     /// checked, so that attempts made at once cannot all slip under them.
     async fn reserve(&self, ctx: &AppContext) -> Result<(), ApiError> {
-        let mut over = false;
+        let cache = ctx.backends.cache.as_ref();
+        let mut retry_after = 0;
         for (key, limit) in &self.keys {
-            let attempts = ctx
-                .backends
-                .cache
-                .incr(key, WINDOW)
+            let hits = WINDOW
+                .hit(cache, key, self.now)
                 .await
                 .map_err(ApiError::unavailable)?;
-            over |= attempts > *limit;
+            if hits.over(*limit) {
+                retry_after = retry_after.max(hits.retry_after(*limit));
+            }
         }
-        if over {
+        if retry_after > 0 {
+            // A refused attempt checks no password: it is no failure.
+            for (key, _) in &self.keys {
+                if let Err(e) = WINDOW.give_back(cache, key, self.now).await {
+                    tracing::warn!(error = %e, "could not uncount a refused log-in");
+                }
+            }
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 UsersError::TooManyAttempts,
                 "too many failed log-ins; try again later",
             )
-            .with_header(header::RETRY_AFTER, self.retry_after.to_string()));
+            .with_header(header::RETRY_AFTER, retry_after.to_string()));
         }
-        let everywhere = ctx
-            .backends
-            .cache
-            .incr(&self.account, WINDOW)
+        let everywhere = WINDOW
+            .hit(cache, &self.account, self.now)
             .await
-            .map_err(ApiError::unavailable)?;
+            .map_err(ApiError::unavailable)?
+            .estimate() as u64;
         let delay = slowdown(everywhere);
         if !delay.is_zero() {
             tracing::info!(
@@ -140,8 +142,9 @@ impl Throttle {
 
     /// A successful log-in was no failure: gives its count back.
     async fn succeeded(&self, ctx: &AppContext) {
+        let cache = ctx.backends.cache.as_ref();
         for key in self.keys.iter().map(|(k, _)| k).chain([&self.account]) {
-            if let Err(e) = ctx.backends.cache.add(key, -1, WINDOW).await {
+            if let Err(e) = WINDOW.give_back(cache, key, self.now).await {
                 tracing::warn!(error = %e, "could not uncount a log-in");
             }
         }
