@@ -243,6 +243,7 @@ async fn load(http: &reqwest::Client, url: &str) -> anyhow::Result<(String, Stri
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    pinhole::return_freed_memory_at_once();
     let seconds: u64 = std::env::var("GATEWAY_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -344,6 +344,7 @@ async fn run(name: &str, app: App, minutes: f64) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    pinhole::return_freed_memory_at_once();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))

@@ -780,6 +780,7 @@ async fn search_reindex(settings: &Settings) -> anyhow::Result<ExitCode> {
 static ALLOCATOR: pinhole::Allocator = pinhole::Allocator;
 
 fn main() -> ExitCode {
+    pinhole::return_freed_memory_at_once();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
