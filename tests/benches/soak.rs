@@ -262,8 +262,8 @@ async fn run(name: &str, app: App, minutes: f64) -> anyhow::Result<()> {
         while Instant::now() < until {
             let mut now = rss().unwrap_or_default();
             now.cache = cache
-                .footprint()
-                .map(|held| held.bytes as f64 / (1024.0 * 1024.0));
+                .held_bytes()
+                .map(|held| held as f64 / (1024.0 * 1024.0));
             samples.push((started.elapsed(), now));
             tokio::time::sleep(SAMPLE).await;
         }

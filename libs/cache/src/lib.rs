@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redis::AsyncCommands;
 
-pub mod window;
+mod window;
 
 pub use window::{Hits, SlidingWindow};
 
@@ -47,18 +47,11 @@ pub trait Cache: Send + Sync + 'static {
     }
     /// Whether the cache answers.
     async fn check(&self) -> Result<(), CacheError>;
-    /// What an in-process cache holds; `None` for a cache elsewhere.
-    fn footprint(&self) -> Option<Footprint> {
+    /// Bytes of keys and values an in-process cache holds (what its bound
+    /// counts); `None` for a cache elsewhere.
+    fn held_bytes(&self) -> Option<u64> {
         None
     }
-}
-
-/// What an in-process cache holds now.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Footprint {
-    pub entries: u64,
-    /// Bytes of keys and values (what its bound counts).
-    pub bytes: u64,
 }
 
 /// A shared handle to whichever cache is configured.
@@ -175,11 +168,8 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
-    fn footprint(&self) -> Option<Footprint> {
-        Some(Footprint {
-            entries: self.entries.entry_count(),
-            bytes: self.entries.weighted_size(),
-        })
+    fn held_bytes(&self) -> Option<u64> {
+        Some(self.entries.weighted_size())
     }
 }
 

@@ -90,7 +90,9 @@ async fn throttle_sign_up(ctx: &AppContext, ip: std::net::IpAddr) -> Result<(), 
         .map_err(ApiError::unavailable)?;
     if hits.over(limit) {
         // A refused sign-up made no account: it does not count.
-        let _ = HOUR.give_back(ctx.backends.cache.as_ref(), &key, now).await;
+        if let Err(e) = HOUR.give_back(ctx.backends.cache.as_ref(), &key, now).await {
+            tracing::warn!(error = %e, "could not uncount a refused sign-up");
+        }
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             UsersError::TooManySignUps,

@@ -3,12 +3,13 @@
 //! Failed log-ins are counted in sliding windows (in the cache, so every
 //! instance sees them) per account *from one client address*, per client
 //! address, and per account from anywhere. Each attempt is counted before
-//! its password is checked and given back if it succeeds or is refused. Past either of
-//! the first two limits the answer is 429 with `Retry-After` until enough
-//! failures have slid out of the window; failures of an account from many
-//! addresses only slow its log-ins down (never refuse them), so nobody can
-//! lock another person out by guessing their password. An unknown account and a wrong password get
-//! the same answer, in the same time.
+//! its password is checked and given back if it succeeds or is refused.
+//! Past either of the first two limits the answer is 429 with `Retry-After`
+//! until enough failures have slid out of the window; failures of an
+//! account from many addresses only slow its log-ins down (never refuse
+//! them), so nobody can lock another person out by guessing their
+//! password. An unknown account and a wrong password get the same answer,
+//! in the same time.
 
 use std::net::IpAddr;
 use std::time::Duration;
