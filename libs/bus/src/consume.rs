@@ -4,11 +4,15 @@
 //! stalling its partition, and parked records marked for retry are handed
 //! to the handler again.
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::task::JoinSet;
+
 use crate::dead_letters::Parking;
-use crate::{BusError, Record, SharedBus};
+use crate::{BusError, Record, SharedBus, Subscription};
 
 /// What a handler says about a record it could not handle.
 #[derive(Debug)]
@@ -65,62 +69,23 @@ pub async fn consume<F, Fut>(
     F: Fn(Record) -> Fut + Send + Sync,
     Fut: Future<Output = Result<(), HandleError>> + Send,
 {
-    // Shown at zero from the start, so that a rate over it is defined.
-    for topic in &topics {
-        metrics::counter!(DEAD_LETTERS_TOTAL, "group" => group.clone(), "topic" => *topic)
-            .increment(0);
-    }
+    count_from_zero(&group, &topics);
     let mut backoff = Duration::from_millis(200);
     let mut next_check = Instant::now();
     loop {
-        let mut sub = match bus.subscribe(&group, &topics).await {
-            Ok(sub) => sub,
-            Err(e) => {
-                tracing::warn!(%group, error = %e, "cannot join consumer group; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_JOIN_BACKOFF);
-                continue;
-            }
-        };
+        let mut sub = join(&bus, &group, &topics, &mut backoff).await;
         loop {
             if Instant::now() >= next_check {
                 retry_parked(&parking, &group, &handle).await;
                 next_check = Instant::now() + parking.retry_check;
             }
-            let record = match sub.next(POLL).await {
+            let record = match poll(sub.as_mut(), &group).await {
                 Ok(Some(record)) => record,
                 Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(%group, error = %e, "consuming failed; joining again");
-                    break;
-                }
+                Err(()) => break,
             };
             backoff = Duration::from_millis(200);
-            let mut attempts: u32 = 0;
-            loop {
-                attempts = attempts.saturating_add(1);
-                let (reason, hopeless) = match handle(record.clone()).await {
-                    Ok(()) => break,
-                    Err(HandleError::Skip(reason)) => (reason, true),
-                    Err(HandleError::Retry(reason)) => (reason, false),
-                };
-                if hopeless || attempts >= parking.max_attempts {
-                    match park(&parking, &group, &record, &reason, attempts).await {
-                        Ok(()) => break,
-                        Err(e) => {
-                            tracing::error!(%group, topic = %record.topic,
-                                partition = record.partition, offset = record.offset,
-                                %reason, error = %e,
-                                "cannot park a record that cannot be handled; retrying it");
-                        }
-                    }
-                } else {
-                    tracing::warn!(%group, topic = %record.topic, partition = record.partition,
-                        offset = record.offset, attempts, %reason, "handling failed; retrying");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
+            settle(&handle, &parking, &group, &record).await;
             match sub.commit(&record).await {
                 Ok(()) => {}
                 Err(BusError::Revoked { .. }) => {
@@ -135,6 +100,230 @@ pub async fn consume<F, Fut>(
             }
         }
         let _ = sub.close().await;
+    }
+}
+
+/// [`consume`], handling up to `limit` records at once (for handlers that
+/// mostly wait, such as for a CPU slot shared by all of them): a record is
+/// not held up behind a slow one of its partition. Records with the same
+/// key are still handled one after the other, in order. A partition is
+/// committed up to the first record still being handled, so a member that
+/// stops (or loses the partition) leaves every record not yet handled to
+/// be offered again.
+pub async fn consume_concurrently<F, Fut>(
+    bus: SharedBus,
+    group: String,
+    topics: Vec<&'static str>,
+    parking: Parking,
+    limit: usize,
+    handle: F,
+) where
+    F: Fn(Record) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
+{
+    count_from_zero(&group, &topics);
+    let handle = Arc::new(handle);
+    let limit = limit.max(1);
+    let mut backoff = Duration::from_millis(200);
+    let mut next_check = Instant::now();
+    loop {
+        let mut sub = join(&bus, &group, &topics, &mut backoff).await;
+        let mut running = JoinSet::new();
+        let mut pending = Pending::default();
+        'member: loop {
+            if Instant::now() >= next_check {
+                retry_parked(&parking, &group, handle.as_ref()).await;
+                next_check = Instant::now() + parking.retry_check;
+            }
+            while let Some(done) = running.try_join_next() {
+                pending.finish(settled(done));
+            }
+            for record in pending.committable() {
+                if let Err(e) = sub.commit(&record).await {
+                    if !matches!(e, BusError::Revoked { .. }) {
+                        tracing::warn!(%group, error = %e, "commit failed; joining again");
+                    }
+                    break 'member;
+                }
+            }
+            if running.len() >= limit {
+                if let Some(done) = running.join_next().await {
+                    pending.finish(settled(done));
+                }
+                continue;
+            }
+            let record = match poll(sub.as_mut(), &group).await {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                Err(()) => break,
+            };
+            backoff = Duration::from_millis(200);
+            // One record of a key at a time, in order.
+            while pending.key_running(&record) {
+                match running.join_next().await {
+                    Some(done) => pending.finish(settled(done)),
+                    None => break,
+                }
+            }
+            pending.start(&record);
+            let (handle, parking, group) = (Arc::clone(&handle), parking.clone(), group.clone());
+            running.spawn(async move {
+                settle(handle.as_ref(), &parking, &group, &record).await;
+                record
+            });
+        }
+        // Whatever is still being handled is offered again to whoever
+        // takes the partitions over (handlers are idempotent).
+        running.shutdown().await;
+        let _ = sub.close().await;
+    }
+}
+
+/// The record a handling task settled; a panic in the handler goes on
+/// (as it would out of [`consume`]).
+fn settled(done: Result<Record, tokio::task::JoinError>) -> Record {
+    match done {
+        Ok(record) => record,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only `shutdown` cancels, and nothing is awaited after it.
+        Err(e) => unreachable!("a handling task was cancelled: {e}"),
+    }
+}
+
+/// The records a member has taken and not committed yet.
+#[derive(Default)]
+struct Pending {
+    /// By topic and partition, by offset: `None` while being handled, the
+    /// record once settled.
+    partitions: HashMap<(String, i32), BTreeMap<i64, Option<Record>>>,
+    /// The keys of the records being handled, with how many.
+    keys: HashMap<Vec<u8>, usize>,
+}
+
+impl Pending {
+    fn start(&mut self, record: &Record) {
+        self.partitions
+            .entry((record.topic.clone(), record.partition))
+            .or_default()
+            .insert(record.offset, None);
+        if let Some(key) = &record.key {
+            *self.keys.entry(key.clone()).or_default() += 1;
+        }
+    }
+
+    fn key_running(&self, record: &Record) -> bool {
+        record
+            .key
+            .as_ref()
+            .is_some_and(|key| self.keys.contains_key(key))
+    }
+
+    fn finish(&mut self, record: Record) {
+        if let Some(key) = &record.key
+            && let Some(n) = self.keys.get_mut(key)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.keys.remove(key);
+            }
+        }
+        if let Some(offsets) = self
+            .partitions
+            .get_mut(&(record.topic.clone(), record.partition))
+            && let Some(slot) = offsets.get_mut(&record.offset)
+        {
+            *slot = Some(record);
+        }
+    }
+
+    /// For each partition, the last record of its settled run from the
+    /// first taken (committing it commits the run), removed from here.
+    fn committable(&mut self) -> Vec<Record> {
+        let mut out = Vec::new();
+        for offsets in self.partitions.values_mut() {
+            let mut last = None;
+            while let Some(entry) = offsets.first_entry() {
+                if entry.get().is_none() {
+                    break;
+                }
+                last = entry.remove();
+            }
+            out.extend(last);
+        }
+        self.partitions.retain(|_, offsets| !offsets.is_empty());
+        out
+    }
+}
+
+/// Shows the parked-records counters at zero from the start, so that a
+/// rate over them is defined.
+fn count_from_zero(group: &str, topics: &[&'static str]) {
+    for topic in topics {
+        metrics::counter!(DEAD_LETTERS_TOTAL, "group" => group.to_owned(), "topic" => *topic)
+            .increment(0);
+    }
+}
+
+/// Joins `group`, retrying with a growing pause (`backoff`, which the
+/// caller resets once records flow) until the bus takes the member.
+async fn join(
+    bus: &SharedBus,
+    group: &str,
+    topics: &[&'static str],
+    backoff: &mut Duration,
+) -> Box<dyn Subscription> {
+    loop {
+        match bus.subscribe(group, topics).await {
+            Ok(sub) => return sub,
+            Err(e) => {
+                tracing::warn!(%group, error = %e, "cannot join consumer group; retrying");
+                tokio::time::sleep(*backoff).await;
+                *backoff = (*backoff * 2).min(MAX_JOIN_BACKOFF);
+            }
+        }
+    }
+}
+
+/// The member's next record, if one comes within [`POLL`]; `Err` when
+/// the member has to join again.
+async fn poll(sub: &mut dyn Subscription, group: &str) -> Result<Option<Record>, ()> {
+    sub.next(POLL).await.map_err(|e| {
+        tracing::warn!(%group, error = %e, "consuming failed; joining again");
+    })
+}
+
+/// Hands `record` to `handle` until it is handled or parked (retrying with
+/// a growing pause in between; while parking fails, for ever).
+async fn settle<F, Fut>(handle: &F, parking: &Parking, group: &str, record: &Record)
+where
+    F: Fn(Record) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<(), HandleError>> + Send,
+{
+    let mut backoff = Duration::from_millis(200);
+    let mut attempts: u32 = 0;
+    loop {
+        attempts = attempts.saturating_add(1);
+        let (reason, hopeless) = match handle(record.clone()).await {
+            Ok(()) => return,
+            Err(HandleError::Skip(reason)) => (reason, true),
+            Err(HandleError::Retry(reason)) => (reason, false),
+        };
+        if hopeless || attempts >= parking.max_attempts {
+            match park(parking, group, record, &reason, attempts).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(%group, topic = %record.topic,
+                        partition = record.partition, offset = record.offset,
+                        %reason, error = %e,
+                        "cannot park a record that cannot be handled; retrying it");
+                }
+            }
+        } else {
+            tracing::warn!(%group, topic = %record.topic, partition = record.partition,
+                offset = record.offset, attempts, %reason, "handling failed; retrying");
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

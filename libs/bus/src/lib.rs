@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use consume::{DEAD_LETTERS, DEAD_LETTERS_TOTAL, HandleError, consume};
+pub use consume::{DEAD_LETTERS, DEAD_LETTERS_TOTAL, HandleError, consume, consume_concurrently};
 pub use dead_letters::{DeadLetterError, DeadLetters, ParkedRecord, Parking};
 pub use embedded::{EmbeddedLog, EmbeddedOptions};
 pub use kafka::{KafkaBus, KafkaOptions, wait_for_leaves};

@@ -1,6 +1,8 @@
 //! Consumers' dead letters: a record that cannot be handled is parked in the
-//! database and its partition moves on; a retry hands it back. On SQLite with
-//! the embedded log, and on a real Postgres with a real Kafka broker.
+//! database and its partition moves on; a retry hands it back. And the
+//! concurrent consumer: records of one partition handled together, one key
+//! at a time, commits held back by the first unfinished record. On SQLite
+//! with the embedded log, and on a real Postgres with a real Kafka broker.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -356,6 +358,123 @@ async fn unparked_records_are_not_passed(
     Ok(())
 }
 
+/// The concurrent consumer (limit 3) takes the records of one partition
+/// together: three that each wait until all three have started all
+/// finish. Two of one key go one after the other, in order. A record still
+/// being handled when the consumer stops holds its partition's commit
+/// back: it and the finished record after it come again to the next
+/// member of the group, and nothing before it does.
+async fn records_of_a_partition_are_handled_together(
+    db: DatabaseConnection,
+    bus: Arc<dyn EventBus>,
+) -> anyhow::Result<()> {
+    let topic: &'static str = Box::leak(unique("together").into_boxed_str());
+    bus.ensure_topics(&[TopicSpec {
+        name: topic,
+        partitions: 1,
+    }])
+    .await?;
+    let records = [
+        ("a", "wait-a"),
+        ("b", "wait-b"),
+        ("c", "wait-c"),
+        ("k", "k-first"),
+        ("k", "k-second"),
+        ("h", "hang"),
+        ("z", "after"),
+    ];
+    let messages: Vec<Message<'_>> = records
+        .iter()
+        .map(|(key, payload)| Message {
+            topic,
+            key: key.as_bytes(),
+            payload: payload.as_bytes(),
+        })
+        .collect();
+    bus.publish_all(&messages).await?;
+    let group = unique("group");
+    let dead = DeadLetterStore::new(db);
+    let store: Arc<dyn DeadLetters> = Arc::new(dead.clone());
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let waiting = Arc::new(AtomicUsize::new(0));
+    let note = |log: &Mutex<Vec<String>>, line: String| {
+        log.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    };
+    let consumer = {
+        let (log, waiting) = (Arc::clone(&log), Arc::clone(&waiting));
+        tokio::spawn(pinhole_bus::consume_concurrently(
+            Arc::clone(&bus),
+            group.clone(),
+            vec![topic],
+            parking(Arc::clone(&store)),
+            3,
+            move |record| {
+                let (log, waiting) = (Arc::clone(&log), Arc::clone(&waiting));
+                async move {
+                    let payload = String::from_utf8_lossy(&record.payload).into_owned();
+                    note(&log, format!("start {payload}"));
+                    if payload.starts_with("wait-") {
+                        waiting.fetch_add(1, Ordering::SeqCst);
+                        wait_for(DEADLINE, "three records handled at once", || async {
+                            (waiting.load(Ordering::SeqCst) >= 3).then_some(())
+                        })
+                        .await
+                        .map_err(|e| HandleError::Skip(e.to_string()))?;
+                    } else if payload == "k-first" {
+                        // Work that takes a while: k-second must not start
+                        // meanwhile.
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    } else if payload == "hang" {
+                        std::future::pending::<()>().await;
+                    }
+                    note(&log, format!("end {payload}"));
+                    Ok(())
+                }
+            },
+        ))
+    };
+    let lines = || log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    wait_for(DEADLINE, "every record but the hanging one", || async {
+        let lines = lines();
+        ["wait-a", "wait-b", "wait-c", "k-first", "k-second", "after"]
+            .iter()
+            .all(|p| lines.contains(&format!("end {p}")))
+            .then_some(())
+    })
+    .await?;
+    let lines = lines();
+    let at = |line: &str| lines.iter().position(|l| l == line);
+    ensure!(
+        at("end k-first") < at("start k-second"),
+        "one key at a time: {lines:?}"
+    );
+    ensure!(at("start hang").is_some() && at("end hang").is_none());
+    ensure!(dead.list(Some(&group)).await?.is_empty(), "nothing parked");
+    consumer.abort();
+    let _ = consumer.await;
+
+    // The next member of the group gets what was not committed.
+    let handler = Arc::new(Handler::default());
+    let next = spawn_consumer(
+        Arc::clone(&bus),
+        &group,
+        topic,
+        parking(store),
+        Arc::clone(&handler),
+    );
+    wait_for(DEADLINE, "the uncommitted records again", || async {
+        (handler.handled().len() >= 2).then_some(())
+    })
+    .await?;
+    ensure!(
+        handler.handled() == ["hang", "after"],
+        "{:?}",
+        handler.handled()
+    );
+    next.abort();
+    Ok(())
+}
+
 mod sqlite {
     use super::*;
 
@@ -377,6 +496,16 @@ mod sqlite {
         let dir = tempfile::tempdir()?;
         super::unparked_records_are_not_passed(sqlite(&dir).await?, embedded(&dir).await?).await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_of_a_partition_are_handled_together() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        super::records_of_a_partition_are_handled_together(
+            sqlite(&dir).await?,
+            embedded(&dir).await?,
+        )
+        .await
+    }
 }
 
 mod postgres {
@@ -395,5 +524,10 @@ mod postgres {
     #[tokio::test]
     async fn unparked_records_are_not_passed() -> anyhow::Result<()> {
         super::unparked_records_are_not_passed(postgres().await?, kafka()?).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_of_a_partition_are_handled_together() -> anyhow::Result<()> {
+        super::records_of_a_partition_are_handled_together(postgres().await?, kafka()?).await
     }
 }
