@@ -82,24 +82,46 @@ fn id(v: &Value) -> anyhow::Result<String> {
 }
 
 /// Bob's copy of the shared bytes is still there, byte for byte, and so
-/// is every derivative of it.
-async fn intact(app: &App, token: &str, image: &str, bytes: &[u8]) -> anyhow::Result<()> {
+/// is every derivative of it (see [`derivatives_served`] for `thumbnails`).
+async fn intact(
+    app: &App,
+    thumbnails: Option<&str>,
+    token: &str,
+    image: &str,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
     let (status, body) = app
         .bytes(&format!("/api/v1/images/{image}/original"), Some(token))
         .await?;
     ensure!(status == StatusCode::OK, "bob's original: {status}");
     ensure!(body == bytes, "bob's original changed");
-    derivatives_served(app, token, image).await
+    derivatives_served(app, thumbnails, token, image).await
 }
 
-/// Every derivative the image lists is served.
-async fn derivatives_served(app: &App, token: &str, image: &str) -> anyhow::Result<()> {
+/// Every derivative the image lists is served. Links to the thumbnails
+/// role's own routes (`/t/…`, derivatives made on request) go to the
+/// thumbnails server at `thumbnails` when `app` does not serve that role,
+/// as an ingress sends them in a deployment.
+async fn derivatives_served(
+    app: &App,
+    thumbnails: Option<&str>,
+    token: &str,
+    image: &str,
+) -> anyhow::Result<()> {
     let (status, record) = app.get(&format!("/images/{image}"), Some(token)).await?;
     ensure!(status == StatusCode::OK, "{status} {record}");
     let derivatives = record["derivatives"].as_array().context("derivatives")?;
     ensure!(derivatives.len() == 8, "{record}");
     for d in derivatives {
-        let (status, body) = app.bytes(d["url"].as_str().context("url")?, None).await?;
+        let mut url = d["url"].as_str().context("url")?.to_owned();
+        if let Some(elsewhere) = thumbnails
+            && let Some(path) = url
+                .strip_prefix(&app.server.url())
+                .filter(|p| p.starts_with("/t/"))
+        {
+            url = format!("{elsewhere}{path}");
+        }
+        let (status, body) = app.bytes(&url, None).await?;
         ensure!(
             status == StatusCode::OK && !body.is_empty(),
             "{} of {image}: {status}",
@@ -170,7 +192,7 @@ async fn shared_original_survives_racing_deletes(app: App) -> anyhow::Result<()>
             image == StatusCode::NO_CONTENT,
             "round {round}: image delete {image}"
         );
-        intact(&app, &bob, &bobs, &bytes)
+        intact(&app, None, &bob, &bobs, &bytes)
             .await
             .with_context(|| format!("round {round}"))?;
         ensure!(
@@ -184,7 +206,7 @@ async fn shared_original_survives_racing_deletes(app: App) -> anyhow::Result<()>
     // Once every release has been heard of, bob's originals and
     // derivatives are all still there.
     for (bob, bobs, bytes) in &kept {
-        intact(&app, bob, bobs, bytes).await?;
+        intact(&app, None, bob, bobs, bytes).await?;
     }
     Ok(())
 }
@@ -232,7 +254,7 @@ async fn edits_racing_deletes_leave_nothing(app: App) -> anyhow::Result<()> {
         (collected(&app).await.ok()? > before).then_some(())
     })
     .await?;
-    intact(&app, &bob, &bobs, &bytes).await?;
+    intact(&app, None, &bob, &bobs, &bytes).await?;
     ensure!(
         ref_count(&app, &sha).await? == Some(1),
         "{:?}",
@@ -309,7 +331,7 @@ async fn edits_racing_deletes_leave_nothing(app: App) -> anyhow::Result<()> {
     // The shared bytes were not released: bob's original and derivatives
     // stay.
     ensure!(derived(&app, &sha).await? > 0);
-    intact(&app, &bob, &bobs, &bytes).await
+    intact(&app, None, &bob, &bobs, &bytes).await
 }
 
 /// Logs `name` in: a session for another server on the same backends.
@@ -407,7 +429,7 @@ async fn edit_finishing_after_its_image_is_deleted(app: App) -> anyhow::Result<(
             rows.len() == 1 && rows[0].sha256 == sha && rows[0].ref_count == 1,
             "{rows:?}"
         );
-        intact(&app, &bob, &bobs, &bytes).await?;
+        intact(&app, Some(&thumbnails.url()), &bob, &bobs, &bytes).await?;
         assert_clean(&app).await
     }
     .await;
@@ -512,7 +534,7 @@ async fn sweep_removes_orphans(app: App) -> anyhow::Result<()> {
         "a staged edit result was taken for an orphan"
     );
     blobs.delete(&staged).await?;
-    intact(&app, &alice, &uploaded, &failed).await?;
+    intact(&app, None, &alice, &uploaded, &failed).await?;
     assert_clean(&app).await?;
     ensure!(
         !pinhole_blob::exists(blobs.as_ref(), &format!("{folder}t/abc.webp")).await?,
@@ -1009,7 +1031,7 @@ async fn roles_write_and_delete_only_under_their_own_prefixes() -> anyhow::Resul
     // it); the shared bytes stay with bob, derivatives and all.
     ensure!(delete(&app, &ada, &format!("/images/{adas}")).await? == StatusCode::NO_CONTENT);
     derivatives_gone(&app, &edited_sha).await?;
-    intact(&app, &bob, &bobs, &bytes).await?;
+    intact(&app, Some(&thumbnails.url()), &bob, &bobs, &bytes).await?;
     ensure!(derived(&app, &sha).await? > 0, "bob's derivatives went");
     // Bob's goes too: nothing is left under any prefix.
     ensure!(delete(&app, &bob, &format!("/images/{bobs}")).await? == StatusCode::NO_CONTENT);

@@ -575,7 +575,7 @@ async fn search_scenario(apart: &Apart) -> anyhow::Result<()> {
     let over_http = &users.ctx.clients.images;
     let in_process = pinhole_images::InProcessImages::new(
         images.ctx.backends.db.clone(),
-        images.ctx.backends.blobs.clone(),
+        pinhole_images::Links::of(&images.ctx),
     );
     let blocked = pinhole_testkit::wait_for(DEADLINE, "dan's block in the images role", || async {
         over_http

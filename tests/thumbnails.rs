@@ -208,6 +208,112 @@ async fn uploads_get_every_derivative(app: App) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `w2048` is made on its first request, not with the set: its links go
+/// through the thumbnails role, which makes and stores it when missing and
+/// sends every request to the stored copy (identical first requests that
+/// arrive together all get it); forged links and keys that are not made
+/// on request are refused.
+async fn large_derivatives_are_made_on_first_request(app: App) -> anyhow::Result<()> {
+    let token = app.user("nell").await?;
+    let image = app.posted(&token, photo("Storm.jpg")?, &[]).await?;
+    let blobs = app.server.ctx.backends.blobs.as_ref();
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let prefix = format!("{}/t/", app.server.url());
+    for (format, magic) in [("jpeg", &b"\xff\xd8"[..]), ("webp", &b"RIFF"[..])] {
+        let d = derivative(&image, "w2048", format)?;
+        // Never enlarged: Storm.jpg is 1920×1280.
+        ensure!(d["width"] == 1920 && d["height"] == 1280, "{d}");
+        let url = d["url"].as_str().context("url")?;
+        let key = url::Url::parse(url)?
+            .path()
+            .strip_prefix("/t/")
+            .with_context(|| format!("{url} is not a /t/ link"))?
+            .to_owned();
+        ensure!(
+            url.starts_with(&prefix) && key.starts_with("derivatives/"),
+            "{url}"
+        );
+        ensure!(
+            !pinhole_blob::exists(blobs, &key).await?,
+            "{key} stored before it was asked for"
+        );
+        let first = futures::future::try_join_all((0..4).map(|_| plain.get(url).send())).await?;
+        let mut locations = BTreeSet::new();
+        for answer in first {
+            ensure!(
+                answer.status() == StatusCode::FOUND,
+                "{url}: {} {}",
+                answer.status(),
+                answer.text().await?
+            );
+            let location = answer.headers().get(header::LOCATION).context("Location")?;
+            locations.insert(location.to_str()?.to_owned());
+        }
+        ensure!(locations.len() == 1, "{locations:?}");
+        let location = locations.pop_first().context("a location")?;
+        ensure!(pinhole_blob::exists(blobs, &key).await?, "{key} not stored");
+        let (status, bytes) = app.bytes(&location, None).await?;
+        ensure!(status == StatusCode::OK, "{location}: {status}");
+        ensure!(bytes.starts_with(magic), "w2048 {format}: not a {format}");
+        let pixels = decode(&bytes)?;
+        ensure!(
+            (pixels.width(), pixels.height()) == (1920, 1280),
+            "w2048 {format} is {}×{}",
+            pixels.width(),
+            pixels.height()
+        );
+        // Asked again: the stored one, unchanged.
+        let again = plain.get(url).send().await?;
+        ensure!(again.status() == StatusCode::FOUND, "{}", again.status());
+        let (_, stored) = app
+            .bytes(
+                again
+                    .headers()
+                    .get(header::LOCATION)
+                    .context("Location")?
+                    .to_str()?,
+                None,
+            )
+            .await?;
+        ensure!(stored == bytes, "w2048 {format} changed when asked again");
+    }
+
+    // A link whose signature is not the server's.
+    let url = derivative(&image, "w2048", "webp")?["url"]
+        .as_str()
+        .context("url")?
+        .to_owned();
+    let (head, sig) = url.rsplit_once("sig=").context("sig")?;
+    let forged = format!("{head}sig={}", "0".repeat(sig.len()));
+    let answer = plain.get(&forged).send().await?;
+    ensure!(
+        answer.status() == StatusCode::FORBIDDEN,
+        "{}",
+        answer.status()
+    );
+    ensure!(error_code(&answer.bytes().await?) == "forbidden");
+    // A rightly signed link to a derivative made at upload: not made here.
+    let w1080 = derivative(&image, "w1080", "jpeg")?;
+    let key = url.split_once("/t/").context("/t/")?.1;
+    let key = key.split_once("w2048").context("w2048")?.0.to_owned() + "w1080.jpg";
+    let link = app.server.ctx.signer.link_at(
+        "/t",
+        &key,
+        std::time::Duration::from_secs(60),
+        chrono::Utc::now().timestamp(),
+    );
+    let answer = plain.get(link.as_str()).send().await?;
+    ensure!(
+        answer.status() == StatusCode::NOT_FOUND,
+        "{}: {w1080}",
+        answer.status()
+    );
+    ensure!(error_code(&answer.bytes().await?) == "blob-not-found");
+    Ok(())
+}
+
 /// Signed transforms: served, stored, cached by clients; bad signatures,
 /// unsigned non-presets, bad options and oversized requests refused.
 async fn transforms_are_signed_and_cached(app: App) -> anyhow::Result<()> {
@@ -800,6 +906,7 @@ async fn transform_settings_apply_embedded() -> anyhow::Result<()> {
 
 pinhole_tests::backends!(
     uploads_get_every_derivative,
+    large_derivatives_are_made_on_first_request,
     transforms_are_signed_and_cached,
     edits_make_versions,
     backfill_reprocesses,

@@ -104,6 +104,9 @@ async fn main() -> anyhow::Result<()> {
         samples.extend(c.await??);
     }
     let wall = started.elapsed();
+    let mut sorted: Vec<u128> = samples.iter().map(|d| d.as_millis()).collect();
+    sorted.sort_unstable();
+    println!("each upload, ms, sorted: {sorted:?}");
     let p50 = percentile(&mut samples, 0.5);
     let p99 = percentile(&mut samples, 0.99);
     println!(

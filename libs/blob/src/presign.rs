@@ -68,9 +68,21 @@ impl UrlSigner {
 
     /// A URL for `blob_key` valid until `expires` (unix seconds).
     pub fn sign(&self, blob_key: &str, expires: i64) -> url::Url {
+        self.sign_at("/blobs", blob_key, expires)
+    }
+
+    /// A URL for `blob_key` under another of the server's routes (`/t`,
+    /// where the thumbnails role makes a derivative on its first request),
+    /// valid until `expires` and signed as blob links are:
+    /// `{route}/{key}?expires=…&sig=…`.
+    pub fn sign_at(&self, route: &str, blob_key: &str, expires: i64) -> url::Url {
         let sig = hex::encode(self.mac(blob_key, expires).finalize().into_bytes());
         let mut url = self.base.clone();
-        let path = format!("{}/blobs/{blob_key}", url.path().trim_end_matches('/'));
+        let path = format!(
+            "{}{}/{blob_key}",
+            url.path().trim_end_matches('/'),
+            route.trim_end_matches('/')
+        );
         url.set_path(&path);
         url.query_pairs_mut()
             .clear()
@@ -84,6 +96,11 @@ impl UrlSigner {
     /// (see [`link_window`]).
     pub fn link(&self, blob_key: &str, ttl: Duration, now: i64) -> url::Url {
         self.sign(blob_key, link_window(now, ttl).1)
+    }
+
+    /// [`UrlSigner::link`] under `route` (see [`UrlSigner::sign_at`]).
+    pub fn link_at(&self, route: &str, blob_key: &str, ttl: Duration, now: i64) -> url::Url {
+        self.sign_at(route, blob_key, link_window(now, ttl).1)
     }
 
     /// Checks a signature made by [`UrlSigner::sign`] at time `now`.
@@ -138,6 +155,28 @@ mod tests {
         assert_eq!(
             s.verify("a/b.jpg", 2_000, &sig, 999),
             Err(PresignError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn links_under_another_route_carry_the_same_signature() {
+        let s = UrlSigner::new(
+            url::Url::parse("https://photos.example/base/").expect("url"),
+            SecretString::from("k".repeat(32)),
+        );
+        let blob = s.sign("derivatives/ab/x/w2048.jpg", 1_000);
+        let made = s.sign_at("/t", "derivatives/ab/x/w2048.jpg", 1_000);
+        assert_eq!(blob.path(), "/base/blobs/derivatives/ab/x/w2048.jpg");
+        assert_eq!(made.path(), "/base/t/derivatives/ab/x/w2048.jpg");
+        assert_eq!(blob.query(), made.query());
+        let sig = made
+            .query_pairs()
+            .find(|(k, _)| k == "sig")
+            .map(|(_, v)| v.into_owned())
+            .expect("sig");
+        assert_eq!(
+            s.verify("derivatives/ab/x/w2048.jpg", 1_000, &sig, 999),
+            Ok(())
         );
     }
 

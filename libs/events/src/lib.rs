@@ -502,6 +502,12 @@ pub mod images {
         pub width: u32,
         pub height: u32,
         pub format: String,
+        /// Made on its first request, not with the set: until then nothing
+        /// is stored at `key`. Links to it go through the thumbnails role
+        /// (`/t/{key}`, signed as blob links are), which makes and stores
+        /// it when it is missing.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub on_request: bool,
     }
 
     /// `image.processing`: a worker started on the task.

@@ -19,13 +19,14 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::{ApiError, ApiQuery, AppContext};
 
+/// The query of a signed link.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-struct SignedQuery {
+pub struct SignedQuery {
     /// Unix time after which the link is refused.
-    expires: i64,
+    pub expires: i64,
     /// Hex HMAC-SHA256 of the key and `expires`.
-    sig: String,
+    pub sig: String,
 }
 
 fn content_type(key: &str) -> &'static str {
@@ -86,13 +87,7 @@ async fn get_blob(
     ApiQuery(query): ApiQuery<SignedQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let now = chrono::Utc::now().timestamp();
-    ctx.signer
-        .verify(&key, query.expires, &query.sig, now)
-        .map_err(|e| match e {
-            PresignError::Expired => ApiError::forbidden("this link has expired"),
-            PresignError::BadSignature => ApiError::forbidden("this link is not valid"),
-        })?;
+    let now = verify_link(&ctx, &key, &query)?;
     let blobs = &ctx.backends.blobs;
     let link_left = (query.expires - now).max(0);
     if let Some(target) = blobs
@@ -135,6 +130,19 @@ async fn get_blob(
         Body::from_stream(body.stream),
     )
         .into_response())
+}
+
+/// Checks a link to `key` signed by the context's signer (this route's, or
+/// another made with `UrlSigner::sign_at`); the time it was checked at.
+pub fn verify_link(ctx: &AppContext, key: &str, query: &SignedQuery) -> Result<i64, ApiError> {
+    let now = chrono::Utc::now().timestamp();
+    ctx.signer
+        .verify(key, query.expires, &query.sig, now)
+        .map_err(|e| match e {
+            PresignError::Expired => ApiError::forbidden("this link has expired"),
+            PresignError::BadSignature => ApiError::forbidden("this link is not valid"),
+        })?;
+    Ok(now)
 }
 
 /// Keys hold slashes, so the route is a wildcard, which utoipa-axum cannot

@@ -16,7 +16,7 @@ mod health;
 mod input;
 mod layers;
 
-pub use blobs::blob_router;
+pub use blobs::{SignedQuery, blob_router, verify_link};
 pub use budget::{BUDGET_WAIT, KeyGuard, KeyedLocks, MemoryBudget, Reserved, busy};
 pub use clients::{ClientError, Clients, ImagesClient, SearchClient, UsersClient};
 pub use codes::{Common, ErrorCode};

@@ -2,12 +2,14 @@
 //! `vipsthumbnail` and GraphicsMagick, each tool in a child process over the
 //! whole set, timed by `/usr/bin/time` (CPU = user + sys, peak RSS), three
 //! runs each (median), and the mean PSNR of each tool's thumbnails against a
-//! float Lanczos3 reference of the same size. Then the CPU cost of
-//! `make_derivatives` per image, by stage, and against the same set made by
+//! float Lanczos3 reference of the same size. Then the CPU cost of the
+//! derivative set per image: ours by stage (`make_derivatives`, the upload
+//! set, and `make_on_request` for `w2048`), and against the set made by
 //! libvips (pyvips, `benches/vips_derivatives.py`, in one process that
-//! decodes each image once): CPU per image of both, and the mean PSNR and
-//! SSIM of each output of both against float Lanczos3 references made from
-//! the full decoded original. Then HEIC and AVIF: the CPU of
+//! decodes each image once; the whole set, and the upload set alone): CPU
+//! per image, and the mean PSNR and SSIM of each output of both against
+//! float Lanczos3 references made from the full decoded original. Then HEIC
+//! and AVIF: the CPU of
 //! decoding HEICs made from the same set by heif-enc, and of encoding a
 //! 1080 px AVIF of each.
 //!
@@ -29,7 +31,8 @@ use std::time::Duration;
 
 use image::{DynamicImage, RgbImage};
 use pinhole_imaging::{
-    Limits, OutputFormat, StageTimes, decode, encode, fit_within, make_derivatives_timed, resize,
+    Limits, OutputFormat, StageTimes, decode, encode, fit_within, make_derivatives_timed,
+    make_on_request, resize,
 };
 use reference::{FloatImage, lanczos, lanczos_region, psnr};
 
@@ -154,18 +157,32 @@ fn derivatives(files: &[String]) {
 }
 
 /// Worker: the derivative set of each file into `out` as
-/// `<stem>.<name>.<jpg|webp>`; prints the CPU ms of each file (reading it
-/// and making the set, not writing it out) on one line. Ours runs on this
-/// one thread, so the thread's CPU is the process's.
+/// `<stem>.<name>.<jpg|webp>`: the upload set, then the outputs made on
+/// request (each from its own decode, as the server makes them). Prints the
+/// CPU ms of each file's upload set (reading it and making the set, not
+/// writing it out) on one line, and of its outputs made on request on the
+/// next. Ours runs on this one thread, so the thread's CPU is the
+/// process's.
 fn derivatives_each(out: &Path, files: &[String]) {
-    let mut cpu = Vec::new();
+    let (mut upload, mut later) = (Vec::new(), Vec::new());
     for file in files {
         let start = thread_cpu();
         let bytes = std::fs::read(file).unwrap();
         let (set, _) = make_derivatives_timed(&bytes, &LIMITS, &thread_cpu).unwrap();
-        cpu.push((thread_cpu() - start).as_secs_f64() * 1000.0);
+        upload.push((thread_cpu() - start).as_secs_f64() * 1000.0);
+        let start = thread_cpu();
+        let made_later: Vec<_> = set
+            .later
+            .iter()
+            .map(|p| {
+                make_on_request(&bytes, &LIMITS, p.name, p.format)
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect();
+        later.push((thread_cpu() - start).as_secs_f64() * 1000.0);
         let stem = Path::new(file).file_stem().unwrap().to_string_lossy();
-        for made in &set.made {
+        for made in set.made.iter().chain(&made_later) {
             let ext = match made.format {
                 OutputFormat::Jpeg => "jpg",
                 _ => "webp",
@@ -173,8 +190,10 @@ fn derivatives_each(out: &Path, files: &[String]) {
             std::fs::write(out.join(format!("{stem}.{}.{ext}", made.name)), &made.bytes).unwrap();
         }
     }
-    let line: Vec<String> = cpu.iter().map(|ms| format!("{ms}")).collect();
-    println!("{}", line.join(" "));
+    for line in [upload, later] {
+        let line: Vec<String> = line.iter().map(|ms| format!("{ms}")).collect();
+        println!("{}", line.join(" "));
+    }
 }
 
 fn file_name(path: &str) -> String {
@@ -446,7 +465,7 @@ fn bench() {
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (cpu, stages) = &runs[runs.len() / 2];
     println!(
-        "\nmake_derivatives (thumb_256, w640, w1080, w2048 as JPEG q82 + WebP q80), median of {RUNS} runs:"
+        "\nmake_derivatives (the upload set: thumb_256, w640, w1080 as JPEG q82 + WebP q80), median of {RUNS} runs:"
     );
     println!("  process CPU {cpu:.1} ms per 12 MP image (startup and file reading included)");
     println!(
@@ -554,22 +573,33 @@ fn against_libvips(scratch: &Path, files: &[String], sources: &[FloatImage]) {
     let me = std::env::current_exe().unwrap();
     let ours_out = scratch.join("set-ours");
     let vips_out = scratch.join("set-libvips");
+    let vips_upload_out = scratch.join("set-libvips-upload");
     // libvips through `env`, which execs it: /usr/bin/time times python.
-    let vips = |out: &Path, concurrency: &[&str]| {
+    let vips = |out: &Path, concurrency: &[&str], set: &[&str]| {
         let mut c = Command::new("env");
         c.args(concurrency)
             .arg(&python)
             .arg(&script)
+            .args(set)
             .arg(out)
             .args(files);
         c
     };
-    let (mut ours_each, mut vips_each) = (Vec::new(), Vec::new());
+    let ones = |line: Option<&str>| -> Vec<f64> {
+        line.unwrap_or_default()
+            .split_whitespace()
+            .map(|v| v.parse::<f64>().unwrap())
+            .collect()
+    };
+    // Per run, per image: ours at upload, ours on request (w2048 in both
+    // formats), libvips' whole set, libvips' upload set.
+    let (mut ours_each, mut later_each) = (Vec::new(), Vec::new());
+    let (mut vips_each, mut vips_upload_each) = (Vec::new(), Vec::new());
     let (mut ours_total, mut vips_total) = (Vec::new(), Vec::new());
     let mut version = String::new();
-    // Alternating, so that other load on the machine falls on both alike.
+    // Alternating, so that other load on the machine falls on all alike.
     for _ in 0..RUNS {
-        for dir in [&ours_out, &vips_out] {
+        for dir in [&ours_out, &vips_out, &vips_upload_out] {
             let _ = std::fs::remove_dir_all(dir);
             std::fs::create_dir_all(dir).unwrap();
         }
@@ -581,24 +611,28 @@ fn against_libvips(scratch: &Path, files: &[String], sources: &[FloatImage]) {
             scratch,
         );
         ours_total.push(m.cpu_ms / n);
-        ours_each.push(
-            m.stdout
-                .split_whitespace()
-                .map(|v| v.parse::<f64>().unwrap())
-                .collect::<Vec<_>>(),
-        );
-        let m = timed(&mut vips(&vips_out, &["VIPS_CONCURRENCY=1"]), scratch);
+        let mut lines = m.stdout.lines();
+        ours_each.push(ones(lines.next()));
+        later_each.push(ones(lines.next()));
+        let m = timed(&mut vips(&vips_out, &["VIPS_CONCURRENCY=1"], &[]), scratch);
         vips_total.push(m.cpu_ms / n);
         let (cpu, v) = vips_report(&m.stdout);
         assert_eq!(cpu.len(), files.len(), "{}", m.stdout);
         vips_each.push(cpu);
         version = v;
+        let m = timed(
+            &mut vips(&vips_upload_out, &["VIPS_CONCURRENCY=1"], &["--upload-set"]),
+            scratch,
+        );
+        let (cpu, _) = vips_report(&m.stdout);
+        assert_eq!(cpu.len(), files.len(), "{}", m.stdout);
+        vips_upload_each.push(cpu);
     }
     // Once more at libvips' own concurrency (a thread per core).
     let default_out = scratch.join("set-libvips-default");
     std::fs::create_dir_all(&default_out).unwrap();
     let m = timed(
-        &mut vips(&default_out, &["-u", "VIPS_CONCURRENCY"]),
+        &mut vips(&default_out, &["-u", "VIPS_CONCURRENCY"], &[]),
         scratch,
     );
     let default_cpu = vips_report(&m.stdout).0.iter().sum::<f64>() / n;
@@ -606,32 +640,50 @@ fn against_libvips(scratch: &Path, files: &[String], sources: &[FloatImage]) {
     println!(
         "\nthe derivative set, ours against libvips {version} (pyvips, one process, VIPS_CONCURRENCY=1: \
          thumbnail to 2048 with shrink-on-load, resize lanczos3 to the rest, \
-         JPEG q82 4:2:0 optimised, WebP q80 effort 0), CPU ms per image \
-         (reading and making, not writing), median of {RUNS} runs:"
+         JPEG q82 4:2:0 optimised, WebP q80 effort 0; its upload set: thumbnail to 1080, \
+         the rest from it), CPU ms per image (reading and making, not writing), median of {RUNS} runs:"
     );
     println!(
-        "{:<10} {:>10} {:>10} {:>14}",
-        "image", "ours", "libvips", "ours/libvips"
+        "{:<10} {:>12} {:>12} {:>12} {:>14} {:>11} {:>13} {:>16}",
+        "image",
+        "ours upload",
+        "ours w2048",
+        "libvips set",
+        "libvips upload",
+        "upload/set",
+        "upload/upload",
+        "(upload+w2048)/set"
     );
     let per_image = |runs: &[Vec<f64>], i: usize| median(runs.iter().map(|r| r[i]).collect());
-    let (mut ours_sum, mut vips_sum) = (0.0, 0.0);
+    let mut sums = [0.0; 4];
     for (i, f) in files.iter().enumerate() {
-        let (o, v) = (per_image(&ours_each, i), per_image(&vips_each, i));
-        ours_sum += o;
-        vips_sum += v;
+        let row =
+            [&ours_each, &later_each, &vips_each, &vips_upload_each].map(|runs| per_image(runs, i));
+        for (sum, v) in sums.iter_mut().zip(row) {
+            *sum += v;
+        }
         let stem = Path::new(f).file_stem().unwrap().to_string_lossy();
-        println!("{stem:<10} {o:>10.1} {v:>10.1} {:>14.2}", o / v);
+        let [o, l, v, u] = row;
+        println!(
+            "{stem:<10} {o:>12.1} {l:>12.1} {v:>12.1} {u:>14.1} {:>11.2} {:>13.2} {:>16.2}",
+            o / v,
+            o / u,
+            (o + l) / v
+        );
     }
-    let (ours_mean, vips_mean) = (ours_sum / n, vips_sum / n);
+    let [ours_mean, later_mean, vips_mean, upload_mean] = sums.map(|s| s / n);
     println!(
-        "{:<10} {ours_mean:>10.1} {vips_mean:>10.1} {:>14.2}",
+        "{:<10} {ours_mean:>12.1} {later_mean:>12.1} {vips_mean:>12.1} {upload_mean:>14.1} {:>11.2} {:>13.2} {:>16.2}",
         "mean",
-        ours_mean / vips_mean
+        ours_mean / vips_mean,
+        ours_mean / upload_mean,
+        (ours_mean + later_mean) / vips_mean
     );
     let (ours_total, vips_total) = (median(ours_total), median(vips_total));
     println!(
-        "  whole process per image (/usr/bin/time, startup included): ours {ours_total:.1}, \
-         libvips {vips_total:.1} ({:.2}); libvips at its default concurrency (one run): {default_cpu:.1}",
+        "  whole process per image (/usr/bin/time, startup included): ours (upload set and w2048) \
+         {ours_total:.1}, libvips {vips_total:.1} ({:.2}); libvips at its default concurrency (one run): \
+         {default_cpu:.1}",
         ours_total / vips_total
     );
 
@@ -682,7 +734,7 @@ fn against_libvips(scratch: &Path, files: &[String], sources: &[FloatImage]) {
     }
     println!(
         "  goal (at most half libvips' CPU per image, PSNR and SSIM at least libvips' for each output): \
-         CPU {:.2}x libvips ({}), quality {}",
+         CPU at upload {:.2}x libvips' set ({}), quality {}",
         ours_mean / vips_mean,
         if ours_mean <= vips_mean / 2.0 {
             "met"

@@ -1,13 +1,15 @@
 """libvips' derivative set of each JPEG, for the thumbnails bench.
 
-    vips_derivatives.py OUT FILE...
+    vips_derivatives.py [--upload-set] OUT FILE...
 
-The set of `make_derivatives` (libs/imaging/src/derivatives.rs), made by
+The whole derivative set (libs/imaging/src/derivatives.rs), made by
 libvips through pyvips in this one process, each image decoded once:
 `w2048` by `thumbnail` (shrink-on-load, fitted within 2048 px, never
 enlarged, EXIF orientation applied), `w1080` resized from it and `w640` from
 `w1080` (`resize`, Lanczos3), `thumb_256` the centred square of `w1080`
-resized to 256x256; each saved as JPEG quality 82 (baseline, 4:2:0,
+resized to 256x256. With `--upload-set`, only the outputs ours makes at
+upload (no `w2048`): `w1080` by `thumbnail`, the rest as above. Each is
+saved as JPEG quality 82 (baseline, 4:2:0,
 optimised Huffman tables, no trellis: as ours) and lossy WebP quality 80,
 effort (libwebp's method) 0, without metadata. Every intermediate image is
 copied to memory so that each is computed once.
@@ -61,17 +63,20 @@ def webp_options():
         return {"reduction_effort": WEBP_EFFORT}
 
 
-def derivatives(path, webp):
-    # The JPEG's header gives the full size, as ours works sizes out on it.
-    big = pyvips.Image.thumbnail(path, 2048, height=2048, size="down").copy_memory()
+def derivatives(path, webp, upload_set):
+    largest = 1080 if upload_set else 2048
+    big = pyvips.Image.thumbnail(path, largest, height=largest, size="down").copy_memory()
     w1080 = resized(big, *fit_within(big.width, big.height, 1080))
     w640 = resized(w1080, *fit_within(big.width, big.height, 640))
     side = min(w1080.width, w1080.height)
     square = w1080.crop((w1080.width - side) // 2, (w1080.height - side) // 2, side, side)
     thumb_side = max(1, min(THUMB_EDGE, side))
     thumb = resized(square, thumb_side, thumb_side)
+    outputs = [("thumb_256", thumb), ("w640", w640), ("w1080", w1080)]
+    if not upload_set:
+        outputs.append(("w2048", big))
     made = []
-    for name, img in [("thumb_256", thumb), ("w640", w640), ("w1080", w1080), ("w2048", big)]:
+    for name, img in outputs:
         made.append(
             (
                 name,
@@ -90,13 +95,17 @@ def derivatives(path, webp):
 
 
 def main():
-    out, files = sys.argv[1], sys.argv[2:]
+    args = sys.argv[1:]
+    upload_set = args[:1] == ["--upload-set"]
+    if upload_set:
+        args = args[1:]
+    out, files = args[0], args[1:]
     # Nothing is made twice; keep no operations around.
     pyvips.cache_set_max(0)
     webp = webp_options()
     for path in files:
         start_cpu, start_wall = time.process_time(), time.perf_counter()
-        made = derivatives(path, webp)
+        made = derivatives(path, webp, upload_set)
         cpu_ms = (time.process_time() - start_cpu) * 1000
         wall_ms = (time.perf_counter() - start_wall) * 1000
         stem = os.path.splitext(os.path.basename(path))[0]

@@ -29,7 +29,10 @@ mod resize;
 use std::borrow::Cow;
 use std::io::Cursor;
 
-pub use derivatives::{Derivatives, Made, StageTimes, make_derivatives, make_derivatives_timed};
+pub use derivatives::{
+    Derivatives, Made, ON_REQUEST, Planned, StageTimes, make_derivatives, make_derivatives_timed,
+    make_on_request,
+};
 pub use encode::encode;
 pub use resize::{fit_within, resize};
 

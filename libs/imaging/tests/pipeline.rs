@@ -12,8 +12,8 @@ use std::process::Command;
 use image::codecs::gif::GifEncoder;
 use image::{Delay, DynamicImage, Frame, Rgb, Rgba, RgbaImage};
 use pinhole_imaging::{
-    Decoded, ImagingError, Limits, OutputFormat, decode, encode, fit_within, make_derivatives,
-    resize,
+    Decoded, ImagingError, Limits, Made, OutputFormat, Planned, decode, encode, fit_within,
+    make_derivatives, make_on_request, resize,
 };
 use pinhole_media::Format;
 use reference::{FloatImage, lanczos_region, psnr};
@@ -200,13 +200,42 @@ fn derivative_set_has_every_size_and_format() {
     ];
     let names: Vec<(&str, OutputFormat)> = set.made.iter().map(|m| (m.name, m.format)).collect();
     let mut want = Vec::new();
-    for (name, _, _) in expected {
-        want.push((name, OutputFormat::Jpeg));
-        want.push((name, OutputFormat::Webp));
+    for (name, _, _) in &expected[..3] {
+        want.push((*name, OutputFormat::Jpeg));
+        want.push((*name, OutputFormat::Webp));
     }
     assert_eq!(names, want);
+    // w2048 is planned, at the size it will have, and made on request.
+    assert_eq!(
+        set.later,
+        [OutputFormat::Jpeg, OutputFormat::Webp].map(|format| Planned {
+            name: "w2048",
+            format,
+            width: 1920,
+            height: 1280,
+        })
+    );
+    let later: Vec<Made> = set
+        .later
+        .iter()
+        .map(|p| {
+            make_on_request(&storm(), &LIMITS, p.name, p.format)
+                .unwrap()
+                .expect("made on request")
+        })
+        .collect();
+    assert!(
+        make_on_request(&storm(), &LIMITS, "w1080", OutputFormat::Jpeg)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        make_on_request(&storm(), &LIMITS, "w2048", OutputFormat::Png)
+            .unwrap()
+            .is_none()
+    );
 
-    for made in &set.made {
+    for made in set.made.iter().chain(&later) {
         let (_, w, h) = expected.iter().find(|(n, _, _)| *n == made.name).unwrap();
         assert_eq!((made.width, made.height), (*w, *h), "{}", made.name);
         let back = full(&made.bytes);
@@ -326,10 +355,14 @@ fn png_alpha_is_kept_and_premultiplied_when_resizing() {
     let wallpaper = photo(&format!("{ABSTRACT}/Arc-Colors-Transparent-Wallpaper.png"));
     let set = make_derivatives(&wallpaper, &LIMITS).unwrap();
     assert_eq!((set.width, set.height), (2140, 1200));
-    let w2048 = set
-        .made
+    let planned = set
+        .later
         .iter()
-        .find(|m| m.name == "w2048" && m.format == OutputFormat::Webp)
+        .find(|p| p.name == "w2048" && p.format == OutputFormat::Webp)
+        .unwrap();
+    assert_eq!((planned.width, planned.height), (2048, 1148));
+    let w2048 = make_on_request(&wallpaper, &LIMITS, "w2048", OutputFormat::Webp)
+        .unwrap()
         .unwrap();
     assert_eq!((w2048.width, w2048.height), (2048, 1148));
     assert!(webp_coding(&w2048.bytes).1, "alpha plane kept");

@@ -96,22 +96,27 @@ fn pieces(text: &str) -> Vec<Piece<'_>> {
 
 /// `srcset` of a record's width derivatives in `format`, narrowest first.
 fn srcset(record: &Value, format: &str) -> Option<String> {
-    let mut found: Vec<(u64, &str)> = record["derivatives"]
+    let mut found: Vec<(u64, usize, &str)> = record["derivatives"]
         .as_array()?
         .iter()
-        .filter(|d| d["format"] == format && WIDTHS.iter().any(|w| d["name"] == *w))
-        .filter_map(|d| Some((d["width"].as_u64()?, d["url"].as_str()?)))
+        .filter(|d| d["format"] == format)
+        .filter_map(|d| {
+            let rank = WIDTHS.iter().position(|w| d["name"] == *w)?;
+            Some((d["width"].as_u64()?, rank, d["url"].as_str()?))
+        })
         .collect();
     if found.is_empty() {
         return None;
     }
     found.sort_unstable();
-    // Small originals are never enlarged: one candidate per width.
-    found.dedup_by_key(|(w, _)| *w);
+    // Small originals are never enlarged: one candidate per width, the
+    // smaller size's (made at upload, where a larger one may be made only
+    // when first asked for).
+    found.dedup_by_key(|(w, _, _)| *w);
     Some(
         found
             .iter()
-            .map(|(w, url)| format!("{url} {w}w"))
+            .map(|(w, _, url)| format!("{url} {w}w"))
             .collect::<Vec<_>>()
             .join(", "),
     )
@@ -618,6 +623,32 @@ mod tests {
         assert_eq!(
             shown.concat(),
             "[Fog ]<#Forest|forest>[, a#b and #123 then ]<#森林|森林>"
+        );
+    }
+
+    #[test]
+    fn srcset_lists_each_width_once_preferring_the_smaller_size() {
+        let d = |name: &str, width: u32, url: &str| json!({"name": name, "format": "jpeg", "width": width, "url": url});
+        // A small original: w1080 and w2048 are the same 800 px.
+        let small = json!({"derivatives": [
+            d("w2048", 800, "http://a/t/derivatives/w2048.jpg"),
+            d("thumb_256", 256, "http://b/thumb.jpg"),
+            d("w640", 640, "http://b/w640.jpg"),
+            d("w1080", 800, "http://b/w1080.jpg"),
+        ]});
+        assert_eq!(
+            srcset(&small, "jpeg").as_deref(),
+            Some("http://b/w640.jpg 640w, http://b/w1080.jpg 800w")
+        );
+        assert_eq!(srcset(&small, "webp"), None);
+        let large = json!({"derivatives": [
+            d("w2048", 2048, "http://a/w2048.jpg"),
+            d("w640", 640, "http://b/w640.jpg"),
+            d("w1080", 1080, "http://b/w1080.jpg"),
+        ]});
+        assert_eq!(
+            srcset(&large, "jpeg").as_deref(),
+            Some("http://b/w640.jpg 640w, http://b/w1080.jpg 1080w, http://a/w2048.jpg 2048w")
         );
     }
 

@@ -4,7 +4,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use pinhole_blob::BlobStore;
 use pinhole_http::{ApiError, ApiQuery, AppContext, Auth, MaybeAuth};
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, Order};
@@ -17,7 +16,7 @@ use crate::social::PageQuery;
 use crate::{present, views};
 
 async fn page<C: ConnectionTrait>(
-    blobs: &dyn BlobStore,
+    links: &present::Links,
     conn: &C,
     viewer: Option<Uuid>,
     query: Select<image::Entity>,
@@ -38,7 +37,7 @@ async fn page<C: ConnectionTrait>(
     let next_cursor = more
         .then(|| rows.last().map(|i| i.id.to_string()))
         .flatten();
-    let items = present::images_linked(blobs, conn, viewer, rows).await?;
+    let items = present::images_linked(links, conn, viewer, rows).await?;
     Ok(views::ImagePage { items, next_cursor })
 }
 
@@ -63,8 +62,8 @@ pub(crate) async fn home(
                     .add(others_visible(Some(me.user_id))),
             ),
     );
-    let blobs = ctx.backends.blobs.as_ref();
-    Ok(Json(page(blobs, db, Some(me.user_id), query, &q).await?))
+    let links = present::Links::of(&ctx);
+    Ok(Json(page(&links, db, Some(me.user_id), query, &q).await?))
 }
 
 /// A user's images, newest first: all of them for the owner; for others,
@@ -83,15 +82,15 @@ pub(crate) async fn grid(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<views::ImagePage>, ApiError> {
     let viewer = viewer.map(|p| p.user_id);
-    let (blobs, db) = (ctx.backends.blobs.as_ref(), &ctx.backends.db);
-    Ok(Json(user_grid(blobs, db, viewer, &username, &q).await?))
+    let (links, db) = (present::Links::of(&ctx), &ctx.backends.db);
+    Ok(Json(user_grid(&links, db, viewer, &username, &q).await?))
 }
 
 /// A page of `username`'s images as `viewer` may see them, newest first:
 /// 404 `user-not-found` (also when either blocks the other), 403
 /// `account-private` for a private account the viewer does not follow.
 pub(crate) async fn user_grid(
-    blobs: &dyn BlobStore,
+    links: &present::Links,
     db: &sea_orm::DatabaseConnection,
     viewer: Option<Uuid>,
     username: &str,
@@ -118,7 +117,7 @@ pub(crate) async fn user_grid(
     if !rel.is_owner {
         query = query.filter(others_visible(viewer));
     }
-    page(blobs, db, viewer, query, q).await
+    page(links, db, viewer, query, q).await
 }
 
 /// How far back explore looks.

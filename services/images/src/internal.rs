@@ -17,7 +17,6 @@ pub(crate) use views::{__path_views, views};
 
 use axum::Json;
 use axum::extract::{Path, State};
-use pinhole_blob::SharedBlobs;
 use pinhole_http::clients::{
     ClientError, ImageExport, ImageFacts, ImageStatus, ImageVisibility, clamp_export_limit,
 };
@@ -104,13 +103,13 @@ pub(crate) async fn image(
 #[derive(Clone)]
 pub struct InProcessImages {
     db: DatabaseConnection,
-    blobs: SharedBlobs,
+    links: crate::present::Links,
 }
 
 impl InProcessImages {
-    /// Over the role's database, signing derivative links with `blobs`.
-    pub fn new(db: DatabaseConnection, blobs: SharedBlobs) -> Self {
-        Self { db, blobs }
+    /// Over the role's database, making derivative links with `links`.
+    pub fn new(db: DatabaseConnection, links: crate::present::Links) -> Self {
+        Self { db, links }
     }
 }
 
@@ -125,7 +124,7 @@ impl ImagesClient for InProcessImages {
         ids: &[Uuid],
         viewer: Option<Uuid>,
     ) -> Result<Vec<serde_json::Value>, ClientError> {
-        let shown = views::visible(self.blobs.as_ref(), &self.db, ids, viewer)
+        let shown = views::visible(&self.links, &self.db, ids, viewer)
             .await
             .map_err(failed)?;
         shown
@@ -162,7 +161,7 @@ impl ImagesClient for InProcessImages {
         viewer: Option<Uuid>,
         limit: u32,
     ) -> Result<pinhole_http::clients::UserImages, ClientError> {
-        lists::user_images(self.blobs.as_ref(), &self.db, username, viewer, limit)
+        lists::user_images(&self.links, &self.db, username, viewer, limit)
             .await
             .map_err(failed)
     }
@@ -172,7 +171,7 @@ impl ImagesClient for InProcessImages {
         viewer: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<serde_json::Value>, ClientError> {
-        let shown = lists::explore_first(self.blobs.as_ref(), &self.db, viewer, limit)
+        let shown = lists::explore_first(&self.links, &self.db, viewer, limit)
             .await
             .map_err(failed)?;
         shown

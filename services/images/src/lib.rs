@@ -40,6 +40,7 @@ use utoipa_axum::routes;
 
 pub use errors::ImagesError;
 pub use internal::InProcessImages;
+pub use present::Links;
 
 /// The role's name in `pinhole serve --roles`.
 pub const ROLE: &str = "images";

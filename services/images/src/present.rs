@@ -2,9 +2,10 @@
 //! page at once.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-use pinhole_blob::BlobStore;
+use pinhole_blob::{SharedBlobs, UrlSigner};
 use pinhole_http::{ApiError, AppContext};
 use pinhole_media::ExifData;
 use sea_orm::entity::prelude::*;
@@ -37,29 +38,53 @@ pub async fn derivative_links(
     ctx: &AppContext,
     stored: Vec<StoredDerivative>,
 ) -> Result<Vec<Derivative>, ApiError> {
-    links(ctx.backends.blobs.as_ref(), stored).await
+    Links::of(ctx).derivatives(stored).await
 }
 
-/// Derivatives with links signed by `blobs`.
-pub async fn links(
-    blobs: &dyn BlobStore,
-    stored: Vec<StoredDerivative>,
-) -> Result<Vec<Derivative>, ApiError> {
-    let mut out = Vec::with_capacity(stored.len());
-    for d in stored {
-        let url = blobs
-            .presign_get(&d.key, LINK_TTL)
-            .await
-            .map_err(ApiError::internal)?;
-        out.push(Derivative {
-            name: d.name,
-            width: d.width,
-            height: d.height,
-            format: d.format,
-            url: url.to_string(),
-        });
+/// What derivative links are made with: the blob store's own links for
+/// stored derivatives, and the server's signed `/t/…` links for those the
+/// thumbnails role makes on their first request.
+#[derive(Clone)]
+pub struct Links {
+    pub blobs: SharedBlobs,
+    pub signer: UrlSigner,
+}
+
+impl Links {
+    /// The context's blob store and link signer.
+    pub fn of(ctx: &AppContext) -> Self {
+        Self {
+            blobs: Arc::clone(&ctx.backends.blobs),
+            signer: ctx.signer.clone(),
+        }
     }
-    Ok(out)
+
+    /// Derivatives with their links.
+    pub async fn derivatives(
+        &self,
+        stored: Vec<StoredDerivative>,
+    ) -> Result<Vec<Derivative>, ApiError> {
+        let now = chrono::Utc::now().timestamp();
+        let mut out = Vec::with_capacity(stored.len());
+        for d in stored {
+            let url = if d.on_request {
+                self.signer.link_at("/t", &d.key, LINK_TTL, now)
+            } else {
+                self.blobs
+                    .presign_get(&d.key, LINK_TTL)
+                    .await
+                    .map_err(ApiError::internal)?
+            };
+            out.push(Derivative {
+                name: d.name,
+                width: d.width,
+                height: d.height,
+                format: d.format,
+                url: url.to_string(),
+            });
+        }
+        Ok(out)
+    }
 }
 
 async fn counts<C: ConnectionTrait, E: EntityTrait>(
@@ -109,13 +134,13 @@ pub async fn images<C: ConnectionTrait>(
     viewer: Option<Uuid>,
     images: Vec<image::Model>,
 ) -> Result<Vec<views::Image>, ApiError> {
-    images_linked(ctx.backends.blobs.as_ref(), conn, viewer, images).await
+    images_linked(&Links::of(ctx), conn, viewer, images).await
 }
 
-/// [`images`], with derivative links signed by `blobs` (for callers that
-/// hold the blob store, not the whole context).
+/// [`images`], with derivative links made by `links` (for callers that
+/// hold those, not the whole context).
 pub async fn images_linked<C: ConnectionTrait>(
-    blobs: &dyn BlobStore,
+    links: &Links,
     conn: &C,
     viewer: Option<Uuid>,
     images: Vec<image::Model>,
@@ -164,7 +189,7 @@ pub async fn images_linked<C: ConnectionTrait>(
         if !is_owner && let Some(e) = exif.as_mut() {
             e.gps = None;
         }
-        let derivatives = links(blobs, stored_derivatives(&img)).await?;
+        let derivatives = links.derivatives(stored_derivatives(&img)).await?;
         let location = match (img.lat, img.lon) {
             (Some(lat), Some(lon)) => {
                 Some(views::Location::of(lat, lon, img.place_name.as_deref()))

@@ -39,18 +39,45 @@ pub use mimalloc::MiMalloc as Allocator;
 /// it there).
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
+/// Blocks of glibc's malloc at least this large are mapped on their own and
+/// unmapped when freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: i32 = 1 << 20;
+
 /// Makes [`Allocator`] give freed memory back to the system at once, not a
 /// second later: a delayed purge runs only when the thread that freed the
 /// memory allocates again, so the pixel buffers of blocking threads that
 /// then idle stayed resident. In the soak benchmark's first three minutes
 /// this took resident memory from about 560 MiB to about 390 MiB, at the
-/// same throughput. Called first thing by `main` (and the benchmarks that
-/// run the server in process).
+/// same throughput.
+///
+/// The C codecs (libjpeg, libwebp, libheif) and SQLite allocate with
+/// glibc's malloc, which by default grows its mapping threshold up to
+/// 32 MiB as large blocks are freed, after which an encoder's buffers come
+/// from per-thread arenas (up to eight per core) that keep them. Here the
+/// threshold is fixed at 1 MiB, so large blocks go back when freed, and the
+/// arenas are one per core.
+///
+/// Called first thing by `main` (and the benchmarks that run the server in
+/// process).
 #[allow(unsafe_code)]
 pub fn return_freed_memory_at_once() {
     // SAFETY: mi_option_set stores an option's value; it may be called
     // from any thread at any time, and 0 is a valid purge delay.
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cores = std::thread::available_parallelism()
+            .map_or(2, usize::from)
+            .try_into()
+            .unwrap_or(i32::MAX);
+        // SAFETY: mallopt changes malloc's tunables under its own lock and
+        // takes any value for these two; a refusal (0) leaves the default.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            libc::mallopt(libc::M_ARENA_MAX, cores);
+        }
+    }
 }
 
 /// Every role, in the order they are mounted.
@@ -327,7 +354,14 @@ pub async fn start(settings: Settings, roles: &[&str]) -> Result<Server, StartEr
         })?;
     let outbox = Outbox::new();
     let tokens = pinhole_auth::Tokens::new(backends.db.clone(), Arc::clone(&backends.cache));
-    let clients = role_clients(&settings, roles, &backends, &tokens, search.as_ref())?;
+    let clients = role_clients(
+        &settings,
+        roles,
+        &backends,
+        &signer,
+        &tokens,
+        search.as_ref(),
+    )?;
     let ctx = AppContext::new(pinhole_http::Context {
         memory: pinhole_http::MemoryBudget::new(settings.memory_budget),
         settings: Arc::new(settings),
@@ -401,6 +435,7 @@ pub fn role_clients(
     settings: &Settings,
     roles: &[&str],
     backends: &Backends,
+    signer: &pinhole_blob::UrlSigner,
     tokens: &pinhole_auth::Tokens,
     search: Option<&Arc<pinhole_search::Engine>>,
 ) -> Result<Clients, StartError> {
@@ -452,7 +487,10 @@ pub fn role_clients(
     let images: Arc<dyn ImagesClient> = if hosted(pinhole_images::ROLE) {
         Arc::new(pinhole_images::InProcessImages::new(
             backends.db.clone(),
-            Arc::clone(&backends.blobs),
+            pinhole_images::Links {
+                blobs: Arc::clone(&backends.blobs),
+                signer: signer.clone(),
+            },
         ))
     } else if let (Some(url), Some(http)) = (remote(pinhole_images::ROLE), &http) {
         Arc::new(HttpImages::new(url, http))

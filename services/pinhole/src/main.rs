@@ -757,7 +757,7 @@ async fn search_reindex(settings: &Settings) -> anyhow::Result<ExitCode> {
         .collect();
     pinhole_db::migrate(&backends.db, &hosted).await?;
     let tokens = pinhole_auth::Tokens::new(backends.db.clone(), Arc::clone(&backends.cache));
-    let clients = pinhole::role_clients(settings, &hosted, &backends, &tokens, None)?;
+    let clients = pinhole::role_clients(settings, &hosted, &backends, &links, &tokens, None)?;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(indicatif::ProgressStyle::with_template(
         "{elapsed_precise} {spinner} {msg}: {pos} ({per_sec})",

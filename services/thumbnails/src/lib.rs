@@ -11,6 +11,7 @@ pub mod backfill;
 pub mod catalog;
 mod entity;
 pub mod errors;
+mod on_request;
 mod pipeline;
 pub mod store;
 mod transform;
@@ -81,11 +82,25 @@ pub fn transforms(settings: &Settings, links: &UrlSigner) -> Result<Transforms, 
     })
 }
 
+/// Keys hold slashes, so the route of derivatives made on request is a
+/// wildcard, which utoipa-axum cannot derive; it is documented as
+/// `/t/derivatives/{key}`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(on_request::derivative))]
+struct OnRequestDoc;
+
 /// The role's HTTP routes.
 pub fn router(ctx: &AppContext, transforms: Transforms) -> OpenApiRouter {
+    let made_on_request = OpenApiRouter::with_openapi(<OnRequestDoc as utoipa::OpenApi>::openapi())
+        .route(
+            "/t/derivatives/{*rest}",
+            axum::routing::get(on_request::derivative),
+        )
+        .with_state(ctx.clone());
     OpenApiRouter::new()
         .routes(routes!(transform::transform))
         .with_state((ctx.clone(), transforms))
+        .merge(made_on_request)
 }
 
 /// Starts the role's workers: one urgent group member per core, and

@@ -14,6 +14,8 @@ pub const PIPELINE: u32 = 2;
 /// Derivatives made in memory, with what was learned of the picture.
 pub struct Output {
     pub made: Vec<pinhole_imaging::Made>,
+    /// The rest of the set, made on first request.
+    pub later: Vec<pinhole_imaging::Planned>,
     pub width: u32,
     pub height: u32,
     pub analysis: pinhole_vision::Analysis,
@@ -32,6 +34,7 @@ pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Output, String> {
     }
     Ok(Output {
         made: set.made,
+        later: set.later,
         width: set.width,
         height: set.height,
         analysis,

@@ -31,7 +31,8 @@ use crate::ThumbnailsError;
 use crate::pipeline::Vision;
 use pinhole_events::images::derivative_prefix;
 
-/// Transforms computed at once (CPU-bound); more wait.
+/// Transforms (and derivatives made on request) computed at once
+/// (CPU-bound); more wait.
 static WORKERS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
     Arc::new(Semaphore::new(
         std::thread::available_parallelism()
@@ -288,15 +289,7 @@ pub(crate) async fn transform(
     }
     // The CPU permit before the original: it also bounds how many originals
     // are held in memory at once.
-    let permit = match tokio::time::timeout(
-        pinhole_http::BUDGET_WAIT,
-        Arc::clone(&WORKERS).acquire_owned(),
-    )
-    .await
-    {
-        Ok(permit) => permit.map_err(ApiError::internal)?,
-        Err(_) => return Err(pinhole_http::busy("every transform worker is busy")),
-    };
+    let permit = cpu_slot().await?;
     let original = match ctx.backends.blobs.get(&original_key, None).await {
         Ok(original) => original,
         // The images role collected the content: the image was deleted and
@@ -349,6 +342,20 @@ pub(crate) async fn transform(
     Ok((out_headers, bytes).into_response())
 }
 
+/// A transform worker's slot (one per core), waited for at most
+/// [`pinhole_http::BUDGET_WAIT`]: 503 when every one stays busy.
+pub(crate) async fn cpu_slot() -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    match tokio::time::timeout(
+        pinhole_http::BUDGET_WAIT,
+        Arc::clone(&WORKERS).acquire_owned(),
+    )
+    .await
+    {
+        Ok(permit) => permit.map_err(ApiError::internal),
+        Err(_) => Err(pinhole_http::busy("every transform worker is busy")),
+    }
+}
+
 /// The stored result at `key`, answered with `headers`; `None` when there
 /// is none (or it was collected since the cache said it was there).
 async fn stored(
@@ -392,5 +399,6 @@ async fn stored(
     }
 }
 
-/// The results being made in this process, by storage key.
-static MAKING: LazyLock<KeyedLocks> = LazyLock::new(KeyedLocks::default);
+/// The results (and derivatives made on request) being made in this
+/// process, by storage key.
+pub(crate) static MAKING: LazyLock<KeyedLocks> = LazyLock::new(KeyedLocks::default);

@@ -1,5 +1,7 @@
-//! The workers. Urgent ones (one group member per core on the urgent topic)
-//! take fresh uploads (`image.uploaded`) and edits (`image.edit_requested`);
+//! The workers. Urgent ones (one group member per core on the urgent topic,
+//! each taking up to a core's worth of jobs at once, which then wait for a
+//! core in the order they came) take fresh uploads (`image.uploaded`) and
+//! edits (`image.edit_requested`);
 //! background ones (their own group on the background topic, with at most
 //! cores − 1 images at a time, so one core is always left to fresh uploads)
 //! take re-processing and backfills (`image.reprocess`).
@@ -179,8 +181,18 @@ async fn derive(
             width: m.width,
             height: m.height,
             format: m.format.as_str().to_owned(),
+            on_request: false,
         });
     }
+    // The rest are made when first asked for (see `crate::on_request`).
+    derivatives.extend(out.later.into_iter().map(|p| Derivative {
+        name: p.name.to_owned(),
+        key: derivative_key(sha256, p.name, p.format.extension()),
+        width: p.width,
+        height: p.height,
+        format: p.format.as_str().to_owned(),
+        on_request: true,
+    }));
     let manifest = Manifest {
         pipeline: PIPELINE,
         width: out.width,
@@ -355,17 +367,33 @@ pub async fn run(ctx: AppContext, lane: Lane) {
         Lane::Background => (crate::BACKGROUND_GROUP, topics::THUMBNAILS_BACKGROUND),
     };
     let handler_ctx = ctx.clone();
-    pinhole_bus::consume(
-        ctx.backends.bus.clone(),
-        group.to_owned(),
-        vec![topic],
-        pinhole_db::dead_letters::parking(ctx.backends.db.clone(), ctx.settings.event_max_attempts),
-        move |record| {
-            let ctx = handler_ctx.clone();
-            async move { handle(&ctx, lane, record).await }
-        },
-    )
-    .await;
+    let parking =
+        pinhole_db::dead_letters::parking(ctx.backends.db.clone(), ctx.settings.event_max_attempts);
+    let handler = move |record| {
+        let ctx = handler_ctx.clone();
+        async move { handle(&ctx, lane, record).await }
+    };
+    let bus = ctx.backends.bus.clone();
+    match lane {
+        // Fresh uploads wait for a core, not for each other: one member's
+        // jobs are taken as they come (up to a core's worth each), so an
+        // upload never queues behind another of its partition while a core
+        // is free.
+        Lane::Urgent => {
+            pinhole_bus::consume_concurrently(
+                bus,
+                group.to_owned(),
+                vec![topic],
+                parking,
+                cores(),
+                handler,
+            )
+            .await;
+        }
+        Lane::Edits | Lane::Background => {
+            pinhole_bus::consume(bus, group.to_owned(), vec![topic], parking, handler).await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use pinhole_blob::BlobStore;
 use pinhole_http::clients::{CommentList, MAX_COMMENTS, MAX_VIEWS, UserImages, ViewerQuery};
 use pinhole_http::{ApiError, ApiQuery, AppContext};
 use sea_orm::DatabaseConnection;
@@ -39,14 +38,14 @@ pub(super) async fn first_comments(
 
 /// Explore's first `limit` images as `viewer` sees them.
 pub(super) async fn explore_first(
-    blobs: &dyn BlobStore,
+    links: &present::Links,
     db: &DatabaseConnection,
     viewer: Option<Uuid>,
     limit: u32,
 ) -> Result<Vec<crate::views::Image>, ApiError> {
     let limit = u64::from(limit.clamp(1, MAX_VIEWS as u32));
     let rows = feeds::explore_rows(db, viewer, 0, limit).await?;
-    present::images_linked(blobs, db, viewer, rows).await
+    present::images_linked(links, db, viewer, rows).await
 }
 
 /// An image's first comments as one viewer sees them (for the gateway).
@@ -86,7 +85,7 @@ pub(crate) async fn explore(
     ApiQuery(q): ApiQuery<ViewerQuery>,
 ) -> Result<Json<Explored>, ApiError> {
     let images = explore_first(
-        ctx.backends.blobs.as_ref(),
+        &present::Links::of(&ctx),
         &ctx.backends.db,
         q.viewer,
         q.limit.unwrap_or(30),
@@ -97,7 +96,7 @@ pub(crate) async fn explore(
 
 /// `username`'s newest `limit` images as `viewer` may see them.
 pub(super) async fn user_images(
-    blobs: &dyn BlobStore,
+    links: &present::Links,
     db: &DatabaseConnection,
     username: &str,
     viewer: Option<Uuid>,
@@ -107,7 +106,7 @@ pub(super) async fn user_images(
         cursor: None,
         limit: Some(limit.clamp(1, MAX_VIEWS as u32).to_string()),
     };
-    match feeds::user_grid(blobs, db, viewer, username, &q).await {
+    match feeds::user_grid(links, db, viewer, username, &q).await {
         Ok(page) => page
             .items
             .iter()
@@ -143,8 +142,8 @@ pub(crate) async fn by_user(
         cursor: None,
         limit: Some(q.limit.unwrap_or(30).clamp(1, MAX_VIEWS as u32).to_string()),
     };
-    let blobs = ctx.backends.blobs.as_ref();
-    let shown = feeds::user_grid(blobs, &ctx.backends.db, q.viewer, &username, &page).await?;
+    let links = present::Links::of(&ctx);
+    let shown = feeds::user_grid(&links, &ctx.backends.db, q.viewer, &username, &page).await?;
     Ok(Json(Explored {
         images: shown.items,
     }))

@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::State;
-use pinhole_blob::BlobStore;
 use pinhole_http::clients::{MAX_VIEWS, ViewsRequest, distinct};
 use pinhole_http::{ApiError, ApiJson, AppContext};
 use sea_orm::ConnectionTrait;
@@ -44,7 +43,7 @@ pub(crate) async fn views(
         ));
     }
     let images = visible(
-        ctx.backends.blobs.as_ref(),
+        &present::Links::of(&ctx),
         &ctx.backends.db,
         &body.ids,
         body.viewer,
@@ -57,7 +56,7 @@ pub(crate) async fn views(
 /// [`crate::access::visible_image`]), as it sees them, in the order asked,
 /// each once; a fixed number of queries for any number of ids.
 pub(super) async fn visible<C: ConnectionTrait>(
-    blobs: &dyn BlobStore,
+    links: &present::Links,
     conn: &C,
     ids: &[Uuid],
     viewer: Option<Uuid>,
@@ -95,5 +94,5 @@ pub(super) async fn visible<C: ConnectionTrait>(
             can_see(&img, &owner, rel).then_some(img)
         })
         .collect();
-    present::images_linked(blobs, conn, viewer, shown).await
+    present::images_linked(links, conn, viewer, shown).await
 }

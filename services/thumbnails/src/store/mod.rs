@@ -75,7 +75,7 @@ pub(crate) fn manifest_key(sha256: &str) -> String {
 }
 
 /// The content in a key under `derivatives/{shard}/{sha256}/`.
-fn derived_content(key: &str) -> Option<&str> {
+pub(crate) fn derived_content(key: &str) -> Option<&str> {
     let mut parts = key.splitn(4, '/');
     (parts.next()? == "derivatives").then_some(())?;
     let _shard = parts.next()?;
@@ -115,14 +115,21 @@ async fn original_stored(
 ) -> Result<bool, BlobError> {
     match format.and_then(pinhole_media::Format::parse) {
         Some(f) => pinhole_blob::exists(blobs, &original_key(sha256, f.extension())).await,
-        None => {
-            let shard = sha256.get(..2).unwrap_or(sha256);
-            Ok(!blobs
-                .list(&format!("originals/{shard}/{sha256}."))
-                .await?
-                .is_empty())
-        }
+        None => Ok(stored_original(blobs, sha256).await?.is_some()),
     }
+}
+
+/// An original of `sha256` the images role stores, in whichever format.
+pub(crate) async fn stored_original(
+    blobs: &dyn BlobStore,
+    sha256: &str,
+) -> Result<Option<pinhole_blob::BlobMeta>, BlobError> {
+    let shard = sha256.get(..2).unwrap_or(sha256);
+    Ok(blobs
+        .list(&format!("originals/{shard}/{sha256}."))
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// Images of the catalog on content `sha256` that are not deleted.
